@@ -78,12 +78,15 @@ def load_run(path):
         file = h5py.File(path, "r", locking=False)
     except OSError as err:
         raise InputError(f"{path}: cannot be opened as HDF5 ({_one_line(err)})") from None
-    with file:
-        attrs = _root_attrs(path, file)
-        config = _config(path, attrs["config_toml"])
-        sizes = _sizes(path, config)
-        hltm = {name: _dataset(path, file, f"hltm/{name}", (sizes["latent"],), 0)[()] for name in HLTM_NAMES}
-        metrics = _metrics(path, file, sizes)
+    try:
+        with file:
+            attrs = _root_attrs(path, file)
+            config = _config(path, attrs["config_toml"])
+            sizes = _sizes(path, config)
+            hltm = {name: _dataset(path, file, f"hltm/{name}", (sizes["latent"],), 0)[()] for name in HLTM_NAMES}
+            metrics = _metrics(path, file, sizes)
+    except OSError as err:  # a writer killed mid-write can leave unreadable chunks
+        raise InputError(f"{path}: damaged HDF5 ({_one_line(err)})") from None
     return Run(path=path, attrs=attrs, config=config, hltm=hltm, metrics=metrics)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator, ScalarFormatter
 
 from .errors import InputError
 from .markdown import table
@@ -112,15 +113,24 @@ def write_csv(path, studies):
         writer.writerows(r for s in studies for r in _rows(s))
 
 
+def _rank_axis(ax, studies):
+    """Rank counts on a log2 axis, labelled with the counts measured."""
+    ranks = sorted({int(r) for s in studies for r in s.ranks})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ranks, [str(r) for r in ranks])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("ranks")
+
+
 def speedup_figure(studies):
     fig = Figure(figsize=(6, 4.5), layout="constrained")
     ax = fig.add_subplot()
     for s in studies:
         ax.plot(s.ranks, s.speedup, marker="o", label=f"{s.kind}: measured")
         ax.plot(s.ranks, s.ideal, ls="--", color=ax.lines[-1].get_color(), label=f"{s.kind}: ideal")
-    ax.set_xscale("log", base=2)
+    _rank_axis(ax, studies)
     ax.set_yscale("log", base=2)
-    ax.set_xlabel("ranks")
+    ax.yaxis.set_major_formatter(ScalarFormatter())
     ax.set_ylabel("speed-up (throughput / smallest-rank throughput)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
@@ -133,9 +143,8 @@ def efficiency_figure(studies):
     for s in studies:
         ax.plot(s.ranks, s.efficiency, marker="o", label=s.kind)
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
-    ax.set_xscale("log", base=2)
+    _rank_axis(ax, studies)
     ax.set_ylim(0, max(1.1, *(s.efficiency.max() * 1.05 for s in studies)))
-    ax.set_xlabel("ranks")
     ax.set_ylabel("parallel efficiency")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
