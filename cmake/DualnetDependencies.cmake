@@ -1,0 +1,42 @@
+# Finds every library dualnet needs and papers over known packaging bugs.
+
+find_package(Kokkos REQUIRED)
+# Debian's Kokkos 3.4.1 CMake config points Kokkos::kokkos at /usr/lib/include, which
+# does not exist, and CMake's generate step then fails. Point it at the real headers.
+get_target_property(_kokkos_inc Kokkos::kokkos INTERFACE_INCLUDE_DIRECTORIES)
+set(_kokkos_inc_ok TRUE)
+foreach(_dir IN LISTS _kokkos_inc)
+  if(NOT _dir MATCHES "^\\$<" AND NOT EXISTS "${_dir}")
+    set(_kokkos_inc_ok FALSE)
+  endif()
+endforeach()
+if(NOT _kokkos_inc_ok)
+  set(_fixed "")
+  foreach(_dir IN LISTS Kokkos_INCLUDE_DIRS)
+    get_filename_component(_real "${_dir}" REALPATH)
+    list(APPEND _fixed "${_real}")
+  endforeach()
+  if(NOT _fixed)
+    set(_fixed /usr/include/trilinos)
+  endif()
+  message(STATUS "Kokkos: replacing broken include dirs '${_kokkos_inc}' with '${_fixed}'")
+  set_target_properties(Kokkos::kokkos PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_fixed}")
+endif()
+message(STATUS "Kokkos ${Kokkos_VERSION}, devices: ${Kokkos_DEVICES}")
+
+find_package(MPI REQUIRED COMPONENTS C)
+
+set(HDF5_PREFER_PARALLEL TRUE)
+find_package(HDF5 REQUIRED COMPONENTS C HL)
+if(NOT HDF5_IS_PARALLEL)
+  message(WARNING "HDF5 is not the parallel build; dualnet writes from rank 0 only, so this works")
+endif()
+add_library(dualnet_hdf5 INTERFACE)
+target_include_directories(dualnet_hdf5 SYSTEM INTERFACE ${HDF5_INCLUDE_DIRS})
+target_link_libraries(dualnet_hdf5 INTERFACE ${HDF5_HL_LIBRARIES} ${HDF5_C_LIBRARIES})
+target_compile_definitions(dualnet_hdf5 INTERFACE ${HDF5_DEFINITIONS})
+
+find_path(RANDOM123_INCLUDE_DIR Random123/philox.h REQUIRED)
+find_path(TOML11_INCLUDE_DIR toml.hpp PATH_SUFFIXES toml11 REQUIRED)
+add_library(dualnet_headers INTERFACE)
+target_include_directories(dualnet_headers SYSTEM INTERFACE ${RANDOM123_INCLUDE_DIR} ${TOML11_INCLUDE_DIR})

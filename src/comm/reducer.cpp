@@ -1,0 +1,58 @@
+#include "comm/reducer.hpp"
+
+#include <mpi.h>
+
+#include "util/error.hpp"
+
+namespace dualnet {
+
+#ifdef DUALNET_HAVE_NCCL
+std::unique_ptr<Reducer> make_nccl_reducer(const World& w);  // comm/nccl_reducer.cpp
+#endif
+
+namespace {
+
+class SerialReducer final : public Reducer {
+ public:
+  void sum(const View1<std::int64_t>&) override {}
+  void sum(const View1<double>&) override {}
+  std::string name() const override { return "serial"; }
+};
+
+class MpiReducer final : public Reducer {
+ public:
+  explicit MpiReducer(const World& w) : comm_(w.comm) {}
+  void sum(const View1<std::int64_t>& buf) override { reduce(buf, MPI_INT64_T); }
+  void sum(const View1<double>& buf) override { reduce(buf, MPI_DOUBLE); }
+  std::string name() const override { return "mpi"; }
+
+ private:
+  template <class T>
+  void reduce(const View1<T>& buf, MPI_Datatype type) {
+    if (buf.extent(0) == 0) return;
+    auto host = Kokkos::create_mirror_view(buf);  // the same memory on host backends
+    Kokkos::deep_copy(host, buf);
+    if (MPI_Allreduce(MPI_IN_PLACE, host.data(), static_cast<int>(buf.extent(0)), type, MPI_SUM, comm_) !=
+        MPI_SUCCESS)
+      DUALNET_FAIL("MPI_Allreduce of " + std::to_string(buf.extent(0)) + " values failed");
+    Kokkos::deep_copy(buf, host);
+  }
+  MPI_Comm comm_;
+};
+
+}  // namespace
+
+std::unique_ptr<Reducer> make_reducer(const World& w, const std::string& choice) {
+#ifdef DUALNET_HAVE_NCCL
+  const bool device_memory = !Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible;
+  if (choice == "nccl" || (choice == "auto" && device_memory)) return make_nccl_reducer(w);
+#else
+  if (choice == "nccl")
+    throw UsageError("reducer=nccl: this dualnet was built without NCCL (configure with DUALNET_ENABLE_NCCL=ON "
+                     "against a CUDA Kokkos)");
+#endif
+  if (w.size == 1) return std::make_unique<SerialReducer>();
+  return std::make_unique<MpiReducer>(w);
+}
+
+}  // namespace dualnet

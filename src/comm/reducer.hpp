@@ -1,0 +1,26 @@
+#pragma once
+// Sums device buffers over all ranks, in place. One small interface, several transports:
+// serial (one rank: nothing to do), MPI (through host memory), NCCL (device buffers, in
+// comm/nccl_reducer.cpp when built with DUALNET_ENABLE_NCCL).
+// Gradients travel as int64 fixed point (util/fixed_point.hpp), so the sum is exact and
+// independent of the transport's order; evaluation statistics travel as double.
+#include <memory>
+#include <string>
+
+#include "comm/world.hpp"
+#include "util/kokkos_compat.hpp"
+
+namespace dualnet {
+
+class Reducer {
+ public:
+  virtual ~Reducer() = default;
+  virtual void sum(const View1<std::int64_t>& buf) = 0;
+  virtual void sum(const View1<double>& buf) = 0;
+  virtual std::string name() const = 0;
+};
+
+// `choice` is the config key reducer: auto|mpi|nccl.
+std::unique_ptr<Reducer> make_reducer(const World& w, const std::string& choice);
+
+}  // namespace dualnet

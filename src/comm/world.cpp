@@ -1,0 +1,51 @@
+#include "comm/world.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "util/error.hpp"
+
+#define DUALNET_MPI_CHECK(call)                                                   \
+  do {                                                                            \
+    const int rc_ = (call);                                                       \
+    if (rc_ != MPI_SUCCESS) DUALNET_FAIL(std::string("MPI call failed: ") + #call); \
+  } while (0)
+
+namespace dualnet {
+
+World World::from_mpi() {
+  World w;
+  DUALNET_MPI_CHECK(MPI_Comm_rank(w.comm, &w.rank));
+  DUALNET_MPI_CHECK(MPI_Comm_size(w.comm, &w.size));
+  MPI_Comm local;
+  DUALNET_MPI_CHECK(MPI_Comm_split_type(w.comm, MPI_COMM_TYPE_SHARED, w.rank, MPI_INFO_NULL, &local));
+  DUALNET_MPI_CHECK(MPI_Comm_rank(local, &w.local_rank));
+  int leader = w.local_rank == 0 ? 1 : 0;
+  DUALNET_MPI_CHECK(MPI_Allreduce(&leader, &w.nodes, 1, MPI_INT, MPI_SUM, w.comm));
+  MPI_Comm_free(&local);
+  return w;
+}
+
+std::string broadcast_string(const World& w, const std::string& s, int from) {
+  long long n = static_cast<long long>(s.size());
+  DUALNET_MPI_CHECK(MPI_Bcast(&n, 1, MPI_LONG_LONG, from, w.comm));
+  std::string out = w.rank == from ? s : std::string(static_cast<size_t>(n), '\0');
+  if (n > 0) DUALNET_MPI_CHECK(MPI_Bcast(out.data(), static_cast<int>(n), MPI_CHAR, from, w.comm));
+  return out;
+}
+
+void agree(const World& w, const std::string& local_error, bool usage) {
+  // Lowest failing rank speaks for all; its kind of error (usage or runtime) is kept.
+  int mine = local_error.empty() ? w.size : w.rank;
+  int first = w.size;
+  DUALNET_MPI_CHECK(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, w.comm));
+  if (first == w.size) return;
+  const std::string msg = broadcast_string(w, local_error, first);
+  int kind = usage ? 1 : 0;
+  DUALNET_MPI_CHECK(MPI_Bcast(&kind, 1, MPI_INT, first, w.comm));
+  std::string prefix = (w.size > 1 && first != 0) ? "rank " + std::to_string(first) + ": " : "";
+  if (kind == 1) throw UsageError(prefix + msg, true);
+  throw RuntimeError(prefix + msg, true);
+}
+
+}  // namespace dualnet

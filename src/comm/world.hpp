@@ -1,0 +1,48 @@
+#pragma once
+// The MPI world as dualnet uses it: rank, size, local rank, and the few collective helpers
+// that keep every rank in agreement (an error on one rank becomes the same error on all,
+// so a bad input never leaves the others waiting in a collective).
+#include <mpi.h>
+
+#include <string>
+
+namespace dualnet {
+
+struct World {
+  MPI_Comm comm = MPI_COMM_WORLD;
+  int rank = 0;
+  int size = 1;
+  int local_rank = 0;  // rank among the ranks on the same host
+  int nodes = 1;       // distinct hosts
+  static World from_mpi();
+  bool root() const { return rank == 0; }
+};
+
+// Every rank calls this with its own outcome; if any rank failed, all ranks throw the
+// first failing rank's message (UsageError if `usage`, else RuntimeError).
+void agree(const World& w, const std::string& local_error, bool usage);
+
+// Runs f() on every rank and turns a failure anywhere into the same exception everywhere.
+template <class F>
+void on_all_ranks(const World& w, F&& f);
+
+std::string broadcast_string(const World& w, const std::string& s, int from = 0);
+
+}  // namespace dualnet
+
+#include "util/error.hpp"
+
+template <class F>
+void dualnet::on_all_ranks(const World& w, F&& f) {
+  std::string err;
+  bool usage = false;
+  try {
+    f();
+  } catch (const UsageError& e) {
+    err = e.what();
+    usage = true;
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
+  agree(w, err, usage);
+}

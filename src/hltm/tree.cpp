@@ -1,0 +1,22 @@
+#include "hltm/tree.hpp"
+
+#include "util/error.hpp"
+
+namespace dualnet {
+
+TreeShape::TreeShape(int depth_, int k_, int hid_) : depth(depth_), k(k_), hid(hid_) {
+  if (depth < 1 || depth > kMaxDepth || k < 2 || hid < 1)
+    throw UsageError("tree shape out of range: depth " + std::to_string(depth) + ", num_children " +
+                     std::to_string(k) + ", hid " + std::to_string(hid));
+  std::int64_t width = 1, start = 0;
+  for (int l = 0; l <= depth; ++l) {
+    level_start[l] = static_cast<int>(start);
+    start += width;
+    if (l < depth) width *= k;
+  }
+  level_start[depth + 1] = static_cast<int>(start);
+  n_latent = level_start[depth];
+  n_leaf = static_cast<int>(width);
+}
+
+}  // namespace dualnet

@@ -1,0 +1,245 @@
+#include "io/hdf5.hpp"
+
+#include <H5DSpublic.h>
+
+#include <utility>
+
+#include "util/error.hpp"
+
+namespace dualnet::h5 {
+namespace {
+
+hid_t check(hid_t id, const std::string& what) {
+  if (id < 0) throw RuntimeError("HDF5: " + what + " failed");
+  return id;
+}
+
+void check_status(herr_t rc, const std::string& what) {
+  if (rc < 0) throw RuntimeError("HDF5: " + what + " failed");
+}
+
+std::string object_name(const Handle& obj) {
+  char buf[512] = {0};
+  H5Iget_name(obj.id(), buf, sizeof(buf));
+  char file[512] = {0};
+  H5Fget_name(obj.id(), file, sizeof(file));
+  return std::string(file) + ":" + buf;
+}
+
+}  // namespace
+
+Handle& Handle::operator=(Handle&& o) noexcept {
+  if (this != &o) {
+    close();
+    id_ = std::exchange(o.id_, -1);
+  }
+  return *this;
+}
+
+void Handle::close() {
+  if (id_ < 0) return;
+  switch (H5Iget_type(id_)) {
+    case H5I_FILE: H5Fclose(id_); break;
+    case H5I_GROUP: H5Gclose(id_); break;
+    case H5I_DATASET: H5Dclose(id_); break;
+    case H5I_DATASPACE: H5Sclose(id_); break;
+    case H5I_DATATYPE: H5Tclose(id_); break;
+    case H5I_ATTR: H5Aclose(id_); break;
+    case H5I_GENPROP_LST: H5Pclose(id_); break;
+    default: break;
+  }
+  id_ = -1;
+}
+
+void quiet_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+Handle create_file(const std::string& path) {
+  return Handle(check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "creating " + path));
+}
+
+Handle open_file(const std::string& path, bool writable) {
+  return Handle(check(H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT),
+                      "opening " + path));
+}
+
+bool is_hdf5(const std::string& path) { return H5Fis_hdf5(path.c_str()) > 0; }
+
+void flush(const Handle& file) { check_status(H5Fflush(file.id(), H5F_SCOPE_GLOBAL), "flushing file"); }
+
+Handle create_group(const Handle& parent, const std::string& name) {
+  return Handle(check(H5Gcreate2(parent.id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                      "creating group " + name));
+}
+
+Handle open_group(const Handle& parent, const std::string& name) {
+  return Handle(check(H5Gopen2(parent.id(), name.c_str(), H5P_DEFAULT), "opening group " + name));
+}
+
+Handle open_dataset(const Handle& parent, const std::string& name) {
+  return Handle(check(H5Dopen2(parent.id(), name.c_str(), H5P_DEFAULT), "opening dataset " + name));
+}
+
+bool exists(const Handle& parent, const std::string& name) {
+  return H5Lexists(parent.id(), name.c_str(), H5P_DEFAULT) > 0;
+}
+
+void write_attr(const Handle& obj, const std::string& name, const std::string& value) {
+  Handle type(check(H5Tcopy(H5T_C_S1), "string type"));
+  check_status(H5Tset_size(type.id(), H5T_VARIABLE), "string size");
+  check_status(H5Tset_cset(type.id(), H5T_CSET_UTF8), "string charset");
+  Handle space(check(H5Screate(H5S_SCALAR), "scalar space"));
+  if (H5Aexists(obj.id(), name.c_str()) > 0) check_status(H5Adelete(obj.id(), name.c_str()), "deleting " + name);
+  Handle attr(check(H5Acreate2(obj.id(), name.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT),
+                    "creating attribute " + name));
+  const char* p = value.c_str();
+  check_status(H5Awrite(attr.id(), type.id(), &p), "writing attribute " + name);
+}
+
+void write_attr(const Handle& obj, const std::string& name, std::int64_t value) {
+  Handle space(check(H5Screate(H5S_SCALAR), "scalar space"));
+  if (H5Aexists(obj.id(), name.c_str()) > 0) check_status(H5Adelete(obj.id(), name.c_str()), "deleting " + name);
+  Handle attr(check(H5Acreate2(obj.id(), name.c_str(), H5T_STD_I64LE, space.id(), H5P_DEFAULT, H5P_DEFAULT),
+                    "creating attribute " + name));
+  check_status(H5Awrite(attr.id(), H5T_NATIVE_INT64, &value), "writing attribute " + name);
+}
+
+bool has_attr(const Handle& obj, const std::string& name) { return H5Aexists(obj.id(), name.c_str()) > 0; }
+
+std::string read_attr_string(const Handle& obj, const std::string& name) {
+  if (!has_attr(obj, name)) throw RuntimeError("HDF5: " + object_name(obj) + " has no attribute '" + name + "'");
+  Handle attr(check(H5Aopen(obj.id(), name.c_str(), H5P_DEFAULT), "opening attribute " + name));
+  Handle ftype(check(H5Aget_type(attr.id()), "attribute type"));
+  if (H5Tget_class(ftype.id()) != H5T_STRING)
+    throw RuntimeError("HDF5: attribute '" + name + "' of " + object_name(obj) + " is not a string");
+  if (H5Tis_variable_str(ftype.id()) > 0) {
+    Handle mtype(check(H5Tcopy(H5T_C_S1), "string type"));
+    check_status(H5Tset_size(mtype.id(), H5T_VARIABLE), "string size");
+    check_status(H5Tset_cset(mtype.id(), H5Tget_cset(ftype.id())), "string charset");
+    char* p = nullptr;
+    check_status(H5Aread(attr.id(), mtype.id(), &p), "reading attribute " + name);
+    std::string s = p ? p : "";
+    Handle space(check(H5Aget_space(attr.id()), "attribute space"));
+    H5Dvlen_reclaim(mtype.id(), space.id(), H5P_DEFAULT, &p);
+    return s;
+  }
+  const size_t n = H5Tget_size(ftype.id());
+  std::string s(n, '\0');
+  check_status(H5Aread(attr.id(), ftype.id(), s.data()), "reading attribute " + name);
+  return s.substr(0, s.find('\0'));
+}
+
+std::int64_t read_attr_int(const Handle& obj, const std::string& name) {
+  if (!has_attr(obj, name)) throw RuntimeError("HDF5: " + object_name(obj) + " has no attribute '" + name + "'");
+  Handle attr(check(H5Aopen(obj.id(), name.c_str(), H5P_DEFAULT), "opening attribute " + name));
+  Handle ftype(check(H5Aget_type(attr.id()), "attribute type"));
+  if (H5Tget_class(ftype.id()) != H5T_INTEGER)
+    throw RuntimeError("HDF5: attribute '" + name + "' of " + object_name(obj) + " is not an integer");
+  std::int64_t v = 0;
+  check_status(H5Aread(attr.id(), H5T_NATIVE_INT64, &v), "reading attribute " + name);
+  return v;
+}
+
+namespace {
+
+Handle write_fixed(const Handle& parent, const std::string& name, const std::vector<hsize_t>& dims, hid_t file_type,
+                   hid_t mem_type, const void* data) {
+  Handle space(check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "dataspace"));
+  Handle ds(check(H5Dcreate2(parent.id(), name.c_str(), file_type, space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                  "creating dataset " + name));
+  check_status(H5Dwrite(ds.id(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "writing dataset " + name);
+  return ds;
+}
+
+template <class T>
+std::vector<T> read_all(const Handle& parent, const std::string& name, hid_t mem_type) {
+  Handle ds = open_dataset(parent, name);
+  hsize_t n = 1;
+  for (auto d : shape(ds)) n *= d;
+  std::vector<T> v(n);
+  if (n > 0) check_status(H5Dread(ds.id(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), "reading " + name);
+  return v;
+}
+
+}  // namespace
+
+Handle write_dataset(const Handle& parent, const std::string& name, const std::vector<hsize_t>& dims,
+                     const double* data) {
+  return write_fixed(parent, name, dims, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, data);
+}
+
+Handle write_dataset(const Handle& parent, const std::string& name, const std::vector<hsize_t>& dims,
+                     const std::int64_t* data) {
+  return write_fixed(parent, name, dims, H5T_STD_I64LE, H5T_NATIVE_INT64, data);
+}
+
+std::vector<double> read_doubles(const Handle& parent, const std::string& name) {
+  return read_all<double>(parent, name, H5T_NATIVE_DOUBLE);
+}
+
+std::vector<std::int64_t> read_ints(const Handle& parent, const std::string& name) {
+  return read_all<std::int64_t>(parent, name, H5T_NATIVE_INT64);
+}
+
+std::vector<hsize_t> shape(const Handle& dataset) {
+  Handle space(check(H5Dget_space(dataset.id()), "dataset space"));
+  const int rank = H5Sget_simple_extent_ndims(space.id());
+  check(rank, "dataset rank");
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr);
+  return dims;
+}
+
+Handle create_rows(const Handle& parent, const std::string& name, const std::vector<hsize_t>& row_dims,
+                   hid_t type) {
+  std::vector<hsize_t> dims{0}, maxdims{H5S_UNLIMITED}, chunk{1};
+  for (auto d : row_dims) {
+    dims.push_back(d);
+    maxdims.push_back(d);
+    chunk.push_back(d > 0 ? d : 1);
+  }
+  Handle space(check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), maxdims.data()), "dataspace"));
+  Handle props(check(H5Pcreate(H5P_DATASET_CREATE), "dataset properties"));
+  check_status(H5Pset_chunk(props.id(), static_cast<int>(chunk.size()), chunk.data()), "chunking " + name);
+  if (H5Tequal(type, H5T_NATIVE_DOUBLE) > 0) {
+    const double nan = __builtin_nan("");
+    check_status(H5Pset_fill_value(props.id(), H5T_NATIVE_DOUBLE, &nan), "fill value " + name);
+  }
+  const hid_t file_type = H5Tequal(type, H5T_NATIVE_DOUBLE) > 0 ? H5T_IEEE_F64LE : H5T_STD_I64LE;
+  return Handle(check(H5Dcreate2(parent.id(), name.c_str(), file_type, space.id(), H5P_DEFAULT, props.id(),
+                                 H5P_DEFAULT),
+                      "creating dataset " + name));
+}
+
+hsize_t row_count(const Handle& dataset) { return shape(dataset).at(0); }
+
+void set_row_count(const Handle& dataset, hsize_t rows) {
+  auto dims = shape(dataset);
+  dims[0] = rows;
+  check_status(H5Dset_extent(dataset.id(), dims.data()), "resizing dataset");
+}
+
+void write_row(const Handle& dataset, hsize_t row, const void* data, hid_t type) {
+  auto dims = shape(dataset);
+  if (dims[0] <= row) {
+    dims[0] = row + 1;
+    check_status(H5Dset_extent(dataset.id(), dims.data()), "extending dataset");
+  }
+  Handle file_space(check(H5Dget_space(dataset.id()), "dataset space"));
+  std::vector<hsize_t> start(dims.size(), 0), count = dims;
+  start[0] = row;
+  count[0] = 1;
+  check_status(H5Sselect_hyperslab(file_space.id(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr),
+               "selecting row");
+  Handle mem_space(check(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), "row space"));
+  check_status(H5Dwrite(dataset.id(), type, mem_space.id(), file_space.id(), H5P_DEFAULT, data), "writing row");
+}
+
+void make_scale(const Handle& dataset, const std::string& dim_name) {
+  check_status(H5DSset_scale(dataset.id(), dim_name.c_str()), "making dimension scale " + dim_name);
+}
+
+void attach_scale(const Handle& dataset, const Handle& scale, unsigned axis) {
+  check_status(H5DSattach_scale(dataset.id(), scale.id(), axis), "attaching dimension scale");
+}
+
+}  // namespace dualnet::h5

@@ -1,0 +1,69 @@
+#pragma once
+// A thin RAII layer over the HDF5 C API: every call is checked, failures throw with the
+// call and the file named. Only what dualnet needs: groups, string/int attributes, fixed
+// and row-extendible datasets of double/int64, and dimension scales for named axes.
+#include <hdf5.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dualnet::h5 {
+
+// Owns one HDF5 identifier and closes it with the right H5*close.
+class Handle {
+ public:
+  Handle() = default;
+  explicit Handle(hid_t id) : id_(id) {}
+  Handle(Handle&& o) noexcept : id_(o.id_) { o.id_ = -1; }
+  Handle& operator=(Handle&& o) noexcept;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() { close(); }
+  hid_t id() const { return id_; }
+  void close();
+
+ private:
+  hid_t id_ = -1;
+};
+
+// Silences HDF5's own error printing; dualnet reports errors itself, one line each.
+void quiet_errors();
+
+Handle create_file(const std::string& path);  // truncates
+Handle open_file(const std::string& path, bool writable);
+bool is_hdf5(const std::string& path);
+void flush(const Handle& file);
+
+Handle create_group(const Handle& parent, const std::string& name);
+Handle open_group(const Handle& parent, const std::string& name);
+Handle open_dataset(const Handle& parent, const std::string& name);
+bool exists(const Handle& parent, const std::string& name);
+
+void write_attr(const Handle& obj, const std::string& name, const std::string& value);
+void write_attr(const Handle& obj, const std::string& name, std::int64_t value);
+bool has_attr(const Handle& obj, const std::string& name);
+std::string read_attr_string(const Handle& obj, const std::string& name);
+std::int64_t read_attr_int(const Handle& obj, const std::string& name);
+
+// A dataset of fixed shape, written whole.
+Handle write_dataset(const Handle& parent, const std::string& name, const std::vector<hsize_t>& dims,
+                     const double* data);
+Handle write_dataset(const Handle& parent, const std::string& name, const std::vector<hsize_t>& dims,
+                     const std::int64_t* data);
+std::vector<double> read_doubles(const Handle& parent, const std::string& name);
+std::vector<std::int64_t> read_ints(const Handle& parent, const std::string& name);
+std::vector<hsize_t> shape(const Handle& dataset);
+
+// A dataset whose first axis grows one row at a time: shape [rows, row_dims...].
+Handle create_rows(const Handle& parent, const std::string& name, const std::vector<hsize_t>& row_dims,
+                   hid_t type);
+hsize_t row_count(const Handle& dataset);
+void set_row_count(const Handle& dataset, hsize_t rows);  // grows or truncates
+void write_row(const Handle& dataset, hsize_t row, const void* data, hid_t type);
+
+// Dimension scales, so xarray (h5netcdf) shows named axes.
+void make_scale(const Handle& dataset, const std::string& dim_name);
+void attach_scale(const Handle& dataset, const Handle& scale, unsigned axis);
+
+}  // namespace dualnet::h5

@@ -1,0 +1,26 @@
+// dualnet: twin deep ReLU networks on a hierarchical latent tree model (Tian et al. 2020),
+// Kokkos kernels, MPI data parallelism, HDF5 output. main() owns the MPI and Kokkos
+// lifetimes and turns errors into exit codes: 2 for bad input, 1 for failures.
+#include <mpi.h>
+
+#include <Kokkos_Core.hpp>
+#include <cstdio>
+
+#include "cli.hpp"
+#include "comm/world.hpp"
+#include "io/hdf5.hpp"
+#include "util/error.hpp"
+
+int main(int argc, char* argv[]) {
+  MPI_Init(&argc, &argv);
+  int rc = 0;
+  {
+    Kokkos::initialize(argc, argv);  // consumes --kokkos-* arguments
+    dualnet::h5::quiet_errors();
+    const dualnet::World world = dualnet::World::from_mpi();
+    rc = dualnet::run_cli(argc, argv, world);
+    Kokkos::finalize();
+  }
+  MPI_Finalize();
+  return rc;
+}

@@ -1,0 +1,56 @@
+#pragma once
+// The twin network (SPEC §3): one ReLU sub-network per latent node, mirroring the tree,
+// applied with shared weights to every view. Rows of the activation arrays are
+// (item, view) pairs; columns are neurons (node*hid + j).
+#include <cstdint>
+
+#include "hltm/tree.hpp"
+#include "util/kokkos_compat.hpp"
+
+namespace dualnet {
+
+constexpr double kOutputEps = 1e-4;
+
+struct NetworkShape {
+  TreeShape tree;
+  bool bias = true;
+  bool normalize_output = true;
+};
+
+// PyTorch Linear initialisation, W and b ~ U(-1/sqrt(in), 1/sqrt(in)), from the seed
+// (biases are zero in a bias-free network).
+View1<real> init_params(const NetworkShape& net, std::uint64_t seed);
+
+struct Activations {
+  View2<real> pre;     // [rows][n_neuron] pre-activations h
+  View2<real> out;     // [rows][hid] network output f
+  View1<real> norm;    // [rows] |h_root|
+  void allocate(const TreeShape& tree, std::int64_t rows);
+};
+
+// Bottom-up pass over `rows` rows of `leaves`.
+void forward(const NetworkShape& net, const View1<real>& params, const View2<real>& leaves, std::int64_t rows,
+             const Activations& act);
+
+// dL/dh for every neuron, from dL/df (grad_out [rows][hid]) into delta [rows][n_neuron].
+void backward(const NetworkShape& net, const View1<real>& params, const Activations& act,
+              const View2<real>& grad_out, std::int64_t rows, const View2<real>& delta);
+
+// Gradient of the loss w.r.t. every parameter in 64-bit fixed point: sums over `rows` rows,
+// chunk by chunk (`rows_per_chunk` rows in fixed order), each chunk rounded to fixed point.
+// Writes grad[0, n_params); adds 1 to grad(overflow_slot) for each value out of range.
+void weight_gradient(const NetworkShape& net, const Activations& act, const View2<real>& leaves,
+                     const View2<real>& delta, std::int64_t rows, std::int64_t rows_per_chunk,
+                     const View1<std::int64_t>& grad, std::int64_t overflow_slot);
+
+// Frobenius norm of each node's weight matrix W_mu (biases excluded), [n_latent].
+View1<real> weight_norms(const NetworkShape& net, const View1<real>& params);
+
+// Input i of node mu for one row: a leaf value or the ReLU of a child neuron.
+KOKKOS_INLINE_FUNCTION real node_input(const TreeShape& t, const View2<real>& pre, const View2<real>& leaves,
+                                       std::int64_t row, int node, int i) {
+  const int fc = t.first_child(node);
+  return t.feeds_on_leaves(node) ? leaves(row, fc - t.n_latent + i) : kmath::relu(pre(row, fc * t.hid + i));
+}
+
+}  // namespace dualnet

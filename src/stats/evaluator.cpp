@@ -1,0 +1,203 @@
+#include "stats/evaluator.hpp"
+
+#include <algorithm>
+#include <limits>
+
+namespace dualnet {
+
+namespace {
+constexpr std::int64_t kJacobianBytes = 64ll << 20;  // workspace cap for per-anchor Jacobians
+}
+
+Evaluator::Evaluator(const NetworkShape& net, std::int64_t max_chunk) : net_(net) {
+  const TreeShape& t = net.tree;
+  const std::int64_t per_anchor = static_cast<std::int64_t>(t.n_latent) * t.hid * t.hid * sizeof(real);
+  chunk_ = std::max<std::int64_t>(1, std::min(max_chunk, kJacobianBytes / per_anchor));
+  const std::int64_t L = t.n_latent, N = t.n_neuron();
+  o_sum_z_ = 2;  // [0], [1]: anchors with root 0 and root 1
+  o_sum_h_ = o_sum_z_ + L;
+  o_sum_h2_ = o_sum_h_ + N;
+  o_sum_zh_ = o_sum_h2_ + N;
+  o_conn0_ = o_sum_zh_ + L * N;
+  o_conn1_ = o_conn0_ + t.n_conn();
+  acc_ = View1<double>("stats.sums", o_conn1_ + t.n_conn());
+  jac_ = View3<real>("stats.jacobian", chunk_, t.n_latent, t.hid * t.hid);
+}
+
+void Evaluator::reset() { Kokkos::deep_copy(acc_, 0.0); }
+
+void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples, const Activations& act,
+                           std::int64_t rows) {
+  const TreeShape t = net_.tree;
+  const auto acc = acc_;
+  const auto z = samples.latent;
+  const auto leaves = samples.leaves;
+  const auto pre = act.pre;
+  const std::int64_t N = t.n_neuron();
+  const std::int64_t o_z = o_sum_z_, o_h = o_sum_h_, o_h2 = o_sum_h2_, o_zh = o_sum_zh_;
+
+  Kokkos::parallel_for("stats::latent_sums", range(t.n_latent), KOKKOS_LAMBDA(const std::int64_t mu) {
+    double s = 0.0;
+    for (std::int64_t r = 0; r < rows; ++r) s += z(r, mu);
+    acc(o_z + mu) += s;
+    if (mu == 0) {
+      acc(0) += static_cast<double>(rows) - s;
+      acc(1) += s;
+    }
+  });
+  Kokkos::parallel_for("stats::neuron_sums", range(N), KOKKOS_LAMBDA(const std::int64_t n) {
+    double s = 0.0, s2 = 0.0;
+    for (std::int64_t r = 0; r < rows; ++r) {
+      s += pre(r, n);
+      s2 += pre(r, n) * pre(r, n);
+    }
+    acc(o_h + n) += s;
+    acc(o_h2 + n) += s2;
+  });
+  Kokkos::parallel_for("stats::cross_sums", range(t.n_latent * N), KOKKOS_LAMBDA(const std::int64_t idx) {
+    const std::int64_t mu = idx / N, n = idx % N;
+    double s = 0.0;
+    for (std::int64_t r = 0; r < rows; ++r)
+      if (z(r, mu)) s += pre(r, n);
+    acc(o_zh + idx) += s;
+  });
+
+  // Jacobians top-down: J_root = I; J_c = J_parent * W_parent[:, block c] * diag(gate_c).
+  const auto jac = jac_;
+  const int hid = t.hid;
+  Kokkos::parallel_for("stats::jacobian_root", range(rows), KOKKOS_LAMBDA(const std::int64_t r) {
+    for (int a = 0; a < hid; ++a)
+      for (int b = 0; b < hid; ++b) jac(r, 0, a * hid + b) = a == b ? 1.0 : 0.0;
+  });
+  for (int level = 1; level < t.depth; ++level) {
+    const int first = t.level_start[level], width = t.nodes_at(level);
+    Kokkos::parallel_for("stats::jacobian_level", range(rows * width), KOKKOS_LAMBDA(const std::int64_t idx) {
+      const std::int64_t r = idx / width;
+      const int node = first + static_cast<int>(idx % width);
+      const int parent = t.parent(node), q = (node - 1) % t.k, in = t.in_size(parent);
+      const std::int64_t off = t.param_offset(parent);
+      for (int b = 0; b < hid; ++b) {
+        const bool open = pre(r, node * hid + b) > 0.0;
+        for (int a = 0; a < hid; ++a) {
+          double s = 0.0;
+          if (open)
+            for (int j = 0; j < hid; ++j) s += jac(r, parent, a * hid + j) * params(off + j * in + q * hid + b);
+          jac(r, node, a * hid + b) = s;
+        }
+      }
+    });
+  }
+  // Class sums of conn_mu(i, a, b) = input_mu(i) * J_mu(a, b).
+  const std::int64_t o_c0 = o_conn0_, o_c1 = o_conn1_;
+  Kokkos::parallel_for("stats::conn_sums", range(t.n_conn()), KOKKOS_LAMBDA(const std::int64_t e) {
+    const int node = t.conn_node(e);
+    const std::int64_t local = e - t.conn_offset(node);
+    const int i = static_cast<int>(local / (hid * hid));
+    const int ab = static_cast<int>(local % (hid * hid));
+    double s0 = 0.0, s1 = 0.0;
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const double v = node_input(t, pre, leaves, r, node, i) * jac(r, node, ab);
+      if (z(r, 0)) s1 += v;
+      else s0 += v;
+    }
+    acc(o_c0 + e) += s0;
+    acc(o_c1 + e) += s1;
+  });
+}
+
+EvalResult Evaluator::finish() const {
+  const TreeShape t = net_.tree;
+  const auto acc = acc_;
+  const std::int64_t L = t.n_latent, N = t.n_neuron();
+  const int hid = t.hid;
+  const std::int64_t o_z = o_sum_z_, o_h = o_sum_h_, o_h2 = o_sum_h2_, o_zh = o_sum_zh_;
+
+  View2R<real> corr_full("stats.corr_full", L, N);
+  Kokkos::parallel_for("stats::correlations", range(L * N), KOKKOS_LAMBDA(const std::int64_t idx) {
+    const std::int64_t mu = idx / N, n = idx % N;
+    const double count = acc(0) + acc(1);
+    const double mz = acc(o_z + mu) / count, mh = acc(o_h + n) / count;
+    const double vz = kmath::max(mz - mz * mz, 0.0);  // z is 0/1: E[z^2] = E[z]
+    const double vh = kmath::max(acc(o_h2 + n) / count - mh * mh, 0.0);
+    const double cov = acc(o_zh + idx) / count - mz * mh;
+    const double sd = kmath::sqrt(vz) * kmath::sqrt(vh);
+    double c = 0.0;
+    if (!(sd < 1e-6 && kmath::fabs(cov) < 1e-6)) c = kmath::max(-1.0, kmath::min(1.0, cov / sd));
+    corr_full(mu, n) = c;
+  });
+  View1<real> best("stats.best_corr", L);
+  View2R<real> own("stats.corr", L, hid);  // each node against its own neurons
+  Kokkos::parallel_for("stats::best_corr", range(L), KOKKOS_LAMBDA(const std::int64_t mu) {
+    double b = 0.0;
+    for (int j = 0; j < hid; ++j) {
+      own(mu, j) = corr_full(mu, mu * hid + j);
+      b = kmath::max(b, kmath::fabs(own(mu, j)));
+    }
+    best(mu) = b;
+  });
+  View1<real> level_mean("stats.level_mean_best_corr", t.depth);
+  Kokkos::parallel_for("stats::level_means", range(t.depth), KOKKOS_LAMBDA(const std::int64_t l) {
+    double s = 0.0;
+    for (int mu = t.level_start[l]; mu < t.level_start[l + 1]; ++mu) s += best(mu);
+    level_mean(l) = s / t.nodes_at(static_cast<int>(l));
+  });
+
+  // Covariance operator per node: Delta = mean conn | root 0 - mean conn | root 1, and the
+  // Gram matrices of its two reshapes (never the dd x dd operator itself):
+  //   ref:   rows (i, a), cols b  ->  G_ref(b, b')   = sum_{i,a} Delta(i,a,b) Delta(i,a,b')
+  //   paper: rows (i, b), cols a  ->  G_paper(a, a') = sum_{i,b} Delta(i,a,b) Delta(i,a',b)
+  // p0 p1 ||G||_F is the Frobenius norm of the operator p0 p1 Delta Delta^T.
+  const std::int64_t o_c0 = o_conn0_, o_c1 = o_conn1_;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  View3R<real> gram_ref("stats.gram_ref", L, hid, hid), gram_paper("stats.gram_paper", L, hid, hid);
+  Kokkos::parallel_for("stats::covop_gram", range(L * hid * hid), KOKKOS_LAMBDA(const std::int64_t idx) {
+    const int node = static_cast<int>(idx / (hid * hid));
+    const int x = static_cast<int>((idx / hid) % hid), y = static_cast<int>(idx % hid);
+    const double n0 = acc(0), n1 = acc(1), count = n0 + n1;
+    const double w = (n0 / count) * (n1 / count);
+    const std::int64_t base = t.conn_offset(node);
+    const int in = t.in_size(node);
+    const auto delta = [&](int i, int a, int b) {
+      const std::int64_t e = base + (static_cast<std::int64_t>(i) * hid + a) * hid + b;
+      return acc(o_c0 + e) / n0 - acc(o_c1 + e) / n1;
+    };
+    double gr = 0.0, gp = 0.0;
+    for (int i = 0; i < in; ++i)
+      for (int m = 0; m < hid; ++m) {
+        gr += delta(i, m, x) * delta(i, m, y);
+        gp += delta(i, x, m) * delta(i, y, m);
+      }
+    const bool defined = n0 > 0.0 && n1 > 0.0;
+    gram_ref(node, x, y) = defined ? w * gr : nan;
+    gram_paper(node, x, y) = defined ? w * gp : nan;
+  });
+  View1<real> norm_ref("stats.covop_norm_ref", L), norm_paper("stats.covop_norm_paper", L);
+  Kokkos::parallel_for("stats::covop_norms", range(L), KOKKOS_LAMBDA(const std::int64_t node) {
+    double sr = 0.0, sp = 0.0;
+    for (int x = 0; x < hid; ++x)
+      for (int y = 0; y < hid; ++y) {
+        sr += gram_ref(node, x, y) * gram_ref(node, x, y);
+        sp += gram_paper(node, x, y) * gram_paper(node, x, y);
+      }
+    norm_ref(node) = kmath::sqrt(sr);
+    norm_paper(node) = kmath::sqrt(sp);
+  });
+
+  EvalResult r;
+  const auto to_host = [](const auto& v, std::vector<double>& out) {
+    auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
+    out.assign(h.data(), h.data() + h.size());
+  };
+  to_host(corr_full, r.corr_full);
+  to_host(best, r.best_corr);
+  to_host(level_mean, r.level_mean_best_corr);
+  to_host(norm_ref, r.covop_norm_ref);
+  to_host(norm_paper, r.covop_norm_paper);
+  to_host(gram_paper, r.gram_paper);
+  to_host(own, r.corr);
+  auto counts = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), Kokkos::subview(acc_, Kokkos::make_pair(0, 2)));
+  r.samples = static_cast<std::int64_t>(counts(0) + counts(1));
+  return r;
+}
+
+}  // namespace dualnet

@@ -1,0 +1,264 @@
+#include "train/trainer.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <sstream>
+
+#include "io/metrics_file.hpp"
+#include "io/run_dir.hpp"
+#include "util/fixed_point.hpp"
+
+namespace dualnet {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string duration_text(double s) {
+  if (!std::isfinite(s)) return "?";
+  char buf[32];
+  const long t = static_cast<long>(s + 0.5);
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, t / 60 % 60);
+  else std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
+  return buf;
+}
+
+template <class V>
+std::vector<double> host_vector(const V& v) {
+  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
+  return std::vector<double>(h.data(), h.data() + h.size());
+}
+
+}  // namespace
+
+Trainer::Trainer(const Config& cfg, const World& world) : cfg_(cfg), world_(world) {
+  net_.tree = TreeShape(static_cast<int>(cfg.depth), static_cast<int>(cfg.num_children), static_cast<int>(cfg.hid));
+  net_.bias = cfg.bias;
+  net_.normalize_output = cfg.normalize_output;
+  loss_.kind = loss_kind(cfg.loss);
+  loss_.temp = cfg.temp;
+  loss_.margin = cfg.margin;
+  loss_.negatives = static_cast<int>(cfg.negatives);
+  loss_.global_batch = cfg.batch;
+  loss_.out_dim = static_cast<int>(cfg.hid);
+  sgd_ = SgdParams{cfg.lr, cfg.momentum, cfg.weight_decay};
+  reducer_ = make_reducer(world, cfg.reducer);
+  views_ = static_cast<int>(cfg.negatives) + 2;
+  local_items_ = cfg.batch / world.size;
+
+  const TreeShape& t = net_.tree;
+  polarity_ = draw_polarities(t, static_cast<std::uint64_t>(cfg.seed), cfg.delta_lower, cfg.delta_upper);
+  params_ = init_params(net_, static_cast<std::uint64_t>(cfg.seed));
+  velocity_ = View1<real>("train.velocity", t.n_params());
+
+  const std::int64_t rows = local_items_ * views_;
+  train_samples_.allocate(t, rows);
+  train_act_.allocate(t, rows);
+  dist_ = View2<real>("loss.dist", local_items_, views_ - 1);
+  coef_ = View2<real>("loss.coef", local_items_, views_ - 1);
+  item_loss_ = View1<real>("loss.item_loss", local_items_);
+  grad_out_ = View2<real>("loss.grad_out", rows, t.hid);
+  delta_ = View2<real>("model.delta", rows, t.n_neuron());
+  grad_ = View1<std::int64_t>("train.grad_fixed", t.n_params() + 2);
+  batch_sums_ = View1<std::int64_t>("loss.batch_sums", kBatchSums);
+  overflows_ = View1<std::int64_t>("train.overflows", 1);
+  step_losses_ = View1<real>("train.step_losses", steps_per_pass());
+
+  evaluator_ = std::make_unique<Evaluator>(net_, cfg.eval_chunk);
+  eval_samples_.allocate(t, evaluator_->chunk());
+  eval_act_.allocate(t, evaluator_->chunk());
+}
+
+EvalResult Trainer::evaluate(std::int64_t epoch) {
+  evaluator_->reset();
+  const std::int64_t n = cfg_.samples_per_pass;
+  const std::int64_t begin = n * world_.rank / world_.size, end = n * (world_.rank + 1) / world_.size;
+  const std::int64_t base = stream_base(epoch, false);
+  for (std::int64_t start = begin; start < end; start += evaluator_->chunk()) {
+    const std::int64_t rows = std::min(evaluator_->chunk(), end - start);
+    sample_views(net_.tree, polarity_, static_cast<std::uint64_t>(cfg_.seed), static_cast<int>(cfg_.share_levels),
+                 base + start, rows, 1, eval_samples_);
+    forward(net_, params_, eval_samples_.leaves, rows, eval_act_);
+    evaluator_->accumulate(params_, eval_samples_, eval_act_, rows);
+  }
+  reducer_->sum(evaluator_->sums());
+  return evaluator_->finish();
+}
+
+void Trainer::train_step(std::int64_t epoch, std::int64_t step) {
+  const TreeShape& t = net_.tree;
+  const std::int64_t rows = local_items_ * views_;
+  const std::int64_t first = stream_base(epoch, true) + step * cfg_.batch + world_.rank * local_items_;
+  const std::int64_t n_params = t.n_params();
+
+  timer_.start(kSample);
+  sample_views(t, polarity_, static_cast<std::uint64_t>(cfg_.seed), static_cast<int>(cfg_.share_levels), first,
+               local_items_, views_, train_samples_);
+  timer_.start(kForward);
+  forward(net_, params_, train_samples_.leaves, rows, train_act_);
+  timer_.start(kLoss);
+  Kokkos::deep_copy(grad_, std::int64_t(0));
+  pair_distances(train_act_.out, local_items_, views_, dist_);
+  if (loss_.batch_coupled()) {
+    batch_sums(dist_, local_items_, cfg_.micro_batch, batch_sums_);
+    timer_.start(kAllreduce);
+    reducer_->sum(batch_sums_);
+    timer_.start(kLoss);
+  }
+  loss_coefficients(loss_, dist_, local_items_, cfg_.micro_batch, batch_sums_, coef_, item_loss_, grad_, n_params);
+  output_gradient(train_act_.out, coef_, local_items_, views_, grad_out_);
+  timer_.start(kBackward);
+  backward(net_, params_, train_act_, grad_out_, rows, delta_);
+  weight_gradient(net_, train_act_, train_samples_.leaves, delta_, rows, cfg_.micro_batch * views_, grad_,
+                  n_params + 1);
+  timer_.start(kAllreduce);
+  reducer_->sum(grad_);
+  timer_.start(kUpdate);
+  sgd_update(sgd_, params_, velocity_, grad_);
+  record_loss(loss_, batch_sums_, grad_, n_params, step_losses_, step);
+  const auto grad = grad_;
+  const auto sums = batch_sums_;
+  const auto overflows = overflows_;
+  const bool coupled = loss_.batch_coupled();
+  Kokkos::parallel_for("train::count_overflows", range(1), KOKKOS_LAMBDA(const std::int64_t) {
+    overflows(0) += grad(n_params + 1) + (coupled ? sums(2) : 0);
+  });
+  timer_.stop();
+}
+
+void Trainer::check_overflow(std::int64_t epoch) const {
+  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), overflows_);
+  if (h(0) != 0)
+    throw RuntimeError("epoch " + std::to_string(epoch) +
+                           ": a gradient or batch sum left the exact fixed-point range (|x| >= 2^23) — "
+                           "the training diverged; lower lr",
+                       true);
+}
+
+void Trainer::run() {
+  const TreeShape& t = net_.tree;
+  const std::string path = metrics_path(cfg_);
+  if (world_.root()) {
+    timer_.start(kIo);
+    create_metrics_file(path, cfg_, t, host_vector(polarity_), host_vector(root_correlations(t, polarity_)),
+                        world_.size);
+    timer_.stop();
+    print_header();
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  double train_s = 0.0, eval_s = 0.0;
+  std::int64_t steps_run = 0;
+  double loss_mean = std::numeric_limits<double>::quiet_NaN(), loss_sem = loss_mean, train_rate = loss_mean;
+  for (std::int64_t epoch = 0; epoch <= cfg_.epochs; ++epoch) {
+    auto te = std::chrono::steady_clock::now();
+    timer_.start(kEval);
+    const EvalResult r = evaluate(epoch);
+    timer_.stop();
+    const double this_eval_s = seconds_since(te);
+    eval_s += this_eval_s;
+    if (world_.root()) {
+      timer_.start(kIo);
+      MetricsRow row;
+      row.epoch = epoch;
+      row.eval = &r;
+      row.weight_norm = host_vector(weight_norms(net_, params_));
+      row.train_loss_mean = loss_mean;
+      row.train_loss_sem = loss_sem;
+      row.samples_per_s = train_rate;
+      append_metrics_row(path, row);
+      timer_.stop();
+      const double per_epoch = epoch > 0 ? (train_s + eval_s) / epoch : std::numeric_limits<double>::quiet_NaN();
+      print_epoch(epoch, r, loss_mean, loss_sem, train_rate, cfg_.samples_per_pass / this_eval_s,
+                  per_epoch * static_cast<double>(cfg_.epochs - epoch));
+    }
+    if (epoch == cfg_.epochs) break;
+
+    const auto tt = std::chrono::steady_clock::now();
+    Kokkos::deep_copy(overflows_, std::int64_t(0));
+    const std::int64_t steps = steps_per_pass();
+    for (std::int64_t step = 0; step < steps; ++step) {
+      train_step(epoch, step);
+      if (cfg_.progress_every > 0 && (step + 1) % cfg_.progress_every == 0 && world_.root())
+        std::printf("  epoch %lld step %lld/%lld  %.0f samples/s\n", static_cast<long long>(epoch),
+                    static_cast<long long>(step + 1), static_cast<long long>(steps),
+                    (step + 1) * cfg_.batch / seconds_since(tt)),
+            std::fflush(stdout);
+    }
+    check_overflow(epoch);
+    const double pass_s = seconds_since(tt);
+    train_s += pass_s;
+    steps_run += steps;
+    train_rate = static_cast<double>(steps * cfg_.batch) / pass_s;
+    const auto losses = host_vector(step_losses_);
+    double mean = 0.0;
+    for (double l : losses) mean += l;
+    mean /= static_cast<double>(losses.size());
+    double var = 0.0;
+    for (double l : losses) var += (l - mean) * (l - mean);
+    loss_mean = mean;
+    loss_sem = losses.size() > 1 ? std::sqrt(var / static_cast<double>(losses.size() - 1) / losses.size())
+                                 : std::numeric_limits<double>::quiet_NaN();
+  }
+  if (world_.root()) write_timing(seconds_since(t0), train_s, eval_s, steps_run);
+}
+
+void Trainer::print_header() const {
+  const TreeShape& t = net_.tree;
+  std::printf("dualnet: twin ReLU networks on a hierarchical latent tree model\n");
+  std::printf("%-18s %s\n", "ranks", std::to_string(world_.size).c_str());
+  std::printf("%-18s %s (Kokkos %d)\n", "execution space", execution_space_name(), KOKKOS_VERSION);
+  std::printf("%-18s %s\n", "reducer", reducer_->name().c_str());
+  std::printf("%-18s %d latents, %d leaves, %d neurons, %lld parameters\n", "tree", t.n_latent, t.n_leaf,
+              t.n_neuron(), static_cast<long long>(t.n_params()));
+  std::printf("%-18s %lld items x %d views per rank and step\n", "local batch", static_cast<long long>(local_items_),
+              views_);
+  std::istringstream keys(cfg_.to_toml());
+  for (std::string line; std::getline(keys, line);) std::printf("  %s\n", line.c_str());
+  std::printf("level numbering: dualnet level l (root 0) = reference d = %d - l\n", t.depth);
+  std::fflush(stdout);
+}
+
+void Trainer::print_epoch(std::int64_t epoch, const EvalResult& r, double loss_mean, double loss_sem,
+                          double train_rate, double eval_rate, double eta_s) const {
+  std::string levels;
+  char buf[64];
+  for (size_t l = 0; l < r.level_mean_best_corr.size(); ++l) {
+    std::snprintf(buf, sizeof buf, " L%zu(d%zu) %.3f", l, net_.tree.depth - l, r.level_mean_best_corr[l]);
+    levels += buf;
+  }
+  std::printf("epoch %3lld/%lld | loss %+.5f ± %.5f | best_corr%s | train %.0f samples/s | eval %.0f samples/s | "
+              "ETA %s\n",
+              static_cast<long long>(epoch), static_cast<long long>(cfg_.epochs), loss_mean, loss_sem, levels.c_str(),
+              train_rate, eval_rate, duration_text(eta_s).c_str());
+  std::fflush(stdout);
+}
+
+void Trainer::write_timing(double wall_s, double train_s, double eval_s, std::int64_t steps_run) const {
+  const double steps = steps_run > 0 ? static_cast<double>(steps_run) : std::numeric_limits<double>::quiet_NaN();
+  std::ostringstream j;
+  j.precision(9);
+  j << "{\n  \"ranks\": " << world_.size << ",\n  \"nodes\": " << world_.nodes
+    << ",\n  \"global_batch\": " << cfg_.batch << ",\n  \"per_rank_batch\": " << local_items_
+    << ",\n  \"steps\": " << steps_run << ",\n  \"train_samples_per_s\": " << steps_run * cfg_.batch / train_s
+    << ",\n  \"eval_samples_per_s\": " << (cfg_.epochs + 1) * cfg_.samples_per_pass / eval_s
+    << ",\n  \"step_time_s\": " << train_s / steps << ",\n  \"phases_per_step_s\": {";
+  double compute = 0.0;
+  for (int p = kSample; p <= kUpdate; ++p) {
+    j << (p ? ", " : "") << "\"" << phase_name(p) << "\": " << timer_.seconds(p) / steps;
+    if (p != kAllreduce) compute += timer_.seconds(p) / steps;
+  }
+  j << "},\n  \"compute_per_step_s\": " << compute << ",\n  \"allreduce_per_step_s\": " << timer_.seconds(kAllreduce) / steps
+    << ",\n  \"eval_s\": " << timer_.seconds(kEval) << ",\n  \"io_s\": " << timer_.seconds(kIo)
+    << ",\n  \"wall_s\": " << wall_s << "\n}\n";
+  std::string text = j.str();
+  // JSON has no NaN: a run without training steps reports null.
+  for (size_t pos; (pos = text.find("nan")) != std::string::npos;) text.replace(pos, 3, "null");
+  for (size_t pos; (pos = text.find("inf")) != std::string::npos;) text.replace(pos, 3, "null");
+  write_text_atomic((std::filesystem::path(cfg_.out) / "timing.json").string(), text);
+}
+
+}  // namespace dualnet

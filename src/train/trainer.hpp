@@ -1,0 +1,78 @@
+#pragma once
+// The run: epoch loop of SPEC §5 (evaluation pass, then training pass), data parallel over
+// the MPI ranks. Host code only orchestrates kernels; all per-sample work is in kernels.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/reducer.hpp"
+#include "comm/world.hpp"
+#include "config/config.hpp"
+#include "hltm/hltm.hpp"
+#include "loss/loss.hpp"
+#include "model/network.hpp"
+#include "stats/evaluator.hpp"
+#include "train/phase_timer.hpp"
+#include "train/sgd.hpp"
+
+namespace dualnet {
+
+class Trainer {
+ public:
+  Trainer(const Config& cfg, const World& world);
+  // Runs every remaining epoch and the final evaluation; writes <out>/metrics.h5 and
+  // <out>/timing.json (rank 0).
+  void run();
+
+  // Pieces of the run, public for tests.
+  EvalResult evaluate(std::int64_t epoch);  // one evaluation pass, reduced over ranks
+  void train_step(std::int64_t epoch, std::int64_t step);
+  const View1<real>& params() const { return params_; }
+  const NetworkShape& network() const { return net_; }
+  const View1<real>& polarity() const { return polarity_; }
+  std::int64_t steps_per_pass() const { return cfg_.samples_per_pass / cfg_.batch; }
+
+ private:
+  // First global item index of a pass: passes are numbered eval 0, train 0, eval 1, ...
+  std::int64_t stream_base(std::int64_t epoch, bool train) const {
+    return (2 * epoch + (train ? 1 : 0)) * cfg_.samples_per_pass;
+  }
+  void print_header() const;
+  void print_epoch(std::int64_t epoch, const EvalResult& r, double loss_mean, double loss_sem, double train_rate,
+                   double eval_rate, double eta_s) const;
+  void write_timing(double wall_s, double train_s, double eval_s, std::int64_t steps_run) const;
+  void check_overflow(std::int64_t epoch) const;
+
+  Config cfg_;
+  World world_;
+  NetworkShape net_;
+  LossParams loss_;
+  SgdParams sgd_;
+  std::unique_ptr<Reducer> reducer_;
+  int views_;
+  std::int64_t local_items_;  // items of one step on this rank
+
+  View1<real> polarity_;  // [latents + leaves]
+  View1<real> params_;
+  View1<real> velocity_;
+
+  // Training workspace, allocated once.
+  SampleBatch train_samples_;
+  Activations train_act_;
+  View2<real> dist_, coef_, grad_out_, delta_;
+  View1<real> item_loss_;
+  View1<std::int64_t> grad_;       // [n_params + 2]: gradient, loss sum, overflow count
+  View1<std::int64_t> batch_sums_; // [kBatchSums]
+  View1<std::int64_t> overflows_;  // [1] overflows seen this pass
+  View1<real> step_losses_;        // [steps per pass]
+
+  // Evaluation workspace.
+  std::unique_ptr<Evaluator> evaluator_;
+  SampleBatch eval_samples_;
+  Activations eval_act_;
+
+  PhaseTimer timer_;
+};
+
+}  // namespace dualnet

@@ -1,0 +1,56 @@
+#pragma once
+// The one place that knows the difference between Kokkos 3.4 (Debian) and Kokkos 4.x
+// (clusters): math functions moved from Kokkos::Experimental to Kokkos in 4.0.
+// Kernels call dualnet::kmath::*, never std:: math (CUDA lacks some of it on device).
+#include <Kokkos_Core.hpp>
+#include <cstdint>
+
+namespace dualnet {
+
+using real = double;
+using ExecSpace = Kokkos::DefaultExecutionSpace;
+using MemSpace = ExecSpace::memory_space;
+
+template <class T> using View1 = Kokkos::View<T*, MemSpace>;
+template <class T> using View2 = Kokkos::View<T**, MemSpace>;
+template <class T> using View3 = Kokkos::View<T***, MemSpace>;
+// Row-major on every backend: for results copied to the host as flat C arrays.
+template <class T> using View2R = Kokkos::View<T**, Kokkos::LayoutRight, MemSpace>;
+template <class T> using View3R = Kokkos::View<T***, Kokkos::LayoutRight, MemSpace>;
+
+// A 1-D range over [0, n) of the default execution space, for named kernels.
+inline Kokkos::RangePolicy<ExecSpace> range(std::int64_t n) {
+  return Kokkos::RangePolicy<ExecSpace>(0, n);
+}
+
+namespace kmath {
+#if KOKKOS_VERSION >= 40000
+using Kokkos::fabs;
+using Kokkos::exp;
+using Kokkos::log;
+using Kokkos::log1p;
+using Kokkos::sqrt;
+#else
+using Kokkos::Experimental::fabs;
+using Kokkos::Experimental::exp;
+using Kokkos::Experimental::log;
+using Kokkos::Experimental::log1p;
+using Kokkos::Experimental::sqrt;
+#endif
+KOKKOS_INLINE_FUNCTION double relu(double x) { return x > 0.0 ? x : 0.0; }
+KOKKOS_INLINE_FUNCTION double max(double a, double b) { return a > b ? a : b; }
+KOKKOS_INLINE_FUNCTION double min(double a, double b) { return a < b ? a : b; }
+// log(1 + e^x) without overflow.
+KOKKOS_INLINE_FUNCTION double softplus(double x) {
+  return x > 0.0 ? x + log1p(exp(-x)) : log1p(exp(x));
+}
+KOKKOS_INLINE_FUNCTION double sigmoid(double x) {
+  if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
+  const double e = exp(x);
+  return e / (1.0 + e);
+}
+}  // namespace kmath
+
+inline const char* execution_space_name() { return ExecSpace::name(); }
+
+}  // namespace dualnet
