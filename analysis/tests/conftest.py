@@ -5,8 +5,10 @@ that message: these tests exist to check the analysis against what dualnet write
 """
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -16,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = {"depth": 3, "hid": 4, "samples_per_pass": 512, "batch": 64, "epochs": 2}
 SWEEP_HID = (2, 4)
 SWEEP_SEEDS = (1, 2)
-PARTIAL_EPOCHS = 4
+PARTIAL_EPOCHS = 1000  # far more than the partial run lives: it is killed after two evaluations
 
 
 def dualnet_bin():
@@ -31,10 +33,25 @@ def train_command(out, **keys):
     return [str(dualnet_bin()), "train", *(f"{k}={v}" for k, v in settings.items())]
 
 
-def rows(path):
-    """Finished rows of a metrics file another process may still be writing."""
-    with h5py.File(path, "r", locking=False) as file:
-        return len(file["metrics/epoch"])
+def finished_rows(path):
+    """Rows every /metrics dataset holds in a file another process is writing (0 while unreadable)."""
+    try:
+        with h5py.File(path, "r", locking=False) as file:
+            return min(d.shape[0] for d in file["metrics"].values() if d.maxshape[0] is None)
+    except (OSError, KeyError, ValueError):
+        return 0
+
+
+def kill_after_two_rows(proc, path):
+    """SIGKILL a training once two evaluations are in its file: a run killed part-way."""
+    deadline = time.monotonic() + 60
+    while finished_rows(path) < 2:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            output = proc.communicate()[0]
+            pytest.fail(f"partial run ended ({proc.returncode}) before it could be killed:\n{output}", pytrace=False)
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -46,10 +63,12 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     jobs = {f"sweep/hid{h}/seed{s}": {"hid": h, "seed": s} for h in SWEEP_HID for s in SWEEP_SEEDS}
     jobs["no_corr_full"] = {"corr_full": "false", "seed": 3}
-    jobs["partial"] = {"epochs": PARTIAL_EPOCHS, "stop_after_epochs": 1, "seed": 4}
+    # Longer passes, so the kill lands while it trains, not while it writes a row.
+    jobs["partial"] = {"epochs": PARTIAL_EPOCHS, "samples_per_pass": 32768, "seed": 4}
     procs = {name: subprocess.Popen(train_command(root / name, **keys), stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True)
+                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
              for name, keys in jobs.items()}
+    kill_after_two_rows(procs.pop("partial"), root / "partial" / "metrics.h5")
     for name, proc in procs.items():
         output, _ = proc.communicate(timeout=120)
         if proc.returncode != 0:

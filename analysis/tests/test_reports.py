@@ -4,7 +4,7 @@ import csv
 
 import numpy as np
 
-from conftest import SWEEP_HID, SWEEP_SEEDS
+from conftest import SWEEP_HID, SWEEP_SEEDS, finished_rows
 from helpers import level_means, read
 
 
@@ -25,7 +25,7 @@ def test_summary_numbers(runs, analyze):
 def test_summary_of_partial_run(runs, analyze):
     code, out, err = analyze("summary", runs["partial"])
     assert code == 0
-    rows = len(read(runs["partial"], "metrics/epoch"))
+    rows = finished_rows(runs["partial"] / "metrics.h5")
     assert f"final = epoch {rows - 1}" in out and "PARTIAL" in out
     assert "partial" in err and str(runs["partial"]) in err
 

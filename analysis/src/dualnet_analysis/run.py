@@ -142,19 +142,29 @@ def _dataset(path, file, name, trailing, leading_axis):
 
 
 def _metrics(path, file, sizes):
-    """Read /metrics keeping only rows that every dataset holds and whose epoch is written.
+    """Read /metrics keeping only the rows a killed writer finished.
 
-    A killed run may have stopped between extending the epoch axis of one dataset and the
-    next, so the finished rows are the shortest length, and of those the prefix where the
-    epoch scale reads 0, 1, 2, ...
+    Those are: rows every dataset holds (it may have died between extending one dataset and
+    the next), that can be read (a row whose data had not reached the file lies past its
+    end), and whose epoch scale reads 0, 1, 2, ...
     """
     dims = METRICS_DIMS | {name: d for name, d in OPTIONAL_METRICS_DIMS.items() if f"metrics/{name}" in file}
     dims = {"epoch": ()} | dims
     data = {name: _dataset(path, file, f"metrics/{name}", tuple(sizes[d] for d in trailing), 1)
             for name, trailing in dims.items()}
     rows = min(len(d) for d in data.values())
-    written = data["epoch"][:rows] == np.arange(rows)
+    while (metrics := _read_rows(data, rows)) is None:
+        rows -= 1
+    written = metrics["epoch"] == np.arange(rows)
     rows = rows if written.all() else int(np.argmin(written))
     if rows == 0:
         raise InputError(f"{path}: no finished evaluation (the run stopped before epoch 0 was measured)")
-    return {name: d[:rows] for name, d in data.items()}
+    return {name: values[:rows] for name, values in metrics.items()}
+
+
+def _read_rows(data, rows):
+    """The first `rows` rows of every dataset, or None when one lies past the end of the file."""
+    try:
+        return {name: d[:rows] for name, d in data.items()}
+    except OSError:
+        return None
