@@ -45,13 +45,14 @@ def finished_rows(path):
 def kill_after_two_rows(proc, path):
     """SIGKILL a training once two evaluations are in its file: a run killed part-way."""
     deadline = time.monotonic() + 60
-    while finished_rows(path) < 2:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            output = proc.communicate()[0]
-            pytest.fail(f"partial run ended ({proc.returncode}) before it could be killed:\n{output}", pytrace=False)
+    while finished_rows(path) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    output = proc.communicate()[0]
+    if proc.returncode != -signal.SIGKILL or finished_rows(path) < 2:
+        pytest.fail(f"partial run was to be killed after two evaluations; it ended with {proc.returncode} "
+                    f"after {finished_rows(path)}:\n{output}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
