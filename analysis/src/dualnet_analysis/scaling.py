@@ -21,6 +21,8 @@ COLUMNS = ("kind", "ranks", "nodes", "global_batch", "per_rank_batch", "samples_
            "compute_s", "allreduce_s", "io_s", "efficiency")
 KINDS = ("strong", "weak")
 TIMES = ("compute_s", "allreduce_s", "io_s")
+HEADER = ["kind", "ranks", "nodes", "global_batch", "per_rank_batch", "repeats", "samples_per_s", "speedup",
+          "ideal_speedup", "efficiency", "efficiency_in_file", "step_time_s", *TIMES]
 
 
 @dataclass(frozen=True)
@@ -95,10 +97,6 @@ def _rows(study):
                int(c["per_rank_batch"][i]), int(study.repeats[i]), c["samples_per_s"][i], study.speedup[i],
                study.ideal[i], study.efficiency[i], c["efficiency"][i], c["step_time_s"][i],
                *(c[t][i] for t in TIMES)]
-
-
-HEADER = ["kind", "ranks", "nodes", "global_batch", "per_rank_batch", "repeats", "samples_per_s", "speedup",
-          "ideal_speedup", "efficiency", "efficiency_in_file", "step_time_s", *TIMES]
 
 
 def markdown(studies):
