@@ -34,34 +34,45 @@ void Activations::allocate(const TreeShape& tree, std::int64_t rows) {
   norm = View1<real>("model.norm", rows);
 }
 
+// One team per row: the row's activations stay in cache from the leaves to the output.
 void forward(const NetworkShape& net, const View1<real>& params, const View2<real>& leaves, std::int64_t rows,
              const Activations& act) {
   const TreeShape t = net.tree;
   const auto pre = act.pre;
-  for (int level = t.depth - 1; level >= 0; --level) {
-    const int first = t.level_start[level], width = t.nodes_at(level);
-    Kokkos::parallel_for("model::forward_level", range(rows * width), KOKKOS_LAMBDA(const std::int64_t idx) {
-      const std::int64_t row = idx / width;
-      const int node = first + static_cast<int>(idx % width);
-      const int in = t.in_size(node), hid = t.hid;
-      const std::int64_t off = t.param_offset(node);
-      for (int j = 0; j < hid; ++j) {
-        double s = params(off + static_cast<std::int64_t>(hid) * in + j);
-        for (int i = 0; i < in; ++i) s += params(off + j * in + i) * node_input(t, pre, leaves, row, node, i);
-        pre(row, node * hid + j) = s;
-      }
-    });
-  }
   const auto out = act.out;
   const auto norm = act.norm;
   const bool normalize = net.normalize_output;
-  Kokkos::parallel_for("model::forward_output", range(rows), KOKKOS_LAMBDA(const std::int64_t row) {
-    double sq = 0.0;
-    for (int j = 0; j < t.hid; ++j) sq += pre(row, j) * pre(row, j);
-    const double n = kmath::sqrt(sq);
-    norm(row) = n;
-    const double scale = normalize ? 1.0 / (n + kOutputEps) : 1.0;
-    for (int j = 0; j < t.hid; ++j) out(row, j) = pre(row, j) * scale;
+  Kokkos::parallel_for("model::forward", teams(rows), KOKKOS_LAMBDA(const Team& team) {
+    const std::int64_t row = team.league_rank();
+    const int hid = t.hid;
+    for (int level = t.depth - 1; level >= 0; --level) {
+      const int first = t.level_start[level];
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level) * hid), [&](const int idx) {
+        const int node = first + idx / hid, j = idx % hid;
+        const int in = t.in_size(node);
+        const std::int64_t off = t.param_offset(node);
+        const real* KOKKOS_RESTRICT w = &params(off + static_cast<std::int64_t>(j) * in);
+        const NodeInput x = node_input(t, pre, leaves, row, node);
+        const real* KOKKOS_RESTRICT xv = x.x;
+        double s = 0.0;
+        if (x.relu) {
+          DUALNET_SIMD_SUM(s)
+          for (int i = 0; i < in; ++i) s += w[i] * kmath::relu(xv[i]);
+        } else {
+          for (int i = 0; i < in; ++i) s += w[i] * xv[i];
+        }
+        pre(row, node * hid + j) = s + params(off + static_cast<std::int64_t>(hid) * in + j);
+      });
+      team.team_barrier();
+    }
+    Kokkos::single(Kokkos::PerTeam(team), [&]() {
+      double sq = 0.0;
+      for (int j = 0; j < hid; ++j) sq += pre(row, j) * pre(row, j);
+      const double n = kmath::sqrt(sq);
+      norm(row) = n;
+      const double scale = normalize ? 1.0 / (n + kOutputEps) : 1.0;
+      for (int j = 0; j < hid; ++j) out(row, j) = pre(row, j) * scale;
+    });
   });
 }
 
@@ -71,62 +82,84 @@ void backward(const NetworkShape& net, const View1<real>& params, const Activati
   const auto pre = act.pre;
   const auto norm = act.norm;
   const bool normalize = net.normalize_output;
-  // Through f = h/(|h|+eps): dL/dh = g/(n+eps) - h (h.g) / (n (n+eps)^2).
-  Kokkos::parallel_for("model::backward_output", range(rows), KOKKOS_LAMBDA(const std::int64_t row) {
-    if (!normalize) {
-      for (int j = 0; j < t.hid; ++j) delta(row, j) = grad_out(row, j);
-      return;
-    }
-    const double n = norm(row);
-    double hg = 0.0;
-    for (int j = 0; j < t.hid; ++j) hg += pre(row, j) * grad_out(row, j);
-    const double a = 1.0 / (n + kOutputEps);
-    const double b = n > 0.0 ? hg / (n * (n + kOutputEps) * (n + kOutputEps)) : 0.0;
-    for (int j = 0; j < t.hid; ++j) delta(row, j) = a * grad_out(row, j) - b * pre(row, j);
-  });
-  // Top-down: each child pulls from its parent through W_parent and its own ReLU gate.
-  for (int level = 1; level < t.depth; ++level) {
-    const int first = t.level_start[level], width = t.nodes_at(level);
-    Kokkos::parallel_for("model::backward_level", range(rows * width), KOKKOS_LAMBDA(const std::int64_t idx) {
-      const std::int64_t row = idx / width;
-      const int node = first + static_cast<int>(idx % width);
-      const int parent = t.parent(node), q = (node - 1) % t.k, hid = t.hid;
-      const int in = t.in_size(parent);
-      const std::int64_t off = t.param_offset(parent);
-      for (int b = 0; b < hid; ++b) {
-        double g = 0.0;
-        if (pre(row, node * hid + b) > 0.0)
-          for (int j = 0; j < hid; ++j) g += params(off + j * in + q * hid + b) * delta(row, parent * hid + j);
-        delta(row, node * hid + b) = g;
+  Kokkos::parallel_for("model::backward", teams(rows), KOKKOS_LAMBDA(const Team& team) {
+    const std::int64_t row = team.league_rank();
+    const int hid = t.hid;
+    // Through f = h/(|h|+eps): dL/dh = g/(n+eps) - h (h.g) / (n (n+eps)^2).
+    Kokkos::single(Kokkos::PerTeam(team), [&]() {
+      if (!normalize) {
+        for (int j = 0; j < hid; ++j) delta(row, j) = grad_out(row, j);
+        return;
       }
+      const double n = norm(row);
+      double hg = 0.0;
+      for (int j = 0; j < hid; ++j) hg += pre(row, j) * grad_out(row, j);
+      const double a = 1.0 / (n + kOutputEps);
+      const double b = n > 0.0 ? hg / (n * (n + kOutputEps) * (n + kOutputEps)) : 0.0;
+      for (int j = 0; j < hid; ++j) delta(row, j) = a * grad_out(row, j) - b * pre(row, j);
     });
-  }
+    team.team_barrier();
+    // Top-down: each child pulls dL/dh from its parent through W_parent and its ReLU gate.
+    for (int level = 1; level < t.depth; ++level) {
+      const int first = t.level_start[level];
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level)), [&](const int idx) {
+        const int node = first + idx;
+        const int parent = t.parent(node), q = (node - 1) % t.k;
+        const int in = t.in_size(parent);
+        const std::int64_t off = t.param_offset(parent);
+        real* KOKKOS_RESTRICT g = &delta(row, node * hid);
+        const real* h = &pre(row, node * hid);
+        for (int b = 0; b < hid; ++b) g[b] = 0.0;
+        for (int j = 0; j < hid; ++j) {
+          const double dj = delta(row, parent * hid + j);
+          const real* KOKKOS_RESTRICT w = &params(off + static_cast<std::int64_t>(j) * in + q * hid);
+          for (int b = 0; b < hid; ++b) g[b] += w[b] * dj;
+        }
+        for (int b = 0; b < hid; ++b) g[b] = h[b] > 0.0 ? g[b] : 0.0;
+      });
+      team.team_barrier();
+    }
+  });
 }
 
 void weight_gradient(const NetworkShape& net, const Activations& act, const View2<real>& leaves,
                      const View2<real>& delta, std::int64_t rows, std::int64_t rows_per_chunk,
-                     const View1<std::int64_t>& grad, std::int64_t overflow_slot) {
+                     const View2<real>& chunk_sums, const View1<std::int64_t>& grad, std::int64_t overflow_slot) {
   const TreeShape t = net.tree;
   const auto pre = act.pre;
   const bool bias = net.bias;
   const std::int64_t chunks = rows / rows_per_chunk;
-  Kokkos::parallel_for("model::weight_gradient", range(t.n_neuron()), KOKKOS_LAMBDA(const std::int64_t n) {
-    const int node = static_cast<int>(n / t.hid), j = static_cast<int>(n % t.hid);
-    const int in = t.in_size(node);
-    const std::int64_t off = t.param_offset(node);
-    bool overflow = false;
-    for (int i = 0; i <= in; ++i) {  // i == in: the bias
-      std::int64_t acc = 0;
-      if (i < in || bias) {
-        for (std::int64_t c = 0; c < chunks; ++c) {
-          double s = 0.0;
-          for (std::int64_t row = c * rows_per_chunk; row < (c + 1) * rows_per_chunk; ++row)
-            s += delta(row, n) * (i < in ? node_input(t, pre, leaves, row, node, i) : 1.0);
-          acc += to_fixed(s, &overflow);
+  // Each team sums one chunk's rows in row order; each thread owns one neuron's weights.
+  Kokkos::parallel_for("model::weight_gradient_chunks", teams(chunks), KOKKOS_LAMBDA(const Team& team) {
+    const std::int64_t c = team.league_rank();
+    const int hid = t.hid;
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.n_neuron()), [&](const int n) {
+      const int node = n / hid, j = n % hid;
+      const int in = t.in_size(node);
+      const std::int64_t off = t.param_offset(node);
+      real* KOKKOS_RESTRICT g = &chunk_sums(c, off + static_cast<std::int64_t>(j) * in);
+      for (int i = 0; i < in; ++i) g[i] = 0.0;
+      double gb = 0.0;
+      for (std::int64_t row = c * rows_per_chunk; row < (c + 1) * rows_per_chunk; ++row) {
+        const double d = delta(row, n);
+        if (d == 0.0) continue;  // a closed ReLU gate: nothing flows to this neuron's weights
+        const NodeInput x = node_input(t, pre, leaves, row, node);
+        const real* KOKKOS_RESTRICT xv = x.x;
+        if (x.relu) {
+          for (int i = 0; i < in; ++i) g[i] += d * kmath::relu(xv[i]);
+        } else {
+          for (int i = 0; i < in; ++i) g[i] += d * xv[i];
         }
+        gb += d;
       }
-      grad(i < in ? off + j * in + i : off + static_cast<std::int64_t>(t.hid) * in + j) = acc;
-    }
+      chunk_sums(c, off + static_cast<std::int64_t>(hid) * in + j) = bias ? gb : 0.0;
+    });
+  });
+  Kokkos::parallel_for("model::weight_gradient_fixed", range(t.n_params()), KOKKOS_LAMBDA(const std::int64_t p) {
+    bool overflow = false;
+    std::int64_t acc = 0;
+    for (std::int64_t c = 0; c < chunks; ++c) acc += to_fixed(chunk_sums(c, p), &overflow);
+    grad(p) = acc;
     if (overflow) Kokkos::atomic_add(&grad(overflow_slot), std::int64_t(1));
   });
 }

@@ -36,21 +36,31 @@ void forward(const NetworkShape& net, const View1<real>& params, const View2<rea
 void backward(const NetworkShape& net, const View1<real>& params, const Activations& act,
               const View2<real>& grad_out, std::int64_t rows, const View2<real>& delta);
 
-// Gradient of the loss w.r.t. every parameter in 64-bit fixed point: sums over `rows` rows,
-// chunk by chunk (`rows_per_chunk` rows in fixed order), each chunk rounded to fixed point.
-// Writes grad[0, n_params); adds 1 to grad(overflow_slot) for each value out of range.
+// Gradient of the loss w.r.t. every parameter in 64-bit fixed point: rows are summed in
+// chunks of `rows_per_chunk` consecutive rows (in double, in row order: chunk_sums is the
+// [chunks][n_params] workspace), each chunk sum is rounded to fixed point, and the chunks
+// are added as integers into grad[0, n_params). Values out of range add 1 to
+// grad(overflow_slot).
 void weight_gradient(const NetworkShape& net, const Activations& act, const View2<real>& leaves,
                      const View2<real>& delta, std::int64_t rows, std::int64_t rows_per_chunk,
-                     const View1<std::int64_t>& grad, std::int64_t overflow_slot);
+                     const View2<real>& chunk_sums, const View1<std::int64_t>& grad, std::int64_t overflow_slot);
 
 // Frobenius norm of each node's weight matrix W_mu (biases excluded), [n_latent].
 View1<real> weight_norms(const NetworkShape& net, const View1<real>& params);
 
-// Input i of node mu for one row: a leaf value or the ReLU of a child neuron.
-KOKKOS_INLINE_FUNCTION real node_input(const TreeShape& t, const View2<real>& pre, const View2<real>& leaves,
-                                       std::int64_t row, int node, int i) {
+// The inputs of node mu for one row, contiguous: leaf values, or pre-activations of its
+// children (to be passed through ReLU). Kernels index [0, in_size(mu)).
+struct NodeInput {
+  const real* x;
+  bool relu;
+  KOKKOS_INLINE_FUNCTION real operator[](int i) const { return relu ? kmath::relu(x[i]) : x[i]; }
+};
+
+KOKKOS_INLINE_FUNCTION NodeInput node_input(const TreeShape& t, const View2<real>& pre, const View2<real>& leaves,
+                                            std::int64_t row, int node) {
   const int fc = t.first_child(node);
-  return t.feeds_on_leaves(node) ? leaves(row, fc - t.n_latent + i) : kmath::relu(pre(row, fc * t.hid + i));
+  if (t.feeds_on_leaves(node)) return NodeInput{&leaves(row, fc - t.n_latent), false};
+  return NodeInput{&pre(row, fc * t.hid), true};
 }
 
 }  // namespace dualnet

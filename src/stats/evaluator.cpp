@@ -33,75 +33,73 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
   const auto z = samples.latent;
   const auto leaves = samples.leaves;
   const auto pre = act.pre;
-  const std::int64_t N = t.n_neuron();
+  const int N = t.n_neuron(), hid = t.hid, hh = hid * hid;
   const std::int64_t o_z = o_sum_z_, o_h = o_sum_h_, o_h2 = o_sum_h2_, o_zh = o_sum_zh_;
 
-  Kokkos::parallel_for("stats::latent_sums", range(t.n_latent), KOKKOS_LAMBDA(const std::int64_t mu) {
-    double s = 0.0;
-    for (std::int64_t r = 0; r < rows; ++r) s += z(r, mu);
-    acc(o_z + mu) += s;
-    if (mu == 0) {
-      acc(0) += static_cast<double>(rows) - s;
-      acc(1) += s;
-    }
-  });
-  Kokkos::parallel_for("stats::neuron_sums", range(N), KOKKOS_LAMBDA(const std::int64_t n) {
-    double s = 0.0, s2 = 0.0;
+  // The sums below loop over anchors outside and over contiguous outputs inside, so host
+  // backends vectorise them and GPU threads of a team own distinct outputs.
+  Kokkos::parallel_for("stats::moment_sums", teams(1), KOKKOS_LAMBDA(const Team& team) {
     for (std::int64_t r = 0; r < rows; ++r) {
-      s += pre(r, n);
-      s2 += pre(r, n) * pre(r, n);
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, N), [&](const int n) {
+        acc(o_h + n) += pre(r, n);
+        acc(o_h2 + n) += pre(r, n) * pre(r, n);
+      });
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.n_latent), [&](const int mu) { acc(o_z + mu) += z(r, mu); });
+      Kokkos::single(Kokkos::PerTeam(team), [&]() { acc(z(r, 0) ? 1 : 0) += 1.0; });
     }
-    acc(o_h + n) += s;
-    acc(o_h2 + n) += s2;
   });
-  Kokkos::parallel_for("stats::cross_sums", range(t.n_latent * N), KOKKOS_LAMBDA(const std::int64_t idx) {
-    const std::int64_t mu = idx / N, n = idx % N;
-    double s = 0.0;
-    for (std::int64_t r = 0; r < rows; ++r)
-      if (z(r, mu)) s += pre(r, n);
-    acc(o_zh + idx) += s;
+  // sum of z_mu * h_n: one team per latent, anchors with z_mu = 1 only.
+  Kokkos::parallel_for("stats::cross_sums", teams(t.n_latent), KOKKOS_LAMBDA(const Team& team) {
+    const int mu = team.league_rank();
+    for (std::int64_t r = 0; r < rows; ++r) {
+      if (!z(r, mu)) continue;
+      real* KOKKOS_RESTRICT out = &acc(o_zh + static_cast<std::int64_t>(mu) * N);
+      const real* KOKKOS_RESTRICT h = &pre(r, 0);
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, N), [&](const int n) { out[n] += h[n]; });
+    }
   });
 
-  // Jacobians top-down: J_root = I; J_c = J_parent * W_parent[:, block c] * diag(gate_c).
+  // Jacobians top-down, one team per anchor: J_root = I; row a of J_c is
+  // sum_j J_parent(a, j) W_parent(j, block c), then the ReLU gate of c closes columns.
   const auto jac = jac_;
-  const int hid = t.hid;
-  Kokkos::parallel_for("stats::jacobian_root", range(rows), KOKKOS_LAMBDA(const std::int64_t r) {
-    for (int a = 0; a < hid; ++a)
-      for (int b = 0; b < hid; ++b) jac(r, 0, a * hid + b) = a == b ? 1.0 : 0.0;
-  });
-  for (int level = 1; level < t.depth; ++level) {
-    const int first = t.level_start[level], width = t.nodes_at(level);
-    Kokkos::parallel_for("stats::jacobian_level", range(rows * width), KOKKOS_LAMBDA(const std::int64_t idx) {
-      const std::int64_t r = idx / width;
-      const int node = first + static_cast<int>(idx % width);
-      const int parent = t.parent(node), q = (node - 1) % t.k, in = t.in_size(parent);
-      const std::int64_t off = t.param_offset(parent);
-      for (int b = 0; b < hid; ++b) {
-        const bool open = pre(r, node * hid + b) > 0.0;
-        for (int a = 0; a < hid; ++a) {
-          double s = 0.0;
-          if (open)
-            for (int j = 0; j < hid; ++j) s += jac(r, parent, a * hid + j) * params(off + j * in + q * hid + b);
-          jac(r, node, a * hid + b) = s;
+  Kokkos::parallel_for("stats::jacobians", teams(rows), KOKKOS_LAMBDA(const Team& team) {
+    const std::int64_t r = team.league_rank();
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hh),
+                         [&](const int ab) { jac(r, 0, ab) = (ab / hid == ab % hid) ? 1.0 : 0.0; });
+    team.team_barrier();
+    for (int level = 1; level < t.depth; ++level) {
+      const int first = t.level_start[level];
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level) * hid), [&](const int idx) {
+        const int node = first + idx / hid, a = idx % hid;
+        const int parent = t.parent(node), q = (node - 1) % t.k, in = t.in_size(parent);
+        const std::int64_t off = t.param_offset(parent);
+        real* KOKKOS_RESTRICT jc = &jac(r, node, a * hid);
+        const real* KOKKOS_RESTRICT jp = &jac(r, parent, a * hid);
+        const real* h = &pre(r, node * hid);
+        for (int b = 0; b < hid; ++b) jc[b] = 0.0;
+        for (int j = 0; j < hid; ++j) {
+          const real* KOKKOS_RESTRICT w = &params(off + static_cast<std::int64_t>(j) * in + q * hid);
+          const double jpj = jp[j];
+          for (int b = 0; b < hid; ++b) jc[b] += jpj * w[b];
         }
-      }
-    });
-  }
-  // Class sums of conn_mu(i, a, b) = input_mu(i) * J_mu(a, b).
-  const std::int64_t o_c0 = o_conn0_, o_c1 = o_conn1_;
-  Kokkos::parallel_for("stats::conn_sums", range(t.n_conn()), KOKKOS_LAMBDA(const std::int64_t e) {
-    const int node = t.conn_node(e);
-    const std::int64_t local = e - t.conn_offset(node);
-    const int i = static_cast<int>(local / (hid * hid));
-    const int ab = static_cast<int>(local % (hid * hid));
-    double s0 = 0.0, s1 = 0.0;
-    for (std::int64_t r = 0; r < rows; ++r) {
-      const double v = node_input(t, pre, leaves, r, node, i) * jac(r, node, ab);
-      if (z(r, 0)) s1 += v;
-      else s0 += v;
+        for (int b = 0; b < hid; ++b) jc[b] = h[b] > 0.0 ? jc[b] : 0.0;
+      });
+      team.team_barrier();
     }
-    acc(o_c0 + e) += s0;
-    acc(o_c1 + e) += s1;
+  });
+  // Class sums of conn_mu(i, a, b) = input_mu(i) * J_mu(a, b): one team per (node, input i).
+  const std::int64_t o_c0 = o_conn0_, o_c1 = o_conn1_;
+  Kokkos::parallel_for("stats::conn_sums", teams(t.n_conn() / hh), KOKKOS_LAMBDA(const Team& team) {
+    const std::int64_t base = static_cast<std::int64_t>(team.league_rank()) * hh;  // entry (node, i, 0, 0)
+    const int node = t.conn_node(base);
+    const int i = static_cast<int>((base - t.conn_offset(node)) / hh);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const double x = node_input(t, pre, leaves, r, node)[i];
+      if (x == 0.0) continue;  // a zero input (closed ReLU, or leaf 0) adds nothing
+      real* KOKKOS_RESTRICT out = &acc((z(r, 0) ? o_c1 : o_c0) + base);
+      const real* KOKKOS_RESTRICT j = &jac(r, node, 0);
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hh), [&](const int ab) { out[ab] += x * j[ab]; });
+    }
   });
 }
 
@@ -112,7 +110,7 @@ EvalResult Evaluator::finish() const {
   const int hid = t.hid;
   const std::int64_t o_z = o_sum_z_, o_h = o_sum_h_, o_h2 = o_sum_h2_, o_zh = o_sum_zh_;
 
-  View2R<real> corr_full("stats.corr_full", L, N);
+  View2<real> corr_full("stats.corr_full", L, N);
   Kokkos::parallel_for("stats::correlations", range(L * N), KOKKOS_LAMBDA(const std::int64_t idx) {
     const std::int64_t mu = idx / N, n = idx % N;
     const double count = acc(0) + acc(1);
@@ -126,7 +124,7 @@ EvalResult Evaluator::finish() const {
     corr_full(mu, n) = c;
   });
   View1<real> best("stats.best_corr", L);
-  View2R<real> own("stats.corr", L, hid);  // each node against its own neurons
+  View2<real> own("stats.corr", L, hid);  // each node against its own neurons
   Kokkos::parallel_for("stats::best_corr", range(L), KOKKOS_LAMBDA(const std::int64_t mu) {
     double b = 0.0;
     for (int j = 0; j < hid; ++j) {
@@ -149,7 +147,7 @@ EvalResult Evaluator::finish() const {
   // p0 p1 ||G||_F is the Frobenius norm of the operator p0 p1 Delta Delta^T.
   const std::int64_t o_c0 = o_conn0_, o_c1 = o_conn1_;
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  View3R<real> gram_ref("stats.gram_ref", L, hid, hid), gram_paper("stats.gram_paper", L, hid, hid);
+  View3<real> gram_ref("stats.gram_ref", L, hid, hid), gram_paper("stats.gram_paper", L, hid, hid);
   Kokkos::parallel_for("stats::covop_gram", range(L * hid * hid), KOKKOS_LAMBDA(const std::int64_t idx) {
     const int node = static_cast<int>(idx / (hid * hid));
     const int x = static_cast<int>((idx / hid) % hid), y = static_cast<int>(idx % hid);

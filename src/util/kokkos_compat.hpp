@@ -11,17 +11,31 @@ using real = double;
 using ExecSpace = Kokkos::DefaultExecutionSpace;
 using MemSpace = ExecSpace::memory_space;
 
+// Row-major on every backend: a row (one sample, or one node) is contiguous, which the
+// team-per-row kernels rely on, and results copy to the host as flat C arrays.
 template <class T> using View1 = Kokkos::View<T*, MemSpace>;
-template <class T> using View2 = Kokkos::View<T**, MemSpace>;
-template <class T> using View3 = Kokkos::View<T***, MemSpace>;
-// Row-major on every backend: for results copied to the host as flat C arrays.
-template <class T> using View2R = Kokkos::View<T**, Kokkos::LayoutRight, MemSpace>;
-template <class T> using View3R = Kokkos::View<T***, Kokkos::LayoutRight, MemSpace>;
+template <class T> using View2 = Kokkos::View<T**, Kokkos::LayoutRight, MemSpace>;
+template <class T> using View3 = Kokkos::View<T***, Kokkos::LayoutRight, MemSpace>;
 
 // A 1-D range over [0, n) of the default execution space, for named kernels.
 inline Kokkos::RangePolicy<ExecSpace> range(std::int64_t n) {
   return Kokkos::RangePolicy<ExecSpace>(0, n);
 }
+
+// `league` teams; threads of a team share one sample (a row) or one block of outputs.
+// On host backends a team is one thread and its TeamThreadRange loops are plain loops.
+using TeamPolicy = Kokkos::TeamPolicy<ExecSpace>;
+using Team = TeamPolicy::member_type;
+inline TeamPolicy teams(std::int64_t league) { return TeamPolicy(static_cast<int>(league), Kokkos::AUTO); }
+
+// Lets the host compiler vectorise a floating-point sum (it may reorder the additions; the
+// order is fixed by the binary, so results stay reproducible). Needs -fopenmp-simd.
+#if defined(__CUDA_ARCH__) || !defined(DUALNET_OPENMP_SIMD)
+#define DUALNET_SIMD_SUM(var)
+#else
+#define DUALNET_SIMD_PRAGMA(x) _Pragma(#x)
+#define DUALNET_SIMD_SUM(var) DUALNET_SIMD_PRAGMA(omp simd reduction(+ : var))
+#endif
 
 namespace kmath {
 #if KOKKOS_VERSION >= 40000
