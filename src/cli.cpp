@@ -2,13 +2,19 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "config/config.hpp"
 #include "dualnet_version.hpp"
+#include "io/checkpoint.hpp"
 #include "io/run_dir.hpp"
+#include "train/memory_estimate.hpp"
+#include "train/stop_request.hpp"
 #include "train/trainer.hpp"
 #include "util/error.hpp"
 
@@ -24,6 +30,39 @@ const char* kUsage =
 
 bool is_help(const std::string& a) { return a == "--help" || a == "-h" || a == "help"; }
 
+// The config of a resumed run: the checkpoint's, with the keys the user gave on top; the
+// science keys must not change.
+Config resumed_config(const Config& requested, const std::string& toml_path, const std::vector<std::string>& overrides,
+                      const Checkpoint& ckpt) {
+  Config cfg = parse_config(toml_path, overrides, ckpt.config);
+  const std::string diff = science_difference(ckpt.config, cfg);
+  if (!diff.empty())
+    throw UsageError("resume: the requested config changes science keys of the checkpoint (" + diff +
+                     "); start a new run for a different experiment");
+  const std::string run_dir = run_dir_of(requested.resume);
+  namespace fs = std::filesystem;
+  if (requested.out != Config().out && !fs::equivalent(fs::path(requested.out), fs::path(run_dir)))
+    throw UsageError("resume: the run continues in '" + run_dir + "'; out must not name another directory");
+  cfg.out = run_dir;
+  cfg.resume = requested.resume;
+  cfg.overwrite = false;
+  return cfg;
+}
+
+void check_memory(const Config& cfg, const World& world) {
+  const std::int64_t need = estimate_memory_bytes(cfg, world.size);
+  const std::int64_t ranks_here = world.size / std::max(1, world.nodes);
+  const std::int64_t have = available_memory_bytes();
+  if (have > 0 && static_cast<double>(need) * std::max<std::int64_t>(1, ranks_here) > static_cast<double>(have)) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "this configuration needs about %.1f GiB per rank (x %lld ranks on this node) but the node has "
+                  "%.1f GiB available; reduce hid, depth, num_children, batch or eval_chunk",
+                  need / 1073741824.0, static_cast<long long>(ranks_here), have / 1073741824.0);
+    throw UsageError(buf);
+  }
+}
+
 int train(const std::vector<std::string>& args, const World& world) {
   std::string toml_path;
   std::vector<std::string> overrides;
@@ -36,13 +75,20 @@ int train(const std::vector<std::string>& args, const World& world) {
     else overrides.push_back(args[i]);
   }
   Config cfg;
+  std::unique_ptr<Checkpoint> ckpt;
   on_all_ranks(world, [&] {
     cfg = parse_config(toml_path, overrides);
+    if (!cfg.resume.empty()) {
+      ckpt = std::make_unique<Checkpoint>(read_checkpoint(cfg.resume));
+      cfg = resumed_config(cfg, toml_path, overrides, *ckpt);
+    }
     validate(cfg, world.size);
+    check_memory(cfg, world);
   });
-  prepare_run_dir(cfg, world);
+  if (!ckpt) prepare_run_dir(cfg, world);
   std::unique_ptr<Trainer> trainer;
-  on_all_ranks(world, [&] { trainer = std::make_unique<Trainer>(cfg, world); });
+  on_all_ranks(world, [&] { trainer = std::make_unique<Trainer>(cfg, world, ckpt.get()); });
+  install_stop_handlers();
   trainer->run();
   return 0;
 }

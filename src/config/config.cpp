@@ -54,6 +54,13 @@ const std::vector<KeySpec>& config_keys() {
        "gradient all-reduce: auto = nccl on a CUDA build, else mpi"},
       {"progress_every", &Config::progress_every, 0, kIntMax, {}, false,
        "also print a progress line every this many training steps (0: once per epoch)"},
+      {"resume", &Config::resume, 0, 0, {}, false,
+       "continue the run in this run directory (or from this checkpoint file); science keys must match"},
+      {"checkpoint_every", &Config::checkpoint_every, 1, kIntMax, {}, false,
+       "write a checkpoint every this many epochs (and always after the last)"},
+      {"checkpoint_seconds", &Config::checkpoint_seconds, 0, kNoMax, {}, false,
+       "also write one when this many seconds passed since the last (0: off)"},
+      {"keep_checkpoints", &Config::keep_checkpoints, 1, 1000000, {}, false, "checkpoints kept in <out>/checkpoints"},
   };
   return keys;
 }
@@ -146,7 +153,7 @@ void set_key(Config& cfg, const KeySpec& k, const toml::value& v, const std::str
       for (const auto& c : k.choices) ok = ok || (c == s);
       if (!ok) throw bad();
     }
-    if (s.empty()) throw bad();
+    if (s.empty() && std::string(k.name) != "resume") throw bad();  // resume="" means: a new run
     cfg.**f = s;
   }
 }
@@ -189,8 +196,8 @@ std::string Config::to_toml() const {
   return s;
 }
 
-Config parse_config(const std::string& toml_path, const std::vector<std::string>& overrides) {
-  Config cfg;
+Config parse_config(const std::string& toml_path, const std::vector<std::string>& overrides, const Config& base) {
+  Config cfg = base;
   if (!toml_path.empty()) {
     std::ifstream in(toml_path, std::ios::binary);
     if (!in) throw UsageError("config file '" + toml_path + "' cannot be read (missing or not readable)");

@@ -40,6 +40,11 @@ struct Config {
   bool overwrite = false;
   std::string reducer = "auto";
   std::int64_t progress_every = 0;
+  // checkpoints and restart (io/checkpoint.hpp)
+  std::string resume = "";
+  std::int64_t checkpoint_every = 1;
+  double checkpoint_seconds = 0.0;
+  std::int64_t keep_checkpoints = 2;
 
   // Resolved config as TOML text (every key, one per line, in table order).
   std::string to_toml() const;
@@ -60,9 +65,11 @@ struct KeySpec {
 
 const std::vector<KeySpec>& config_keys();
 
-// Applies a TOML file (if path non-empty) and then the overrides ("key=value") in order.
+// Applies a TOML file (if path non-empty) and then the overrides ("key=value") in order,
+// on top of `base` (the defaults, or a resumed run's config).
 // Throws UsageError naming the key and what is allowed.
-Config parse_config(const std::string& toml_path, const std::vector<std::string>& overrides);
+Config parse_config(const std::string& toml_path, const std::vector<std::string>& overrides,
+                    const Config& base = Config());
 
 // Reads a config back from the TOML text that to_toml() wrote (checkpoints, metrics files).
 Config config_from_toml_text(const std::string& text, const std::string& origin);

@@ -95,12 +95,36 @@ void write_attr(const Handle& obj, const std::string& name, const std::string& v
   check_status(H5Awrite(attr.id(), type.id(), &p), "writing attribute " + name);
 }
 
-void write_attr(const Handle& obj, const std::string& name, std::int64_t value) {
+namespace {
+
+void write_scalar_attr(const Handle& obj, const std::string& name, hid_t file_type, hid_t mem_type, const void* v) {
   Handle space(check(H5Screate(H5S_SCALAR), "scalar space"));
   if (H5Aexists(obj.id(), name.c_str()) > 0) check_status(H5Adelete(obj.id(), name.c_str()), "deleting " + name);
-  Handle attr(check(H5Acreate2(obj.id(), name.c_str(), H5T_STD_I64LE, space.id(), H5P_DEFAULT, H5P_DEFAULT),
+  Handle attr(check(H5Acreate2(obj.id(), name.c_str(), file_type, space.id(), H5P_DEFAULT, H5P_DEFAULT),
                     "creating attribute " + name));
-  check_status(H5Awrite(attr.id(), H5T_NATIVE_INT64, &value), "writing attribute " + name);
+  check_status(H5Awrite(attr.id(), mem_type, v), "writing attribute " + name);
+}
+
+template <class T>
+T read_scalar_attr(const Handle& obj, const std::string& name, H5T_class_t cls, hid_t mem_type, const char* kind) {
+  if (!has_attr(obj, name)) throw RuntimeError("HDF5: " + object_name(obj) + " has no attribute '" + name + "'");
+  Handle attr(check(H5Aopen(obj.id(), name.c_str(), H5P_DEFAULT), "opening attribute " + name));
+  Handle ftype(check(H5Aget_type(attr.id()), "attribute type"));
+  if (H5Tget_class(ftype.id()) != cls)
+    throw RuntimeError("HDF5: attribute '" + name + "' of " + object_name(obj) + " is not " + kind);
+  T v{};
+  check_status(H5Aread(attr.id(), mem_type, &v), "reading attribute " + name);
+  return v;
+}
+
+}  // namespace
+
+void write_attr(const Handle& obj, const std::string& name, std::int64_t value) {
+  write_scalar_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
+}
+
+void write_attr(const Handle& obj, const std::string& name, double value) {
+  write_scalar_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
 }
 
 bool has_attr(const Handle& obj, const std::string& name) { return H5Aexists(obj.id(), name.c_str()) > 0; }
@@ -129,14 +153,11 @@ std::string read_attr_string(const Handle& obj, const std::string& name) {
 }
 
 std::int64_t read_attr_int(const Handle& obj, const std::string& name) {
-  if (!has_attr(obj, name)) throw RuntimeError("HDF5: " + object_name(obj) + " has no attribute '" + name + "'");
-  Handle attr(check(H5Aopen(obj.id(), name.c_str(), H5P_DEFAULT), "opening attribute " + name));
-  Handle ftype(check(H5Aget_type(attr.id()), "attribute type"));
-  if (H5Tget_class(ftype.id()) != H5T_INTEGER)
-    throw RuntimeError("HDF5: attribute '" + name + "' of " + object_name(obj) + " is not an integer");
-  std::int64_t v = 0;
-  check_status(H5Aread(attr.id(), H5T_NATIVE_INT64, &v), "reading attribute " + name);
-  return v;
+  return read_scalar_attr<std::int64_t>(obj, name, H5T_INTEGER, H5T_NATIVE_INT64, "an integer");
+}
+
+double read_attr_double(const Handle& obj, const std::string& name) {
+  return read_scalar_attr<double>(obj, name, H5T_FLOAT, H5T_NATIVE_DOUBLE, "a number");
 }
 
 namespace {

@@ -42,9 +42,11 @@ bool exists(const Handle& parent, const std::string& name);
 
 void write_attr(const Handle& obj, const std::string& name, const std::string& value);
 void write_attr(const Handle& obj, const std::string& name, std::int64_t value);
+void write_attr(const Handle& obj, const std::string& name, double value);
 bool has_attr(const Handle& obj, const std::string& name);
 std::string read_attr_string(const Handle& obj, const std::string& name);
 std::int64_t read_attr_int(const Handle& obj, const std::string& name);
+double read_attr_double(const Handle& obj, const std::string& name);
 
 // A dataset of fixed shape, written whole.
 Handle write_dataset(const Handle& parent, const std::string& name, const std::vector<hsize_t>& dims,

@@ -5,6 +5,7 @@
 
 #include "dualnet_version.hpp"
 #include "io/hdf5.hpp"
+#include "util/error.hpp"
 #include "util/kokkos_compat.hpp"
 
 namespace dualnet {
@@ -138,6 +139,40 @@ void append_metrics_row(const std::string& path, const MetricsRow& row) {
   put("train_loss_sem", &row.train_loss_sem);
   put("samples_per_s", &row.samples_per_s);
   if (h5::exists(g, "corr_full")) put("corr_full", row.eval->corr_full.data());
+  h5::flush(file);
+}
+
+}  // namespace dualnet
+
+namespace dualnet {
+
+void reopen_metrics_file(const std::string& path, std::int64_t rows, const Config& cfg, const TreeShape& tree,
+                         int world_size) {
+  const auto refuse = [&](const std::string& why) { return UsageError("resume: '" + path + "' " + why); };
+  if (!h5::is_hdf5(path)) throw refuse("is missing or not an HDF5 file");
+  h5::Handle file;
+  try {
+    file = h5::open_file(path, true);
+  } catch (const Error&) {
+    throw refuse("cannot be opened for writing");
+  }
+  if (!h5::has_attr(file, "format") || h5::read_attr_string(file, "format") != kMetricsFormat)
+    throw refuse("is not a dualnet metrics file");
+  if (h5::read_attr_int(file, "format_version") > kMetricsFormatVersion)
+    throw refuse("has a newer format version than this dualnet writes");
+  if (!h5::exists(file, "metrics") || !h5::exists(file, "hltm")) throw refuse("lacks the /metrics or /hltm group");
+  h5::Handle g = h5::open_group(file, "metrics");
+  const auto best = h5::shape(h5::open_dataset(g, "best_corr"));
+  if (best.size() != 2 || best[1] != static_cast<hsize_t>(tree.n_latent))
+    throw refuse("does not belong to this run (tree size differs)");
+  const std::int64_t have = static_cast<std::int64_t>(h5::row_count(h5::open_dataset(g, "epoch")));
+  if (have < rows)
+    throw refuse("has " + std::to_string(have) + " rows but the checkpoint needs " + std::to_string(rows));
+  for (const auto& spec : row_specs(true))
+    if (h5::exists(g, spec.name)) h5::set_row_count(h5::open_dataset(g, spec.name), static_cast<hsize_t>(rows));
+  h5::set_row_count(h5::open_dataset(g, "epoch"), static_cast<hsize_t>(rows));
+  h5::write_attr(file, "config_toml", cfg.to_toml());
+  h5::write_attr(file, "world_size", static_cast<std::int64_t>(world_size));
   h5::flush(file);
 }
 

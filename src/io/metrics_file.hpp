@@ -34,4 +34,10 @@ void create_metrics_file(const std::string& path, const Config& cfg, const TreeS
 
 void append_metrics_row(const std::string& path, const MetricsRow& row);
 
+// For a resumed run: checks the file is dualnet's and matches the tree, keeps its first
+// `rows` rows (the evaluations the checkpoint has seen) and records the new config.
+// UsageError with one line if the file is not a dualnet metrics file.
+void reopen_metrics_file(const std::string& path, std::int64_t rows, const Config& cfg, const TreeShape& tree,
+                         int world_size);
+
 }  // namespace dualnet

@@ -1,5 +1,6 @@
 #include "train/trainer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -9,6 +10,7 @@
 
 #include "io/metrics_file.hpp"
 #include "io/run_dir.hpp"
+#include "train/stop_request.hpp"
 #include "util/fixed_point.hpp"
 
 namespace dualnet {
@@ -35,7 +37,8 @@ std::vector<double> host_vector(const V& v) {
 
 }  // namespace
 
-Trainer::Trainer(const Config& cfg, const World& world) : cfg_(cfg), world_(world) {
+Trainer::Trainer(const Config& cfg, const World& world, const Checkpoint* resume)
+    : cfg_(cfg), world_(world), last_rate_(std::numeric_limits<double>::quiet_NaN()) {
   net_.tree = TreeShape(static_cast<int>(cfg.depth), static_cast<int>(cfg.num_children), static_cast<int>(cfg.hid));
   net_.bias = cfg.bias;
   net_.normalize_output = cfg.normalize_output;
@@ -72,6 +75,31 @@ Trainer::Trainer(const Config& cfg, const World& world) : cfg_(cfg), world_(worl
   evaluator_ = std::make_unique<Evaluator>(net_, cfg.eval_chunk);
   eval_samples_.allocate(t, evaluator_->chunk());
   eval_act_.allocate(t, evaluator_->chunk());
+
+  if (resume) {
+    const auto load = [](const std::vector<double>& from, const View1<real>& to, const char* what) {
+      if (from.size() != to.extent(0))
+        throw UsageError(std::string("resume: the checkpoint's ") + what + " has " + std::to_string(from.size()) +
+                         " values, this configuration needs " + std::to_string(to.extent(0)));
+      Kokkos::View<const double*, Kokkos::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>> h(from.data(),
+                                                                                                 from.size());
+      Kokkos::deep_copy(to, h);
+    };
+    if (host_vector(polarity_) != resume->polarity) {
+      // NaN at the root compares unequal: compare the edges only.
+      const auto mine = host_vector(polarity_);
+      if (!std::equal(mine.begin() + 1, mine.end(), resume->polarity.begin() + 1, resume->polarity.end()))
+        throw UsageError("resume: the checkpoint's polarities differ from those its seed gives (damaged file?)");
+    }
+    load(resume->params, params_, "weights");
+    load(resume->velocity, velocity_, "optimiser state");
+    load(resume->step_losses, step_losses_, "loss history");
+    resumed_ = true;
+    epoch_ = resume->epoch;
+    step_ = resume->step;
+    last_rate_ = resume->last_train_rate;
+    resumed_world_size_ = resume->world_size;
+  }
 }
 
 EvalResult Trainer::evaluate(std::int64_t epoch) {
@@ -140,71 +168,135 @@ void Trainer::check_overflow(std::int64_t epoch) const {
                        true);
 }
 
-void Trainer::run() {
+Trainer::Poll Trainer::poll() const {
+  int mine = pending_stop_signal() != 0 ? 2 : 0;
+  if (world_.root() && cfg_.checkpoint_seconds > 0.0 && seconds_since(last_checkpoint_) >= cfg_.checkpoint_seconds)
+    mine = std::max(mine, 1);
+  int all = mine;
+  if (world_.size > 1) MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MAX, world_.comm);
+  return all == 2 ? Poll::stop : all == 1 ? Poll::checkpoint : Poll::go_on;
+}
+
+void Trainer::save_checkpoint(std::int64_t epoch, std::int64_t step) {
+  Checkpoint c;
+  c.config = cfg_;
+  c.epoch = epoch;
+  c.step = step;
+  c.world_size = world_.size;
+  c.last_train_rate = last_rate_;
+  on_all_ranks(world_, [&] {
+    if (!world_.root()) return;
+    timer_.start(kIo);
+    c.params = host_vector(params_);
+    c.velocity = host_vector(velocity_);
+    c.step_losses = host_vector(step_losses_);
+    c.polarity = host_vector(polarity_);
+    write_checkpoint(cfg_.out, c, cfg_.keep_checkpoints);
+    timer_.stop();
+  });
+  last_checkpoint_ = std::chrono::steady_clock::now();
+}
+
+void Trainer::write_row(std::int64_t epoch, const EvalResult& r, double loss_mean, double loss_sem, double rate) {
+  if (!world_.root()) return;
+  timer_.start(kIo);
+  MetricsRow row;
+  row.epoch = epoch;
+  row.eval = &r;
+  row.weight_norm = host_vector(weight_norms(net_, params_));
+  row.train_loss_mean = loss_mean;
+  row.train_loss_sem = loss_sem;
+  row.samples_per_s = rate;
+  append_metrics_row(metrics_path(cfg_), row);
+  timer_.stop();
+}
+
+bool Trainer::run() {
   const TreeShape& t = net_.tree;
   const std::string path = metrics_path(cfg_);
-  if (world_.root()) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  on_all_ranks(world_, [&] {
+    if (!world_.root()) return;
     timer_.start(kIo);
-    create_metrics_file(path, cfg_, t, host_vector(polarity_), host_vector(root_correlations(t, polarity_)),
-                        world_.size);
+    if (resumed_) reopen_metrics_file(path, epoch_ + 1, cfg_, t, world_.size);
+    else create_metrics_file(path, cfg_, t, host_vector(polarity_), host_vector(root_correlations(t, polarity_)),
+                             world_.size);
     timer_.stop();
     print_header();
-  }
-  const auto t0 = std::chrono::steady_clock::now();
-  double train_s = 0.0, eval_s = 0.0;
-  std::int64_t steps_run = 0;
-  double loss_mean = std::numeric_limits<double>::quiet_NaN(), loss_sem = loss_mean, train_rate = loss_mean;
-  for (std::int64_t epoch = 0; epoch <= cfg_.epochs; ++epoch) {
-    auto te = std::chrono::steady_clock::now();
+  });
+  start_ = last_checkpoint_ = std::chrono::steady_clock::now();
+
+  // One evaluation pass and its metrics row; the ETA counts the passes still to come.
+  const auto evaluate_and_write = [&](std::int64_t epoch, double loss_mean, double loss_sem, double rate) {
+    const auto t0 = std::chrono::steady_clock::now();
     timer_.start(kEval);
     const EvalResult r = evaluate(epoch);
     timer_.stop();
-    const double this_eval_s = seconds_since(te);
-    eval_s += this_eval_s;
+    const double eval_s = seconds_since(t0);
+    eval_s_ += eval_s;
+    write_row(epoch, r, loss_mean, loss_sem, rate);
     if (world_.root()) {
-      timer_.start(kIo);
-      MetricsRow row;
-      row.epoch = epoch;
-      row.eval = &r;
-      row.weight_norm = host_vector(weight_norms(net_, params_));
-      row.train_loss_mean = loss_mean;
-      row.train_loss_sem = loss_sem;
-      row.samples_per_s = train_rate;
-      append_metrics_row(path, row);
-      timer_.stop();
-      const double per_epoch = epoch > 0 ? (train_s + eval_s) / epoch : std::numeric_limits<double>::quiet_NaN();
-      print_epoch(epoch, r, loss_mean, loss_sem, train_rate, cfg_.samples_per_pass / this_eval_s,
-                  per_epoch * static_cast<double>(cfg_.epochs - epoch));
+      const double per_step = steps_run_ > 0 ? train_s_ / steps_run_ : nan;
+      const double left = static_cast<double>(cfg_.epochs - epoch);
+      print_epoch(epoch, r, loss_mean, loss_sem, rate, cfg_.samples_per_pass / eval_s,
+                  left * (per_step * steps_per_pass() + eval_s));
     }
-    if (epoch == cfg_.epochs) break;
+  };
+  const auto stop_here = [&](std::int64_t epoch, std::int64_t step) {
+    save_checkpoint(epoch, step);
+    if (world_.root()) {
+      std::printf("dualnet: stopped by %s at epoch %lld, step %lld; checkpoint written. Continue with:\n"
+                  "  dualnet train resume=%s\n",
+                  signal_name(pending_stop_signal() ? pending_stop_signal() : 15), static_cast<long long>(epoch),
+                  static_cast<long long>(step), cfg_.out.c_str());
+      std::fflush(stdout);
+    }
+    return false;
+  };
 
-    const auto tt = std::chrono::steady_clock::now();
-    Kokkos::deep_copy(overflows_, std::int64_t(0));
-    const std::int64_t steps = steps_per_pass();
-    for (std::int64_t step = 0; step < steps; ++step) {
+  if (resumed_ && world_.root())
+    std::printf("resuming at epoch %lld, step %lld (checkpoint written on %lld ranks, now %d)\n",
+                static_cast<long long>(epoch_), static_cast<long long>(step_), static_cast<long long>(resumed_world_size_), world_.size);
+  if (!resumed_) {
+    evaluate_and_write(0, nan, nan, nan);
+    if (cfg_.epochs > 0 && poll() == Poll::stop) return stop_here(0, 0);
+  }
+  const std::int64_t steps = steps_per_pass();
+  for (std::int64_t epoch = epoch_, first = step_; epoch < cfg_.epochs; ++epoch, first = 0) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (first == 0) Kokkos::deep_copy(overflows_, std::int64_t(0));
+    for (std::int64_t step = first; step < steps; ++step) {
       train_step(epoch, step);
-      if (cfg_.progress_every > 0 && (step + 1) % cfg_.progress_every == 0 && world_.root())
+      ++steps_run_;
+      if (cfg_.progress_every > 0 && (step + 1) % cfg_.progress_every == 0 && world_.root()) {
         std::printf("  epoch %lld step %lld/%lld  %.0f samples/s\n", static_cast<long long>(epoch),
                     static_cast<long long>(step + 1), static_cast<long long>(steps),
-                    (step + 1) * cfg_.batch / seconds_since(tt)),
-            std::fflush(stdout);
+                    (step + 1 - first) * cfg_.batch / seconds_since(t0));
+        std::fflush(stdout);
+      }
+      const Poll p = poll();
+      if (p == Poll::stop && step + 1 < steps) {
+        train_s_ += seconds_since(t0);
+        return stop_here(epoch, step + 1);
+      }
+      if (p == Poll::checkpoint) save_checkpoint(epoch, step + 1);
     }
     check_overflow(epoch);
-    const double pass_s = seconds_since(tt);
-    train_s += pass_s;
-    steps_run += steps;
-    train_rate = static_cast<double>(steps * cfg_.batch) / pass_s;
+    const double pass_s = seconds_since(t0);
+    train_s_ += pass_s;
+    if (first < steps) last_rate_ = static_cast<double>((steps - first) * cfg_.batch) / pass_s;
     const auto losses = host_vector(step_losses_);
-    double mean = 0.0;
+    double mean = 0.0, var = 0.0;
     for (double l : losses) mean += l;
     mean /= static_cast<double>(losses.size());
-    double var = 0.0;
     for (double l : losses) var += (l - mean) * (l - mean);
-    loss_mean = mean;
-    loss_sem = losses.size() > 1 ? std::sqrt(var / static_cast<double>(losses.size() - 1) / losses.size())
-                                 : std::numeric_limits<double>::quiet_NaN();
+    const double sem = losses.size() > 1 ? std::sqrt(var / static_cast<double>(losses.size() - 1) / losses.size()) : nan;
+    if ((epoch + 1) % cfg_.checkpoint_every == 0 || epoch + 1 == cfg_.epochs) save_checkpoint(epoch, steps);
+    evaluate_and_write(epoch + 1, mean, sem, last_rate_);
+    if (epoch + 1 < cfg_.epochs && poll() == Poll::stop) return stop_here(epoch + 1, 0);
   }
-  if (world_.root()) write_timing(seconds_since(t0), train_s, eval_s, steps_run);
+  if (world_.root()) write_timing(seconds_since(start_), train_s_, eval_s_, steps_run_);
+  return true;
 }
 
 void Trainer::print_header() const {

@@ -1,6 +1,7 @@
 #pragma once
 // The run: epoch loop of SPEC §5 (evaluation pass, then training pass), data parallel over
 // the MPI ranks. Host code only orchestrates kernels; all per-sample work is in kernels.
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -10,6 +11,7 @@
 #include "comm/world.hpp"
 #include "config/config.hpp"
 #include "hltm/hltm.hpp"
+#include "io/checkpoint.hpp"
 #include "loss/loss.hpp"
 #include "model/network.hpp"
 #include "stats/evaluator.hpp"
@@ -20,10 +22,12 @@ namespace dualnet {
 
 class Trainer {
  public:
-  Trainer(const Config& cfg, const World& world);
-  // Runs every remaining epoch and the final evaluation; writes <out>/metrics.h5 and
-  // <out>/timing.json (rank 0).
-  void run();
+  // With `resume`, the run continues from that checkpoint's state.
+  Trainer(const Config& cfg, const World& world, const Checkpoint* resume = nullptr);
+  // Runs every remaining epoch and the final evaluation; writes <out>/metrics.h5,
+  // checkpoints and <out>/timing.json (rank 0). Returns false when a stop signal ended
+  // the run early (after writing a checkpoint).
+  bool run();
 
   // Pieces of the run, public for tests.
   EvalResult evaluate(std::int64_t epoch);  // one evaluation pass, reduced over ranks
@@ -43,6 +47,10 @@ class Trainer {
                    double eval_rate, double eta_s) const;
   void write_timing(double wall_s, double train_s, double eval_s, std::int64_t steps_run) const;
   void check_overflow(std::int64_t epoch) const;
+  enum class Poll { go_on, checkpoint, stop };
+  Poll poll() const;  // agreed by all ranks
+  void save_checkpoint(std::int64_t epoch, std::int64_t step);
+  void write_row(std::int64_t epoch, const EvalResult& r, double loss_mean, double loss_sem, double rate);
 
   Config cfg_;
   World world_;
@@ -74,6 +82,17 @@ class Trainer {
   Activations eval_act_;
 
   PhaseTimer timer_;
+
+  // Where the run stands: the evaluation of epoch_ is written; steps [0, step_) are done.
+  bool resumed_ = false;
+  std::int64_t epoch_ = 0;
+  std::int64_t step_ = 0;
+  std::int64_t resumed_world_size_ = 0;
+  double last_rate_;  // samples/s of the last finished training pass
+  std::chrono::steady_clock::time_point last_checkpoint_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  double train_s_ = 0.0, eval_s_ = 0.0;
+  std::int64_t steps_run_ = 0;
 };
 
 }  // namespace dualnet
