@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <limits>
+#include <utility>
+
+#include "util/error.hpp"
+#include "util/fixed_point.hpp"
 
 namespace dualnet {
 
@@ -13,6 +17,7 @@ Evaluator::Evaluator(const NetworkShape& net, std::int64_t max_chunk) : net_(net
   const TreeShape& t = net.tree;
   const std::int64_t per_anchor = static_cast<std::int64_t>(t.n_latent) * t.hid * t.hid * sizeof(real);
   chunk_ = std::max<std::int64_t>(1, std::min(max_chunk, kJacobianBytes / per_anchor));
+  chunk_ = std::max(kEvalBlock, chunk_ / kEvalBlock * kEvalBlock);
   const std::int64_t L = t.n_latent, N = t.n_neuron();
   o_sum_z_ = 2;  // [0], [1]: anchors with root 0 and root 1
   o_sum_h_ = o_sum_z_ + L;
@@ -20,11 +25,37 @@ Evaluator::Evaluator(const NetworkShape& net, std::int64_t max_chunk) : net_(net
   o_sum_zh_ = o_sum_h2_ + N;
   o_conn0_ = o_sum_zh_ + L * N;
   o_conn1_ = o_conn0_ + t.n_conn();
-  acc_ = View1<double>("stats.sums", o_conn1_ + t.n_conn());
+  acc_ = View1<double>("stats.block_sums", o_conn1_ + t.n_conn());
+  total_ = View1<std::int64_t>("stats.totals", acc_.extent(0) + 1);
   jac_ = View3<real>("stats.jacobian", chunk_, t.n_latent, t.hid * t.hid);
 }
 
-void Evaluator::reset() { Kokkos::deep_copy(acc_, 0.0); }
+void Evaluator::reset() {
+  Kokkos::deep_copy(acc_, 0.0);
+  Kokkos::deep_copy(total_, std::int64_t(0));
+}
+
+void Evaluator::rank_range(std::int64_t n, int rank, int size, std::int64_t* begin, std::int64_t* end) {
+  const std::int64_t blocks = (n + kEvalBlock - 1) / kEvalBlock;
+  *begin = std::min(n, blocks * rank / size * kEvalBlock);
+  *end = std::min(n, blocks * (rank + 1) / size * kEvalBlock);
+}
+
+namespace {
+
+// Closes a block for entry e: its double sum joins the exact total.
+KOKKOS_INLINE_FUNCTION void fold(const View1<double>& acc, const View1<std::int64_t>& total, std::int64_t e) {
+  bool overflow = false;
+  total(e) += to_fixed(acc(e), &overflow, kStatFixed);
+  acc(e) = 0.0;
+  if (overflow) Kokkos::atomic_add(&total(total.extent(0) - 1), std::int64_t(1));
+}
+
+KOKKOS_INLINE_FUNCTION bool closes_block(std::int64_t r, std::int64_t rows) {
+  return (r + 1) % kEvalBlock == 0 || r + 1 == rows;
+}
+
+}  // namespace
 
 void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples, const Activations& act,
                            std::int64_t rows) {
@@ -38,6 +69,7 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
 
   // The sums below loop over anchors outside and over contiguous outputs inside, so host
   // backends vectorise them and GPU threads of a team own distinct outputs.
+  const auto total = total_;
   Kokkos::parallel_for("stats::moment_sums", teams(1), KOKKOS_LAMBDA(const Team& team) {
     for (std::int64_t r = 0; r < rows; ++r) {
       Kokkos::parallel_for(Kokkos::TeamThreadRange(team, N), [&](const int n) {
@@ -46,16 +78,25 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
       });
       Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.n_latent), [&](const int mu) { acc(o_z + mu) += z(r, mu); });
       Kokkos::single(Kokkos::PerTeam(team), [&]() { acc(z(r, 0) ? 1 : 0) += 1.0; });
+      if (closes_block(r, rows)) {
+        team.team_barrier();
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, o_zh), [&](const int e) { fold(acc, total, e); });
+        team.team_barrier();
+      }
     }
   });
   // sum of z_mu * h_n: one team per latent, anchors with z_mu = 1 only.
   Kokkos::parallel_for("stats::cross_sums", teams(t.n_latent), KOKKOS_LAMBDA(const Team& team) {
     const int mu = team.league_rank();
+    const std::int64_t base = o_zh + static_cast<std::int64_t>(mu) * N;
     for (std::int64_t r = 0; r < rows; ++r) {
-      if (!z(r, mu)) continue;
-      real* KOKKOS_RESTRICT out = &acc(o_zh + static_cast<std::int64_t>(mu) * N);
-      const real* KOKKOS_RESTRICT h = &pre(r, 0);
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, N), [&](const int n) { out[n] += h[n]; });
+      if (z(r, mu)) {
+        real* KOKKOS_RESTRICT out = &acc(base);
+        const real* KOKKOS_RESTRICT h = &pre(r, 0);
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, N), [&](const int n) { out[n] += h[n]; });
+      }
+      if (closes_block(r, rows))
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, N), [&](const int n) { fold(acc, total, base + n); });
     }
   });
 
@@ -95,17 +136,34 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
     const int i = static_cast<int>((base - t.conn_offset(node)) / hh);
     for (std::int64_t r = 0; r < rows; ++r) {
       const double x = node_input(t, pre, leaves, r, node)[i];
-      if (x == 0.0) continue;  // a zero input (closed ReLU, or leaf 0) adds nothing
-      real* KOKKOS_RESTRICT out = &acc((z(r, 0) ? o_c1 : o_c0) + base);
-      const real* KOKKOS_RESTRICT j = &jac(r, node, 0);
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hh), [&](const int ab) { out[ab] += x * j[ab]; });
+      if (x != 0.0) {  // a zero input (closed ReLU, or leaf 0) adds nothing
+        real* KOKKOS_RESTRICT out = &acc((z(r, 0) ? o_c1 : o_c0) + base);
+        const real* KOKKOS_RESTRICT j = &jac(r, node, 0);
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hh), [&](const int ab) { out[ab] += x * j[ab]; });
+      }
+      if (closes_block(r, rows))
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hh), [&](const int ab) {
+          fold(acc, total, o_c0 + base + ab);
+          fold(acc, total, o_c1 + base + ab);
+        });
     }
   });
 }
 
 EvalResult Evaluator::finish() const {
   const TreeShape t = net_.tree;
-  const auto acc = acc_;
+  {
+    auto overflow = Kokkos::create_mirror_view_and_copy(
+        Kokkos::HostSpace(), Kokkos::subview(total_, std::make_pair(total_.extent(0) - 1, total_.extent(0))));
+    if (overflow(0) != 0)
+      throw RuntimeError("evaluation: a statistic left the exact fixed-point range (|block sum| >= 2^31); the "
+                         "network's activations diverged",
+                         true);
+  }
+  const View1<double> acc("stats.sums", acc_.extent(0));
+  const auto total = total_;
+  Kokkos::parallel_for("stats::from_fixed", range(acc.extent(0)),
+                       KOKKOS_LAMBDA(const std::int64_t e) { acc(e) = from_fixed(total(e), kStatFixed); });
   const std::int64_t L = t.n_latent, N = t.n_neuron();
   const int hid = t.hid;
   const std::int64_t o_z = o_sum_z_, o_h = o_sum_h_, o_h2 = o_sum_h2_, o_zh = o_sum_zh_;
@@ -193,7 +251,7 @@ EvalResult Evaluator::finish() const {
   to_host(norm_paper, r.covop_norm_paper);
   to_host(gram_paper, r.gram_paper);
   to_host(own, r.corr);
-  auto counts = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), Kokkos::subview(acc_, Kokkos::make_pair(0, 2)));
+  auto counts = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), Kokkos::subview(acc, Kokkos::make_pair(0, 2)));
   r.samples = static_cast<std::int64_t>(counts(0) + counts(1));
   return r;
 }

@@ -3,8 +3,10 @@
 //  - neuron-latent correlation: sums of z, h, h^2 and z*h for every latent z and neuron h;
 //  - covariance operator: for every node mu, the sums of conn = input_mu (x) J_mu per root
 //    class, where J_mu = d h_root / d h_mu (ReLU gate of mu included).
-// All sums live in one flat View of doubles, so one all-reduce makes them global; the
-// statistics formed from them are then the same for any number of ranks.
+// Anchors are summed in blocks of kEvalBlock (fixed by global index); each block's sums are
+// rounded to fixed point and added as integers (util/fixed_point.hpp). All totals live in
+// one flat int64 View, so one exact all-reduce makes them global: the statistics are the
+// same bits for any number of ranks.
 #include <cstdint>
 #include <vector>
 
@@ -12,6 +14,8 @@
 #include "model/network.hpp"
 
 namespace dualnet {
+
+constexpr std::int64_t kEvalBlock = 64;
 
 // Host copies of the statistics of one pass (one metrics row).
 struct EvalResult {
@@ -29,21 +33,25 @@ class Evaluator {
  public:
   Evaluator(const NetworkShape& net, std::int64_t max_chunk);
 
-  // Anchors per accumulate() call this evaluator was sized for.
+  // Anchors per accumulate() call this evaluator was sized for: a multiple of kEvalBlock.
   std::int64_t chunk() const { return chunk_; }
   void reset();
-  // Adds `rows` anchors (view 0 only) with their forward pass.
+  // Adds `rows` anchors (view 0 only) with their forward pass. The rows must start at a
+  // block boundary; every kEvalBlock rows (and the last row) close a block.
   void accumulate(const View1<real>& params, const SampleBatch& samples, const Activations& act, std::int64_t rows);
-  // The flat sums, to be all-reduced before finish().
-  const View1<double>& sums() const { return acc_; }
+  // The exact totals, to be all-reduced before finish(); the last entry counts overflows.
+  const View1<std::int64_t>& totals() const { return total_; }
   EvalResult finish() const;
+  // Which anchors [begin, end) of a pass of n this rank evaluates: whole blocks.
+  static void rank_range(std::int64_t n, int rank, int size, std::int64_t* begin, std::int64_t* end);
 
  private:
   NetworkShape net_;
   std::int64_t chunk_;
   // Offsets into acc_.
   std::int64_t o_sum_z_, o_sum_h_, o_sum_h2_, o_sum_zh_, o_conn0_, o_conn1_;
-  View1<double> acc_;
+  View1<double> acc_;          // sums of the block in progress
+  View1<std::int64_t> total_;  // fixed-point totals of closed blocks, + overflow count
   View3<real> jac_;  // [chunk][latent][hid*hid]
 };
 

@@ -104,8 +104,8 @@ Trainer::Trainer(const Config& cfg, const World& world, const Checkpoint* resume
 
 EvalResult Trainer::evaluate(std::int64_t epoch) {
   evaluator_->reset();
-  const std::int64_t n = cfg_.samples_per_pass;
-  const std::int64_t begin = n * world_.rank / world_.size, end = n * (world_.rank + 1) / world_.size;
+  std::int64_t begin, end;
+  Evaluator::rank_range(cfg_.samples_per_pass, world_.rank, world_.size, &begin, &end);
   const std::int64_t base = stream_base(epoch, false);
   for (std::int64_t start = begin; start < end; start += evaluator_->chunk()) {
     const std::int64_t rows = std::min(evaluator_->chunk(), end - start);
@@ -114,7 +114,7 @@ EvalResult Trainer::evaluate(std::int64_t epoch) {
     forward(net_, params_, eval_samples_.leaves, rows, eval_act_);
     evaluator_->accumulate(params_, eval_samples_, eval_act_, rows);
   }
-  reducer_->sum(evaluator_->sums());
+  reducer_->sum(evaluator_->totals());
   return evaluator_->finish();
 }
 

@@ -1,26 +1,34 @@
 #pragma once
-// Exact, order-free sums: values are rounded to 64-bit fixed point (2^-40 resolution,
-// |x| < 2^23) and summed as integers, so any split over ranks, threads or GPUs gives the
-// same bits. dualnet sums every quantity that feeds the weights this way: each rank rounds
-// per micro-batch sums (a fixed set of items in a fixed order), then integers are added.
+// Exact, order-free sums: values are rounded to 64-bit fixed point and summed as integers,
+// so any split over ranks, threads or GPUs gives the same bits. Each rank rounds sums over
+// a fixed set of items in a fixed order (a micro-batch of training items, a block of
+// evaluation anchors), then integers are added — within the rank and across ranks.
+//   gradients, losses: resolution 2^-40, |x| < 2^23
+//   evaluation sums:   resolution 2^-32, |x| < 2^31 (sums over one block of anchors)
 #include <Kokkos_Core.hpp>
 #include <cstdint>
 
 namespace dualnet {
 
-constexpr double kFixedScale = 1099511627776.0;  // 2^40
-constexpr double kFixedLimit = 8388608.0;        // 2^23: larger magnitudes overflow
+struct FixedPoint {
+  double scale;
+  double limit;
+};
+constexpr FixedPoint kGradFixed{1099511627776.0, 8388608.0};  // 2^40, 2^23
+constexpr FixedPoint kStatFixed{4294967296.0, 2147483648.0};  // 2^32, 2^31
 
 // Rounds to nearest; *overflow is set when |x| does not fit (or x is not finite).
-KOKKOS_INLINE_FUNCTION std::int64_t to_fixed(double x, bool* overflow) {
-  if (!(x < kFixedLimit && x > -kFixedLimit)) {
+KOKKOS_INLINE_FUNCTION std::int64_t to_fixed(double x, bool* overflow, FixedPoint f = kGradFixed) {
+  if (!(x < f.limit && x > -f.limit)) {
     *overflow = true;
     return 0;
   }
-  const double scaled = x * kFixedScale;
+  const double scaled = x * f.scale;
   return static_cast<std::int64_t>(scaled >= 0.0 ? scaled + 0.5 : scaled - 0.5);
 }
 
-KOKKOS_INLINE_FUNCTION double from_fixed(std::int64_t v) { return static_cast<double>(v) / kFixedScale; }
+KOKKOS_INLINE_FUNCTION double from_fixed(std::int64_t v, FixedPoint f = kGradFixed) {
+  return static_cast<double>(v) / f.scale;
+}
 
 }  // namespace dualnet
