@@ -1,0 +1,25 @@
+# Tests outside the C++ suite, run by the same ctest: the Python analysis package against
+# real runs, the Slurm job scripts on a real one-node cluster, and shellcheck.
+set(DUALNET_VENV ${CMAKE_SOURCE_DIR}/.venv CACHE PATH "Python venv with the analysis package (cmake/setup-debian.sh)")
+
+if(EXISTS ${DUALNET_VENV}/bin/pytest)
+  add_test(NAME analysis.pytest
+    COMMAND ${DUALNET_VENV}/bin/pytest -q ${CMAKE_SOURCE_DIR}/analysis/tests)
+  set_tests_properties(analysis.pytest PROPERTIES
+    ENVIRONMENT "DUALNET_BIN=$<TARGET_FILE:dualnet>" LABELS "analysis" TIMEOUT 900 PROCESSORS 2)
+else()
+  # Not skipped silently: a missing venv is a set-up error the test run must show.
+  add_test(NAME analysis.pytest COMMAND sh -c
+    "echo 'no ${DUALNET_VENV}/bin/pytest: run cmake/setup-debian.sh, then reconfigure' >&2; exit 1")
+endif()
+
+if(EXISTS ${CMAKE_SOURCE_DIR}/tests/slurm/test_slurm.sh)
+  add_test(NAME slurm.jobs COMMAND bash ${CMAKE_SOURCE_DIR}/tests/slurm/test_slurm.sh)
+  set_tests_properties(slurm.jobs PROPERTIES
+    ENVIRONMENT "DUALNET_BIN=$<TARGET_FILE:dualnet>" LABELS "slurm" TIMEOUT 900 SKIP_RETURN_CODE 77
+    RUN_SERIAL TRUE)
+endif()
+if(EXISTS ${CMAKE_SOURCE_DIR}/tests/slurm/test_shellcheck.sh)
+  add_test(NAME shellcheck COMMAND bash ${CMAKE_SOURCE_DIR}/tests/slurm/test_shellcheck.sh)
+  set_tests_properties(shellcheck PROPERTIES LABELS "lint" SKIP_RETURN_CODE 77)
+endif()
