@@ -213,6 +213,33 @@ dn_launch() {
     DN_CHILD=""
 }
 
+# dn_seconds TIME: Slurm's [D-]HH:MM:SS / MM:SS / MM to seconds; empty when unknown.
+dn_seconds() {
+    local t=$1 d=0 h=0 m=0 sec=0
+    if [[ "$t" =~ ^([0-9]+)-(.*)$ ]]; then d=${BASH_REMATCH[1]}; t=${BASH_REMATCH[2]}; fi
+    if [[ "$t" =~ ^([0-9]+):([0-9]+):([0-9]+)$ ]]; then
+        h=${BASH_REMATCH[1]} m=${BASH_REMATCH[2]} sec=${BASH_REMATCH[3]}
+    elif [[ "$t" =~ ^([0-9]+):([0-9]+)$ ]]; then
+        m=${BASH_REMATCH[1]} sec=${BASH_REMATCH[2]}
+    elif [[ "$t" =~ ^([0-9]+)$ ]]; then
+        m=${BASH_REMATCH[1]}
+    else
+        return 0
+    fi
+    echo $(((10#$d * 24 + 10#$h) * 3600 + 10#$m * 60 + 10#$sec))
+}
+
+# dn_time_left: print "LEFT LIMIT" in seconds for this job, or nothing when unknown.
+dn_time_left() {
+    [[ -n "${SLURM_JOB_ID:-}" ]] || return 0
+    local left limit
+    read -r left limit < <(squeue -h -j "$SLURM_JOB_ID" -o '%L %l' 2>/dev/null | head -n 1) || return 0
+    left=$(dn_seconds "${left:-}")
+    limit=$(dn_seconds "${limit:-}")
+    [[ -n "$left" && -n "$limit" ]] && echo "$left $limit"
+    return 0
+}
+
 # dn_requeue: put this job back in the queue; it restarts from the top of the script and
 # resumes from the checkpoint. Exits.
 dn_requeue() {
@@ -256,7 +283,27 @@ dn_train() {
     esac
     local before
     before=$(dn_checkpoint_id "$dir")
-    dn_launch "$DUALNET_BIN" train "$@" "${DN_EXTRA_ARGS[@]}" "${mode[@]}"
+    local inplace=0
+    while :; do
+        dn_launch "$DUALNET_BIN" train "$@" "${DN_EXTRA_ARGS[@]}" "${mode[@]}"
+        # dualnet stopped at a checkpoint although no warning reached this script (a signal sent
+        # to the job steps only, e.g. --signal without B:, or scancel --signal): with more than
+        # half of the time limit left, continue right here; otherwise requeue below.
+        if ((DN_RC == 0 && !DN_WARNED && !DN_TERMINATED && inplace < 3)) &&
+            [[ ! -e "$dir/timing.json" && "$(dn_checkpoint_id "$dir")" != none ]]; then
+            local tl
+            tl=$(dn_time_left)
+            if [[ -n "$tl" ]] && ((${tl% *} * 2 > ${tl#* })); then
+                inplace=$((inplace + 1))
+                dn_log "dualnet stopped at a checkpoint without a time-limit warning, ${tl% *} s of ${tl#* } s left: resuming in this job"
+                mode=("resume=$dir")
+                continue
+            fi
+            DN_WARNED=1
+            dn_log "dualnet stopped at a checkpoint without a warning to this script, time left ${tl% *}${tl:+ s}${tl:-unknown}: treating it as the time-limit warning"
+        fi
+        break
+    done
     if [[ -d "$dir" ]]; then
         printf '%(%F %T)T job=%s restart=%s state=%s rc=%s warned=%s\n' -1 "${SLURM_JOB_ID:-none}${SLURM_ARRAY_TASK_ID:+_$SLURM_ARRAY_TASK_ID}" \
             "${SLURM_RESTART_COUNT:-0}" "$state" "$DN_RC" "$DN_WARNED" >>"$dir/jobs.log" || true

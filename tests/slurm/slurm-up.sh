@@ -36,7 +36,10 @@ readonly slurmd_pid=/run/slurmd.pid
 readonly munge_pid=/run/munge/munged.pid
 
 node=$(hostname -s)
+# Advertise at least 4 CPUs (config_overrides below lets slurmd accept more than it has), so
+# that the test suite's jobs run side by side on a 2-core machine; they are tiny.
 cpus=$(nproc)
+((cpus >= 4)) || cpus=4
 
 # running PIDFILE: true when PIDFILE names a live process.
 running() {
@@ -78,6 +81,7 @@ SchedulerParameters=sched_interval=2,bf_interval=2
 MpiDefault=pmix
 MailProg=/bin/true
 ReturnToService=2
+SlurmdParameters=config_overrides
 JobRequeue=1
 KillWait=10
 MinJobAge=300
