@@ -12,6 +12,7 @@
 #include "config/config.hpp"
 #include "dualnet_version.hpp"
 #include "io/checkpoint.hpp"
+#include "io/metrics_file.hpp"
 #include "io/run_dir.hpp"
 #include "train/memory_estimate.hpp"
 #include "train/stop_request.hpp"
@@ -56,7 +57,7 @@ void check_memory(const Config& cfg, const World& world) {
   if (have > 0 && static_cast<double>(need) * std::max<std::int64_t>(1, ranks_here) > static_cast<double>(have)) {
     char buf[256];
     std::snprintf(buf, sizeof buf,
-                  "this configuration needs about %.1f GiB per rank (x %lld ranks on this node) but the node has "
+                  "memory: this configuration needs about %.1f GiB per rank (x %lld ranks on this node) but the node has "
                   "%.1f GiB available; reduce hid, depth, num_children, batch or eval_chunk",
                   need / 1073741824.0, static_cast<long long>(ranks_here), have / 1073741824.0);
     throw UsageError(buf);
@@ -81,6 +82,9 @@ int train(const std::vector<std::string>& args, const World& world) {
     if (!cfg.resume.empty()) {
       ckpt = std::make_unique<Checkpoint>(read_checkpoint(cfg.resume));
       cfg = resumed_config(cfg, toml_path, overrides, *ckpt);
+      check_metrics_file(metrics_path(cfg), ckpt->epoch + 1,
+                         TreeShape(static_cast<int>(cfg.depth), static_cast<int>(cfg.num_children),
+                                   static_cast<int>(cfg.hid)));
     }
     validate(cfg, world.size);
     check_memory(cfg, world);

@@ -172,7 +172,7 @@ void apply_table(Config& cfg, const toml::value& root, const std::string& origin
     const KeySpec& k = find_key(name, origin);
     std::ostringstream raw;
     raw << value;
-    set_key(cfg, k, value, raw.str(), origin + ": " + name);
+    set_key(cfg, k, value, raw.str(), origin);
   }
 }
 
@@ -220,7 +220,7 @@ Config parse_config(const std::string& toml_path, const std::vector<std::string>
     } catch (const std::exception&) {
       v = toml::value(raw);
     }
-    set_key(cfg, k, v, raw, "command line: " + name);
+    set_key(cfg, k, v, raw, "command line");
   }
   return cfg;
 }
@@ -241,10 +241,12 @@ void validate(const Config& c, int world_size) {
   if (c.loss == "triplet" && c.negatives != 1)
     fail("negatives must be 1 for loss=triplet, got " + std::to_string(c.negatives));
   // The tree's size: k^depth leaves must stay addressable and sane.
-  double leaves = std::pow(static_cast<double>(c.num_children), static_cast<double>(c.depth));
-  if (leaves > static_cast<double>(1 << 24))
-    fail("num_children^depth = " + std::to_string(static_cast<long long>(leaves)) +
-         " leaves is more than 2^24; choose a smaller depth or num_children");
+  const double leaves = std::pow(static_cast<double>(c.num_children), static_cast<double>(c.depth));
+  if (leaves > static_cast<double>(1 << 24)) {
+    std::ostringstream m;
+    m << "num_children^depth = " << leaves << " leaves is more than 2^24; choose a smaller depth or num_children";
+    fail(m.str());
+  }
   if (c.batch % world_size != 0)
     fail("batch (" + std::to_string(c.batch) + ") must be divisible by the number of ranks (" +
          std::to_string(world_size) + ")");

@@ -38,6 +38,11 @@ std::vector<RowSpec> row_specs(bool with_corr_full) {
       {"level_mean_best_corr", {"level"}, "mean best_corr over the nodes of a level (level 0 = root)"},
       {"covop_norm_ref", {"latent"}, "p0 p1 |Delta^T Delta|_F, Delta rows (input, output dim) x cols (node neurons)"},
       {"covop_norm_paper", {"latent"}, "p0 p1 |Delta^T Delta|_F, Delta rows (input, node neuron) x cols (output dim)"},
+      {"covop_eigenvalues", {"latent", "hid"},
+       "eigenvalues of p0 p1 Delta^T Delta (paper reshape), descending: the nonzero spectrum of the operator at node mu "
+       "(docs/covop.md)"},
+      {"covop_alignment", {"latent"},
+       "|<vec(W_mu), u>| / |W_mu|, u the top eigenvector of the operator at node mu (docs/covop.md)"},
       {"weight_norm", {"latent"}, "Frobenius norm of W_mu (biases excluded)"},
       {"train_loss_mean", {}, "mean loss of the training pass that produced this row's weights (NaN in row 0)"},
       {"train_loss_sem", {}, "standard error of that mean over the pass's steps"},
@@ -134,6 +139,9 @@ void append_metrics_row(const std::string& path, const MetricsRow& row) {
   put("level_mean_best_corr", row.eval->level_mean_best_corr.data());
   put("covop_norm_ref", row.eval->covop_norm_ref.data());
   put("covop_norm_paper", row.eval->covop_norm_paper.data());
+  // Files of runs begun before these datasets existed lack them (a resumed run).
+  if (h5::exists(g, "covop_eigenvalues")) put("covop_eigenvalues", row.eval->covop_eigenvalues.data());
+  if (h5::exists(g, "covop_alignment")) put("covop_alignment", row.eval->covop_alignment.data());
   put("weight_norm", row.weight_norm.data());
   put("train_loss_mean", &row.train_loss_mean);
   put("train_loss_sem", &row.train_loss_sem);
@@ -146,28 +154,35 @@ void append_metrics_row(const std::string& path, const MetricsRow& row) {
 
 namespace dualnet {
 
-void reopen_metrics_file(const std::string& path, std::int64_t rows, const Config& cfg, const TreeShape& tree,
-                         int world_size) {
+void check_metrics_file(const std::string& path, std::int64_t rows, const TreeShape& tree) {
   const auto refuse = [&](const std::string& why) { return UsageError("resume: '" + path + "' " + why); };
   if (!h5::is_hdf5(path)) throw refuse("is missing or not an HDF5 file");
-  h5::Handle file;
   try {
-    file = h5::open_file(path, true);
-  } catch (const Error&) {
-    throw refuse("cannot be opened for writing");
+    h5::Handle file = h5::open_file(path, false);
+    if (!h5::has_attr(file, "format") || h5::read_attr_string(file, "format") != kMetricsFormat)
+      throw refuse("is not a dualnet metrics file");
+    if (h5::read_attr_int(file, "format_version") > kMetricsFormatVersion)
+      throw refuse("has a newer format version than this dualnet writes");
+    if (!h5::exists(file, "metrics") || !h5::exists(file, "hltm")) throw refuse("lacks the /metrics or /hltm group");
+    h5::Handle g = h5::open_group(file, "metrics");
+    const auto best = h5::shape(h5::open_dataset(g, "best_corr"));
+    if (best.size() != 2 || best[1] != static_cast<hsize_t>(tree.n_latent))
+      throw refuse("does not belong to this run (tree size differs)");
+    const std::int64_t have = static_cast<std::int64_t>(h5::row_count(h5::open_dataset(g, "epoch")));
+    if (have < rows)
+      throw refuse("has " + std::to_string(have) + " rows but the checkpoint needs " + std::to_string(rows));
+  } catch (const UsageError&) {
+    throw;
+  } catch (const Error& e) {
+    throw refuse(std::string("is damaged: ") + e.what());
   }
-  if (!h5::has_attr(file, "format") || h5::read_attr_string(file, "format") != kMetricsFormat)
-    throw refuse("is not a dualnet metrics file");
-  if (h5::read_attr_int(file, "format_version") > kMetricsFormatVersion)
-    throw refuse("has a newer format version than this dualnet writes");
-  if (!h5::exists(file, "metrics") || !h5::exists(file, "hltm")) throw refuse("lacks the /metrics or /hltm group");
+}
+
+void reopen_metrics_file(const std::string& path, std::int64_t rows, const Config& cfg, const TreeShape& tree,
+                         int world_size) {
+  check_metrics_file(path, rows, tree);
+  h5::Handle file = h5::open_file(path, true);
   h5::Handle g = h5::open_group(file, "metrics");
-  const auto best = h5::shape(h5::open_dataset(g, "best_corr"));
-  if (best.size() != 2 || best[1] != static_cast<hsize_t>(tree.n_latent))
-    throw refuse("does not belong to this run (tree size differs)");
-  const std::int64_t have = static_cast<std::int64_t>(h5::row_count(h5::open_dataset(g, "epoch")));
-  if (have < rows)
-    throw refuse("has " + std::to_string(have) + " rows but the checkpoint needs " + std::to_string(rows));
   for (const auto& spec : row_specs(true))
     if (h5::exists(g, spec.name)) h5::set_row_count(h5::open_dataset(g, spec.name), static_cast<hsize_t>(rows));
   h5::set_row_count(h5::open_dataset(g, "epoch"), static_cast<hsize_t>(rows));

@@ -34,7 +34,11 @@ void create_metrics_file(const std::string& path, const Config& cfg, const TreeS
 
 void append_metrics_row(const std::string& path, const MetricsRow& row);
 
-// For a resumed run: checks the file is dualnet's and matches the tree, keeps its first
+// For a resumed run, before any work: the file must be dualnet's, match the tree and hold at
+// least `rows` rows. Read-only; UsageError with one line otherwise.
+void check_metrics_file(const std::string& path, std::int64_t rows, const TreeShape& tree);
+
+// For a resumed run: checks the file (as above), keeps its first
 // `rows` rows (the evaluations the checkpoint has seen) and records the new config.
 // UsageError with one line if the file is not a dualnet metrics file.
 void reopen_metrics_file(const std::string& path, std::int64_t rows, const Config& cfg, const TreeShape& tree,
