@@ -23,3 +23,12 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/tests/slurm/test_shellcheck.sh)
   add_test(NAME shellcheck COMMAND bash ${CMAKE_SOURCE_DIR}/tests/slurm/test_shellcheck.sh)
   set_tests_properties(shellcheck PROPERTIES LABELS "lint" SKIP_RETURN_CODE 77)
 endif()
+
+# Command-line behaviour of the real binary: exact restart, rank-count invariance, bad input.
+string(REPLACE ";" " " _dualnet_mpiexec "${MPIEXEC_EXECUTABLE};${MPIEXEC_PREFLAGS}")
+foreach(_t restart rank_invariance bad_input)
+  add_test(NAME cli.${_t} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/test_${_t}.sh)
+  set_tests_properties(cli.${_t} PROPERTIES
+    ENVIRONMENT "DUALNET_BIN=$<TARGET_FILE:dualnet>;DUALNET_MPIEXEC=${_dualnet_mpiexec};DUALNET_PYTHON=${DUALNET_VENV}/bin/python"
+    LABELS "cli;mpi" TIMEOUT 900 PROCESSORS 2)
+endforeach()
