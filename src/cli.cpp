@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "bench/bench.hpp"
+#include "covop_command.hpp"
 #include "dualnet_version.hpp"
 #include "io/checkpoint.hpp"
 #include "io/metrics_file.hpp"
@@ -26,6 +28,11 @@ const char* kUsage =
     "usage: dualnet <command> [arguments]\n\n"
     "commands:\n"
     "  train [CONFIG.toml] [key=value ...]   train and measure; 'dualnet train --help' lists the keys\n"
+    "  covop [RUN|CHECKPOINT|CONFIG.toml] [key=value ...]\n"
+    "                                        check the covariance-operator theorem on a network's\n"
+    "                                        weights; 'dualnet covop --help' lists its keys\n"
+    "  bench [suite=default|depth] [steps=N] [anchors=N] [json=FILE]\n"
+    "                                        throughput, time per phase, FLOP rates, memory\n"
     "  --version                             print the version\n\n"
     "Run on P ranks with: mpirun -n P dualnet train ...; GPUs: add --kokkos-device-id=<local rank>.\n";
 
@@ -112,6 +119,8 @@ int run_cli(int argc, char* argv[], const World& world) {
     }
     const std::vector<std::string> rest(args.begin() + 1, args.end());
     if (args[0] == "train") return train(rest, world);
+    if (args[0] == "covop") return covop_command(rest, world);
+    if (args[0] == "bench") return bench_command(rest, world);
     if (world.root()) std::fprintf(stderr, "dualnet: error: unknown command '%s' (try 'dualnet --help')\n", args[0].c_str());
     return 2;
   } catch (const Error& e) {

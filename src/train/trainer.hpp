@@ -35,6 +35,7 @@ class Trainer {
   const View1<real>& params() const { return params_; }
   const NetworkShape& network() const { return net_; }
   const View1<real>& polarity() const { return polarity_; }
+  const PhaseTimer& timer() const { return timer_; }
   std::int64_t steps_per_pass() const { return cfg_.samples_per_pass / cfg_.batch; }
 
  private:
