@@ -1,15 +1,26 @@
 # Finds every library dualnet needs and papers over known packaging bugs.
 
+# The NCCL reducer (DUALNET_ENABLE_NCCL) needs a CUDA Kokkos. CUDAToolkit comes first: a
+# CUDA Kokkos config defines CUDA::cudart itself, from a path recorded at its build time,
+# unless the target already exists (docs/cuda-build.md).
+if(DUALNET_ENABLE_NCCL)
+  find_package(CUDAToolkit REQUIRED)
+endif()
+
 find_package(Kokkos REQUIRED)
 # Debian's Kokkos 3.4.1 CMake config points Kokkos::kokkos at /usr/lib/include, which
 # does not exist, and CMake's generate step then fails. Point it at the real headers.
+# Only then: a correct config (the CUDA install of cmake/build-kokkos-cuda.sh) is left alone,
+# and its Kokkos_INCLUDE_DIRS is empty anyway.
 get_target_property(_kokkos_inc Kokkos::kokkos INTERFACE_INCLUDE_DIRECTORIES)
 set(_kokkos_inc_ok TRUE)
-foreach(_dir IN LISTS _kokkos_inc)
-  if(NOT _dir MATCHES "^\\$<" AND NOT EXISTS "${_dir}")
-    set(_kokkos_inc_ok FALSE)
-  endif()
-endforeach()
+if(_kokkos_inc)
+  foreach(_dir IN LISTS _kokkos_inc)
+    if(NOT _dir MATCHES "^\\$<" AND NOT EXISTS "${_dir}")
+      set(_kokkos_inc_ok FALSE)
+    endif()
+  endforeach()
+endif()
 if(NOT _kokkos_inc_ok)
   set(_fixed "")
   foreach(_dir IN LISTS Kokkos_INCLUDE_DIRS)
@@ -23,6 +34,33 @@ if(NOT _kokkos_inc_ok)
   set_target_properties(Kokkos::kokkos PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_fixed}")
 endif()
 message(STATUS "Kokkos ${Kokkos_VERSION}, devices: ${Kokkos_DEVICES}")
+
+if(DUALNET_ENABLE_NCCL)
+  if(NOT "CUDA" IN_LIST Kokkos_DEVICES)
+    message(FATAL_ERROR "DUALNET_ENABLE_NCCL=ON needs a Kokkos with the CUDA backend; this one has "
+                        "'${Kokkos_DEVICES}'. Use cmake/build-cuda.sh (docs/gpu.md).")
+  endif()
+  # The NCCL that ships with the CUDA toolkit (/usr/local/cuda here), or NCCL_ROOT / NCCL_HOME.
+  find_path(NCCL_INCLUDE_DIR nccl.h
+    HINTS ${NCCL_ROOT} ENV NCCL_ROOT ENV NCCL_HOME ${CUDAToolkit_INCLUDE_DIRS}
+    PATH_SUFFIXES include)
+  find_library(NCCL_LIBRARY nccl
+    HINTS ${NCCL_ROOT} ENV NCCL_ROOT ENV NCCL_HOME ${CUDAToolkit_LIBRARY_DIR}
+    PATH_SUFFIXES lib64 lib)
+  if(NOT NCCL_INCLUDE_DIR OR NOT NCCL_LIBRARY)
+    message(FATAL_ERROR "DUALNET_ENABLE_NCCL=ON: nccl.h or libnccl not found "
+                        "(looked in ${CUDAToolkit_INCLUDE_DIRS} and ${CUDAToolkit_LIBRARY_DIR}; set NCCL_ROOT)")
+  endif()
+  file(STRINGS "${NCCL_INCLUDE_DIR}/nccl.h" _nccl_ver REGEX "^#define NCCL_(MAJOR|MINOR|PATCH) ")
+  string(REGEX REPLACE "[^0-9;]" "" _nccl_ver "${_nccl_ver}")
+  string(REPLACE ";" "." _nccl_ver "${_nccl_ver}")
+  message(STATUS "NCCL ${_nccl_ver}: ${NCCL_LIBRARY}")
+  # The runtime library (cudart) only, never the driver library (-lcuda): its stub links but
+  # the binary then fails to start on a machine without the driver.
+  add_library(dualnet_nccl INTERFACE)
+  target_include_directories(dualnet_nccl SYSTEM INTERFACE ${NCCL_INCLUDE_DIR})
+  target_link_libraries(dualnet_nccl INTERFACE ${NCCL_LIBRARY} CUDA::cudart)
+endif()
 
 find_package(MPI REQUIRED COMPONENTS C)
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "cli.hpp"
+#include "comm/device_select.hpp"
 #include "comm/world.hpp"
 #include "io/hdf5.hpp"
 #include "util/error.hpp"
@@ -15,10 +16,11 @@ int main(int argc, char* argv[]) {
   MPI_Init(&argc, &argv);
   int rc = 0;
   {
-    Kokkos::initialize(argc, argv);  // consumes --kokkos-* arguments
-    dualnet::h5::quiet_errors();
     const dualnet::World world = dualnet::World::from_mpi();
-    rc = dualnet::run_cli(argc, argv, world);
+    dualnet::KokkosArgs args(argc, argv, world);     // one GPU per rank on CUDA builds
+    Kokkos::initialize(args.argc(), args.argv());  // consumes --kokkos-* arguments
+    dualnet::h5::quiet_errors();
+    rc = dualnet::run_cli(args.argc(), args.argv(), world);
     Kokkos::finalize();
   }
   MPI_Finalize();
