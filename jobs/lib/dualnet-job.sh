@@ -250,9 +250,15 @@ dn_requeue() {
     if ((restarts >= DUALNET_MAX_REQUEUES)); then
         dn_die 75 "stopped at a checkpoint after $restarts requeues (DUALNET_MAX_REQUEUES); resubmit the same job to resume"
     fi
-    dn_log "requeueing job $SLURM_JOB_ID (restart $((restarts + 1))); it resumes from the latest checkpoint"
-    if ! scontrol requeue "$SLURM_JOB_ID"; then
-        dn_die 75 "scontrol requeue $SLURM_JOB_ID failed (job submitted with --no-requeue?); resubmit the same job to resume"
+    # An array task must be named ARRAYID_TASK: the bare id of the last task is also the
+    # array's id, and requeueing that requeues every task of the array.
+    local id=$SLURM_JOB_ID
+    if [[ -n "${SLURM_ARRAY_JOB_ID:-}" && -n "${SLURM_ARRAY_TASK_ID:-}" ]]; then
+        id="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
+    fi
+    dn_log "requeueing job $id (restart $((restarts + 1))); it resumes from the latest checkpoint"
+    if ! scontrol requeue "$id"; then
+        dn_die 75 "scontrol requeue $id failed (job submitted with --no-requeue?); resubmit the same job to resume"
     fi
     # Slurm now ends this run of the job; do not let the script do anything else.
     exit 0

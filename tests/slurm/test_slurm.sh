@@ -13,8 +13,9 @@
 #   scaling  jobs/scaling.sh with 1 and 2 ranks, strong and weak: 4 CSV rows
 #   requeue  jobs/train.sbatch with a 1-minute limit and --signal=B:USR1@20: Slurm's warning
 #            makes dualnet checkpoint, the job requeues itself and resumes, and the run
-#            completes with every epoch recorded once
-# The four parts run concurrently. Daemons this script started are stopped at the end (by
+#            completes with every epoch recorded once; the same for a one-task sweep, whose
+#            array task must requeue itself alone
+# The parts run concurrently. Daemons this script started are stopped at the end (by
 # pid, tests/slurm/slurm-down.sh).
 #
 # Environment: DUALNET_BIN (default <repo>/build/dualnet); DUALNET_TEST_KEEP=1 keeps the work
@@ -264,15 +265,47 @@ part_requeue() {
     echo "restarts: $(grep -c 'requeueing job' <<<"$out")"
 }
 
+part_requeue_array() {
+    # The same path for a sweep task: an array task must requeue itself alone.
+    local epochs=$requeue_epochs sdir="$work/rq-sweep" rc=0
+    cat >"$work/rq-sweep.toml" <<EOF
+name = "${job_prefix}-rqsweep"
+seeds = [7]
+[set]
+depth = 3
+hid = 4
+batch = 64
+samples_per_pass = 32000
+epochs = $epochs
+[axes]
+loss = ["ref_nce"]
+[slurm]
+time = "00:01:00"
+EOF
+    timeout 420 python3 "$repo/jobs/sweep.py" submit rq-sweep.toml --dir "$sdir" --wait -- --signal=B:USR1@20 \
+        >rq-sweep.submit 2>&1 || rc=$?
+    local log run
+    log=$(cat "$sdir"/logs/*_0.out 2>/dev/null || true)
+    run=$(awk -F '\t' '$1 == 0 { print $2 }' "$sdir/manifest.tsv")
+    [[ $rc -eq 0 ]] || { echo "requeue sweep exited $rc"; printf '%s\n' "$log" | grep -v '^epoch' | tail -n 30; return 1; }
+    local array_id
+    array_id=$(sed -n 's/^Submitted batch job \([0-9]*\).*/\1/p' rq-sweep.submit)
+    grep -q "requeueing job ${array_id}_0 " <<<"$log" || { echo "the array task did not requeue itself as ${array_id}_0"; return 1; }
+    grep -q "resuming run" <<<"$log" || { echo "the requeued array task did not resume"; return 1; }
+    [[ -s "$run/timing.json" ]] || { echo "the array task's run did not finish"; return 1; }
+    check_metrics "$run/metrics.h5" "$epochs" || return 1
+    echo "restarts: $(grep -c 'requeueing job' <<<"$log")"
+}
+
 # ------------------------------------------------------------------------------ run them
 log "work directory $work"
 calibrate_requeue
 declare -A pids=()
-for part in requeue train sweep scaling; do
+for part in requeue requeue_array train sweep scaling; do
     "part_$part" >"$work/$part.result" 2>&1 &
     pids[$part]=$!
 done
-for part in train sweep scaling requeue; do
+for part in train sweep scaling requeue requeue_array; do
     if wait "${pids[$part]}"; then
         pass "$part $(tail -n 1 "$work/$part.result")"
     else
