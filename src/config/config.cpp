@@ -269,11 +269,11 @@ std::string config_help() {
        "<out>/metrics.h5. Keys come from CONFIG.toml, then from key=value arguments\n"
        "(values are TOML: depth=5 lr=1e-2 bias=false loss=simp). Defaults are the reference\n"
        "configuration of the paper. Run on P ranks with: mpirun -n P dualnet train ...\n\n";
-  s << std::left << std::setw(18) << "key" << std::setw(14) << "default"
+  s << std::left << "  " << std::setw(20) << "key" << std::setw(14) << "default"
     << "allowed / meaning\n";
   for (const auto& k : config_keys()) {
-    s << "  " << std::setw(16) << k.name << std::setw(14) << value_text(defaults, k) << allowed_text(k) << "\n"
-      << std::setw(32) << "" << k.help << "\n";
+    s << "  " << std::setw(20) << k.name << std::setw(14) << value_text(defaults, k) << " " << allowed_text(k)
+      << "\n" << std::setw(37) << "" << k.help << "\n";
   }
   return s.str();
 }
