@@ -4,6 +4,7 @@
 #include <limits>
 #include <utility>
 
+#include "stats/covop_spectrum.hpp"
 #include "util/error.hpp"
 #include "util/fixed_point.hpp"
 
@@ -59,6 +60,7 @@ KOKKOS_INLINE_FUNCTION bool closes_block(std::int64_t r, std::int64_t rows) {
 
 void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples, const Activations& act,
                            std::int64_t rows) {
+  params_ = params;
   const TreeShape t = net_.tree;
   const auto acc = acc_;
   const auto z = samples.latent;
@@ -239,6 +241,22 @@ EvalResult Evaluator::finish() const {
     norm_paper(node) = kmath::sqrt(sp);
   });
 
+  // Spectrum of the operator per node and the alignment of W_mu with its top eigenvector.
+  View2<real> eigenvalues("stats.covop_eigenvalues", L, hid);
+  View1<real> alignment("stats.covop_alignment", L);
+  Kokkos::deep_copy(eigenvalues, nan);
+  Kokkos::deep_copy(alignment, nan);
+  if (hid <= kCovopSpectrumMaxHid) {
+    View3<real> vectors("stats.covop_eigenvectors", L, hid, hid);
+    symmetric_eigen(gram_paper, eigenvalues, vectors);
+    if (params_.extent(0) == static_cast<size_t>(t.n_params())) {
+      View1<real> delta("stats.covop_delta", t.n_conn());
+      double p0, p1;
+      class_mean_difference(delta, &p0, &p1);
+      covop_alignment(t, delta, eigenvalues, vectors, params_, alignment);
+    }
+  }
+
   EvalResult r;
   const auto to_host = [](const auto& v, std::vector<double>& out) {
     auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
@@ -250,10 +268,26 @@ EvalResult Evaluator::finish() const {
   to_host(norm_ref, r.covop_norm_ref);
   to_host(norm_paper, r.covop_norm_paper);
   to_host(gram_paper, r.gram_paper);
+  to_host(eigenvalues, r.covop_eigenvalues);
+  to_host(alignment, r.covop_alignment);
   to_host(own, r.corr);
   auto counts = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), Kokkos::subview(acc, Kokkos::make_pair(0, 2)));
   r.samples = static_cast<std::int64_t>(counts(0) + counts(1));
   return r;
+}
+
+void Evaluator::class_mean_difference(const View1<real>& delta, double* p0, double* p1) const {
+  auto counts = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(),
+                                                    Kokkos::subview(total_, Kokkos::make_pair(0, 2)));
+  const double n0 = from_fixed(counts(0), kStatFixed), n1 = from_fixed(counts(1), kStatFixed);
+  *p0 = n0 / (n0 + n1);
+  *p1 = n1 / (n0 + n1);
+  const auto total = total_;
+  const std::int64_t o_c0 = o_conn0_, o_c1 = o_conn1_;
+  // The same arithmetic as finish()'s covop_gram, so both see the same Delta bits.
+  Kokkos::parallel_for("stats::covop_delta", range(net_.tree.n_conn()), KOKKOS_LAMBDA(const std::int64_t e) {
+    delta(e) = from_fixed(total(o_c0 + e), kStatFixed) / n0 - from_fixed(total(o_c1 + e), kStatFixed) / n1;
+  });
 }
 
 }  // namespace dualnet

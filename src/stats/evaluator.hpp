@@ -26,6 +26,8 @@ struct EvalResult {
   std::vector<double> covop_norm_ref;        // [latent]
   std::vector<double> covop_norm_paper;      // [latent]
   std::vector<double> gram_paper;            // [latent][hid][hid]: p0 p1 Delta^T Delta, paper reshape
+  std::vector<double> covop_eigenvalues;     // [latent][hid]: eigenvalues of gram_paper, descending
+  std::vector<double> covop_alignment;       // [latent]: |<vec W_mu, top eigenvector of OP_mu>| / |W_mu|
   std::int64_t samples = 0;
 };
 
@@ -42,6 +44,9 @@ class Evaluator {
   // The exact totals, to be all-reduced before finish(); the last entry counts overflows.
   const View1<std::int64_t>& totals() const { return total_; }
   EvalResult finish() const;
+  // Delta = (mean conn | root 0) - (mean conn | root 1) in the flat conn layout of TreeShape,
+  // and the class weights p0, p1, from the (all-reduced) totals; NaN where a class is empty.
+  void class_mean_difference(const View1<real>& delta, double* p0, double* p1) const;
   // Which anchors [begin, end) of a pass of n this rank evaluates: whole blocks.
   static void rank_range(std::int64_t n, int rank, int size, std::int64_t* begin, std::int64_t* end);
 
@@ -53,6 +58,7 @@ class Evaluator {
   View1<double> acc_;          // sums of the block in progress
   View1<std::int64_t> total_;  // fixed-point totals of closed blocks, + overflow count
   View3<real> jac_;  // [chunk][latent][hid*hid]
+  View1<real> params_;  // the weights of the last accumulate() (for the covop alignment)
 };
 
 }  // namespace dualnet

@@ -1,0 +1,384 @@
+#include "covop_command.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <sstream>
+
+#include "comm/reducer.hpp"
+#include "config/config.hpp"
+#include "dualnet_version.hpp"
+#include "hltm/hltm.hpp"
+#include "io/checkpoint.hpp"
+#include "io/hdf5.hpp"
+#include "model/network.hpp"
+#include "stats/covop_check.hpp"
+#include "util/error.hpp"
+
+namespace dualnet {
+namespace {
+
+constexpr const char* kCovopFormat = "dualnet-covop";
+constexpr std::int64_t kCovopFormatVersion = 1;
+// The check's items start far from every training and evaluation stream (those begin at 0).
+constexpr std::int64_t kStreamBase = std::int64_t(1) << 62;
+constexpr std::int64_t kStreamStride = std::int64_t(1) << 44;
+constexpr std::int64_t kDefaultBatch = std::int64_t(1) << 20;
+
+// Keys of the check itself; every other key=value is a config key.
+struct CovopKeys {
+  std::int64_t batch = kDefaultBatch;
+  std::int64_t samples = -1;  // -1: = batch
+  std::int64_t chunk = 4096;
+  std::int64_t micro = 64;
+  std::int64_t stream = 0;
+  bool same_anchors = false;
+  std::vector<double> taus = {0.1, 1.0, 10.0, 100.0};
+  std::vector<std::string> losses = {"simp", "infonce", "triplet"};
+  std::string file;
+};
+
+std::vector<std::string> split_list(std::string v) {
+  for (char& c : v)
+    if (c == '[' || c == ']' || c == '"' || c == '\'') c = ' ';
+  std::vector<std::string> out;
+  std::stringstream in(v);
+  for (std::string item; std::getline(in, item, ',');) {
+    const auto b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+  }
+  return out;
+}
+
+std::int64_t parse_int(const std::string& key, const std::string& v, std::int64_t min) {
+  std::int64_t x = 0;
+  size_t used = 0;
+  try {
+    x = std::stoll(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != v.size() || x < min)
+    throw UsageError("command line: key '" + key + "' must be an integer >= " + std::to_string(min) + ", got '" + v +
+                     "'");
+  return x;
+}
+
+double parse_positive(const std::string& key, const std::string& v) {
+  double x = 0.0;
+  size_t used = 0;
+  try {
+    x = std::stod(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != v.size() || !(x > 0.0) || !std::isfinite(x))
+    throw UsageError("command line: key '" + key + "' must list numbers > 0, got '" + v + "'");
+  return x;
+}
+
+// Takes the check's own keys out of `args`; returns the rest (config overrides).
+std::vector<std::string> take_covop_keys(const std::vector<std::string>& args, CovopKeys& k) {
+  std::vector<std::string> rest;
+  for (const auto& a : args) {
+    const auto eq = a.find('=');
+    const std::string key = eq == std::string::npos ? "" : a.substr(0, eq), v = a.substr(eq + 1);
+    if (key == "batch") k.batch = parse_int(key, v, 1);
+    else if (key == "samples") k.samples = parse_int(key, v, 1);
+    else if (key == "chunk") k.chunk = parse_int(key, v, 1);
+    else if (key == "micro") k.micro = parse_int(key, v, 1);
+    else if (key == "stream") k.stream = parse_int(key, v, 0);
+    else if (key == "file") k.file = v;
+    else if (key == "kbar") {
+      if (v != "fresh" && v != "same")
+        throw UsageError("command line: key 'kbar' must be fresh or same, got '" + v + "'");
+      k.same_anchors = v == "same";
+    }
+    else if (key == "taus") {
+      k.taus.clear();
+      for (const auto& x : split_list(v)) k.taus.push_back(parse_positive(key, x));
+    } else if (key == "losses") {
+      k.losses = split_list(v);
+    } else {
+      rest.push_back(a);
+    }
+  }
+  if (k.stream >= (std::int64_t(1) << 17)) throw UsageError("command line: key 'stream' must be below 131072");
+  if (k.batch >= kStreamStride) throw UsageError("command line: key 'batch' must be below 2^44");
+  return rest;
+}
+
+bool is_config_file(const std::string& path) {
+  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".toml") == 0;
+}
+
+std::string fmt(const char* f, double x) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, x);
+  return buf;
+}
+
+void write_report(const std::string& path, const Config& cfg, const NetworkShape& net, const std::string& source,
+                  std::int64_t epoch, std::int64_t step, const CovopCheckSpec& spec, const CovopCheckResult& r,
+                  double seconds, int world_size) {
+  const TreeShape& t = net.tree;
+  h5::Handle file = h5::create_file(path);
+  h5::write_attr(file, "format", std::string(kCovopFormat));
+  h5::write_attr(file, "format_version", kCovopFormatVersion);
+  h5::write_attr(file, "config_toml", cfg.to_toml());
+  h5::write_attr(file, "source", source);
+  h5::write_attr(file, "epoch", epoch);
+  h5::write_attr(file, "step", step);
+  h5::write_attr(file, "batch", spec.items);
+  h5::write_attr(file, "samples", spec.anchors);
+  h5::write_attr(file, "negatives", static_cast<std::int64_t>(spec.negatives));
+  h5::write_attr(file, "first_item", spec.first_item);
+  h5::write_attr(file, "kbar", std::string(spec.same_anchors ? "same" : "fresh"));
+  h5::write_attr(file, "d2_pos", r.d2_pos);
+  h5::write_attr(file, "d2_neg", r.d2_neg);
+  h5::write_attr(file, "p0", r.p0);
+  h5::write_attr(file, "p1", r.p1);
+  h5::write_attr(file, "seconds", seconds);
+  h5::write_attr(file, "world_size", static_cast<std::int64_t>(world_size));
+  h5::write_attr(file, "dualnet_version", std::string(DUALNET_VERSION));
+  h5::write_attr(file, "git_commit", std::string(DUALNET_GIT_COMMIT));
+
+  const auto scale = [](const h5::Handle& g, const std::string& name, std::int64_t n) {
+    std::vector<std::int64_t> v(static_cast<size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = i;
+    h5::Handle ds = h5::write_dataset(g, name, {static_cast<hsize_t>(n)}, v.data());
+    h5::make_scale(ds, name);
+    return ds;
+  };
+  const hsize_t depth = static_cast<hsize_t>(t.depth);
+  {
+    h5::Handle g = h5::create_group(file, "levels");
+    h5::Handle level = scale(g, "level", t.depth);
+    h5::attach_scale(h5::write_dataset(g, "weight_norm", {depth}, r.weight_norm.data()), level, 0);
+    h5::attach_scale(h5::write_dataset(g, "op_w_norm", {depth}, r.op_norm.data()), level, 0);
+  }
+  {
+    h5::Handle g = h5::create_group(file, "nodes");
+    h5::Handle latent = scale(g, "latent", t.n_latent);
+    h5::Handle hid = scale(g, "hid", t.hid);
+    const hsize_t L = static_cast<hsize_t>(t.n_latent), H = static_cast<hsize_t>(t.hid);
+    h5::Handle ev = h5::write_dataset(g, "covop_eigenvalues", {L, H}, r.eval.covop_eigenvalues.data());
+    h5::attach_scale(ev, latent, 0);
+    h5::attach_scale(ev, hid, 1);
+    h5::attach_scale(h5::write_dataset(g, "covop_alignment", {L}, r.eval.covop_alignment.data()), latent, 0);
+    h5::attach_scale(h5::write_dataset(g, "covop_norm_paper", {L}, r.eval.covop_norm_paper.data()), latent, 0);
+    h5::attach_scale(h5::write_dataset(g, "best_corr", {L}, r.eval.best_corr.data()), latent, 0);
+  }
+  // One group per loss: [tau, level] tables (simp: [level], no tau axis).
+  for (const auto& loss : spec.losses) {
+    std::vector<const CovopCheckRow*> rows;
+    for (const auto& row : r.rows)
+      if (row.loss == loss) rows.push_back(&row);
+    if (rows.empty()) continue;
+    const bool simp = loss == "simp";
+    const hsize_t n_tau = rows.size() / depth;
+    h5::Handle g = h5::create_group(file, loss);
+    h5::Handle level = scale(g, "level", t.depth);
+    h5::Handle tau;
+    std::vector<double> taus, alpha, loss_mean, pairs;
+    for (hsize_t k = 0; k < n_tau; ++k) {
+      const CovopCheckRow& first = *rows[k * depth];
+      taus.push_back(first.tau);
+      alpha.push_back(first.alpha);
+      loss_mean.push_back(first.loss_mean);
+      pairs.insert(pairs.end(), first.alpha_pairs, first.alpha_pairs + 4);
+    }
+    if (!simp) {
+      tau = h5::write_dataset(g, "tau", {n_tau}, taus.data());
+      h5::make_scale(tau, "tau");
+      h5::attach_scale(h5::write_dataset(g, "alpha", {n_tau}, alpha.data()), tau, 0);
+      h5::attach_scale(h5::write_dataset(g, "loss_mean", {n_tau}, loss_mean.data()), tau, 0);
+      h5::Handle pds = h5::write_dataset(g, "alpha_pairs", {n_tau, 4}, pairs.data());
+      h5::attach_scale(pds, tau, 0);
+      h5::write_attr(pds, "description",
+                     std::string("mean pair weight beta by (anchor root, negative root): 00, 01, 10, 11"));
+    } else {
+      h5::write_attr(g, "loss_mean", loss_mean[0]);
+    }
+    const auto table = [&](const char* name, double CovopCheckRow::*field, const char* meaning) {
+      std::vector<double> v;
+      for (const auto* row : rows) v.push_back(row->*field);
+      h5::Handle ds = simp ? h5::write_dataset(g, name, {depth}, v.data())
+                           : h5::write_dataset(g, name, {n_tau, depth}, v.data());
+      if (simp) {
+        h5::attach_scale(ds, level, 0);
+      } else {
+        h5::attach_scale(ds, tau, 0);
+        h5::attach_scale(ds, level, 1);
+      }
+      h5::write_attr(ds, "description", std::string(meaning));
+    };
+    table(simp ? "rel_error" : "rel_residue", &CovopCheckRow::rel_residue,
+          "|-g_l - 2 s_alpha OP_l w_l| / |g_l| (simp: s_alpha = 1, the theorem's relative error)");
+    table("residue_norm", &CovopCheckRow::residue_norm, "|-g_l - 2 s_alpha OP_l w_l|");
+    table("grad_norm", &CovopCheckRow::grad_norm, "|g_l|, g_l the mean gradient of the loss w.r.t. W_l");
+    table("pred_norm", &CovopCheckRow::pred_norm, "|2 s_alpha OP_l w_l|");
+    table("cosine", &CovopCheckRow::cosine, "cos(-g_l, OP_l w_l)");
+  }
+  h5::flush(file);
+}
+
+void print_table(const NetworkShape& net, const std::string& source, const CovopCheckSpec& spec,
+                 const CovopCheckResult& r, double seconds, const std::string& path) {
+  const TreeShape& t = net.tree;
+  std::printf("dualnet covop: %s\n", source.c_str());
+  std::printf("tree depth %d, k %d, hid %d; bias=%s normalize_output=%s\n", t.depth, t.k, t.hid,
+              net.bias ? "true" : "false", net.normalize_output ? "true" : "false");
+  if (net.bias || net.normalize_output)
+    std::printf("note: the identity -grad E[L_simp] = 2 OP w is exact only for bias=false normalize_output=false\n");
+  std::printf("gradient: %lld items (anchor, positive, %d negative%s); mean d+^2 = %.4e, d-^2 = %.4e\n",
+              static_cast<long long>(spec.items), spec.negatives, spec.negatives > 1 ? "s" : "", r.d2_pos, r.d2_neg);
+  std::printf("class means of K: %lld %s anchors, p0 = %.5f, p1 = %.5f\n", static_cast<long long>(spec.anchors),
+              spec.same_anchors ? "of the gradient's own" : "further", r.p0, r.p1);
+  std::printf("theorem: -grad_{W_l} E[L] = 2 s_alpha OP_l vec(W_l) + residue,  OP_l = p0 p1 Delta_l Delta_l^T "
+              "(simp: s_alpha = 1, residue -> 0)\n\n");
+  std::printf("%-8s %8s %5s %11s %11s %11s %9s %13s %9s\n", "loss", "tau", "level", "|W_l|", "|g_l|", "|2sOPw|",
+              "s_alpha", "|res|/|g_l|", "cos");
+  for (const auto& row : r.rows) {
+    const std::string tau = std::isnan(row.tau) ? "-" : fmt("%g", row.tau);
+    std::printf("%-8s %8s %5d %11.4e %11.4e %11.4e %9.4f %13.4e %9.6f\n", row.loss.c_str(), tau.c_str(), row.level,
+                r.weight_norm[static_cast<size_t>(row.level)], row.grad_norm, row.pred_norm, row.alpha,
+                row.rel_residue, row.cosine);
+  }
+  std::printf("\nper level: mean alignment |<vec W_mu, top eigenvector of OP_mu>|/|W_mu| and mean top eigenvalue\n");
+  for (int l = 0; l < t.depth; ++l) {
+    double a = 0.0, e = 0.0;
+    const int n = t.nodes_at(l);
+    for (int mu = t.level_start[l]; mu < t.level_start[l + 1]; ++mu) {
+      a += r.eval.covop_alignment[static_cast<size_t>(mu)];
+      e += r.eval.covop_eigenvalues[static_cast<size_t>(mu) * t.hid];
+    }
+    std::printf("  level %d (%d node%s): alignment %.4f, top eigenvalue %.4e\n", l, n, n > 1 ? "s" : "", a / n, e / n);
+  }
+  std::printf("\nwritten: %s (%.1f s)\n", path.c_str(), seconds);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+std::string covop_help() {
+  return "usage: dualnet covop [CHECKPOINT_OR_CONFIG] [key=value ...]\n\n"
+         "Measures the covariance-operator theorem of Tian et al. on one set of weights: a run\n"
+         "directory or checkpoint file (its weights), a CONFIG.toml or nothing (the fresh\n"
+         "initialisation of that config). For every level l it compares the mean gradient of\n"
+         "each loss with 2 s_alpha OP_l vec(W_l), OP_l = p0 p1 Delta_l Delta_l^T, and prints and\n"
+         "writes the relative error (simp) or residue (infonce, triplet); docs/covop.md.\n"
+         "The exact setting is bias=false normalize_output=false.\n\n"
+         "keys of the check:\n"
+         "  batch=N     gradient items (anchor, positive, negatives)        default 1048576\n"
+         "  samples=N   further anchors for the class means of K            default = batch\n"
+         "  taus=LIST   temperatures for infonce and triplet               default 0.1,1,10,100\n"
+         "  losses=LIST among simp,infonce,triplet                         default all three\n"
+         "  chunk=N     items per kernel launch (divides batch)             default 4096\n"
+         "  micro=N     items per rounded gradient sum (divides chunk)      default 64\n"
+         "  kbar=fresh|same  anchors of the class means of K: fresh ones, or the gradient\n"
+         "              items' own anchors (samples <= batch)              default fresh\n"
+         "  stream=N    which fresh stretch of the sample stream (0..2^17)  default 0\n"
+         "  file=PATH   HDF5 report            default <run>/covop-e<epoch>-s<step>.h5, or covop.h5\n"
+         "Every other key=value is a config key ('dualnet train --help'), e.g. bias=false\n"
+         "negatives=4 margin=0.5; a checkpoint's network keys (depth, num_children, hid, bias,\n"
+         "normalize_output, seed, delta_lower, delta_upper) cannot change. The config's own\n"
+         "batch, loss and temp are not used.\n";
+}
+
+int covop_command(const std::vector<std::string>& args, const World& world) {
+  std::string where;
+  std::vector<std::string> rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--help" || args[i] == "-h" || args[i] == "help") {
+      if (world.root()) std::fputs(covop_help().c_str(), stdout);
+      return 0;
+    }
+    if (i == 0 && args[i].find('=') == std::string::npos) where = args[i];
+    else rest.push_back(args[i]);
+  }
+  CovopKeys keys;
+  Config cfg;
+  std::unique_ptr<Checkpoint> ckpt;
+  std::string source, out_path;
+  on_all_ranks(world, [&] {
+    const std::vector<std::string> overrides = take_covop_keys(rest, keys);
+    if (!where.empty() && !is_config_file(where)) {
+      ckpt = std::make_unique<Checkpoint>(read_checkpoint(where));
+      cfg = parse_config("", overrides, ckpt->config);
+      const Config& was = ckpt->config;
+      const bool same_network = was.depth == cfg.depth && was.num_children == cfg.num_children &&
+                                was.hid == cfg.hid && was.bias == cfg.bias &&
+                                was.normalize_output == cfg.normalize_output && was.seed == cfg.seed &&
+                                was.delta_lower == cfg.delta_lower && was.delta_upper == cfg.delta_upper;
+      if (!same_network)
+        throw UsageError("covop: the checkpoint's weights fix depth, num_children, hid, bias, normalize_output, seed, "
+                         "delta_lower and delta_upper; they cannot be changed on the command line");
+      source = "checkpoint " + where + " (epoch " + std::to_string(ckpt->epoch) + ", step " +
+               std::to_string(ckpt->step) + ")";
+      out_path = keys.file.empty() ? (std::filesystem::path(run_dir_of(where)) /
+                                      ("covop-e" + std::to_string(ckpt->epoch) + "-s" + std::to_string(ckpt->step) + ".h5"))
+                                         .string()
+                                   : keys.file;
+    } else {
+      cfg = parse_config(where, overrides);
+      source = (where.empty() ? std::string("default config") : "config " + where) + ", fresh initialisation (seed " +
+               std::to_string(cfg.seed) + ")";
+      out_path = keys.file.empty() ? "covop.h5" : keys.file;
+    }
+    validate(cfg, 1);
+  });
+
+  NetworkShape net;
+  net.tree = TreeShape(static_cast<int>(cfg.depth), static_cast<int>(cfg.num_children), static_cast<int>(cfg.hid));
+  net.bias = cfg.bias;
+  net.normalize_output = cfg.normalize_output;
+  const TreeShape& t = net.tree;
+  View1<real> polarity, params;
+  on_all_ranks(world, [&] {
+    polarity = draw_polarities(t, static_cast<std::uint64_t>(cfg.seed), cfg.delta_lower, cfg.delta_upper);
+    if (ckpt) {
+      if (ckpt->params.size() != static_cast<size_t>(t.n_params()))
+        throw UsageError("covop: the checkpoint has " + std::to_string(ckpt->params.size()) +
+                         " weights, its config needs " + std::to_string(t.n_params()));
+      params = View1<real>("covop.params", t.n_params());
+      Kokkos::View<const double*, Kokkos::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>> h(ckpt->params.data(),
+                                                                                               ckpt->params.size());
+      Kokkos::deep_copy(params, h);
+    } else {
+      params = init_params(net, static_cast<std::uint64_t>(cfg.seed));
+    }
+  });
+
+  CovopCheckSpec spec;
+  spec.items = keys.batch;
+  spec.anchors = keys.samples > 0 ? keys.samples : keys.batch;
+  spec.chunk = std::min(keys.chunk, keys.batch);
+  spec.micro = std::min(keys.micro, spec.chunk);
+  spec.first_item = kStreamBase + keys.stream * kStreamStride;
+  spec.same_anchors = keys.same_anchors;
+  spec.losses = keys.losses;
+  spec.taus = keys.taus;
+  spec.negatives = static_cast<int>(cfg.negatives);
+  spec.margin = cfg.margin;
+  spec.share_levels = static_cast<int>(cfg.share_levels);
+  spec.seed = static_cast<std::uint64_t>(cfg.seed);
+
+  const auto reducer = make_reducer(world, cfg.reducer);
+  const auto t0 = std::chrono::steady_clock::now();
+  CovopCheckResult result;
+  on_all_ranks(world, [&] { result = covop_check(net, params, polarity, spec, world, *reducer); });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  on_all_ranks(world, [&] {
+    if (!world.root()) return;
+    write_report(out_path, cfg, net, source, ckpt ? ckpt->epoch : -1, ckpt ? ckpt->step : -1, spec, result, seconds,
+                 world.size);
+    print_table(net, source, spec, result, seconds, out_path);
+  });
+  return 0;
+}
+
+}  // namespace dualnet

@@ -1,0 +1,143 @@
+#include "stats/covop_spectrum.hpp"
+
+#include <limits>
+
+namespace dualnet {
+
+namespace {
+constexpr int kMaxSweeps = 100;
+// A sweep ends the iteration once the off-diagonal mass is below (kTol * |A|_F)^2.
+constexpr double kTol = 1e-15;
+}  // namespace
+
+void symmetric_eigen(const View3<real>& a, const View2<real>& values, const View3<real>& vectors) {
+  const int count = static_cast<int>(a.extent(0));
+  const int n = static_cast<int>(a.extent(1));
+  const View3<real> w("stats.covop_jacobi_work", count, n, n);
+  Kokkos::deep_copy(w, a);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  // Every thread of a team reads the same entries between barriers, so the decisions
+  // (skip a rotation, end the sweeps) are the same on every thread, and the arithmetic on
+  // each entry does not depend on the team size: the result is the same on any backend.
+  Kokkos::parallel_for("stats::covop_jacobi", teams(count), KOKKOS_LAMBDA(const Team& team) {
+    const int m = team.league_rank();
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n * n),
+                         [&](const int e) { vectors(m, e / n, e % n) = (e / n == e % n) ? 1.0 : 0.0; });
+    int bad = 0;
+    Kokkos::parallel_reduce(
+        Kokkos::TeamThreadRange(team, n * n),
+        [&](const int e, int& b) {
+          const double x = w(m, e / n, e % n);
+          if (!(x - x == 0.0)) b += 1;  // NaN or infinite
+        },
+        bad);
+    team.team_barrier();
+    if (bad > 0) {
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n * n), [&](const int e) {
+        vectors(m, e / n, e % n) = nan;
+        if (e < n) values(m, e) = nan;
+      });
+      return;
+    }
+    double total = 0.0;
+    Kokkos::parallel_reduce(
+        Kokkos::TeamThreadRange(team, n * n),
+        [&](const int e, double& s) { s += w(m, e / n, e % n) * w(m, e / n, e % n); }, total);
+    for (int sweep = 0; sweep < kMaxSweeps; ++sweep) {
+      double off = 0.0;
+      Kokkos::parallel_reduce(
+          Kokkos::TeamThreadRange(team, n * n),
+          [&](const int e, double& s) {
+            if (e / n != e % n) s += w(m, e / n, e % n) * w(m, e / n, e % n);
+          },
+          off);
+      if (off <= kTol * kTol * total) break;
+      for (int p = 0; p + 1 < n; ++p)
+        for (int q = p + 1; q < n; ++q) {
+          const double apq = w(m, p, q);
+          if (apq == 0.0) continue;
+          // Rotation that zeroes (p, q): t = tan(phi) is the smaller root of
+          // t^2 + 2 theta t - 1 = 0 with theta = (a_qq - a_pp) / (2 a_pq).
+          const double theta = (w(m, q, q) - w(m, p, p)) / (2.0 * apq);
+          const double at = kmath::fabs(theta);
+          double t = at > 1e150 ? 0.5 / at : 1.0 / (at + kmath::sqrt(theta * theta + 1.0));
+          if (theta < 0.0) t = -t;
+          const double c = 1.0 / kmath::sqrt(t * t + 1.0), s = t * c;
+          team.team_barrier();  // everyone has read a_pp, a_qq, a_pq
+          // A <- A P and V <- V P, with P(p,p) = P(q,q) = c, P(p,q) = s, P(q,p) = -s.
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n), [&](const int k) {
+            const double akp = w(m, k, p), akq = w(m, k, q);
+            w(m, k, p) = c * akp - s * akq;
+            w(m, k, q) = s * akp + c * akq;
+            const double vkp = vectors(m, k, p), vkq = vectors(m, k, q);
+            vectors(m, k, p) = c * vkp - s * vkq;
+            vectors(m, k, q) = s * vkp + c * vkq;
+          });
+          team.team_barrier();
+          // A <- P^T A.
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n), [&](const int k) {
+            const double apk = w(m, p, k), aqk = w(m, q, k);
+            w(m, p, k) = c * apk - s * aqk;
+            w(m, q, k) = s * apk + c * aqk;
+          });
+          team.team_barrier();
+          Kokkos::single(Kokkos::PerTeam(team), [&]() {
+            w(m, p, q) = 0.0;
+            w(m, q, p) = 0.0;
+          });
+          team.team_barrier();
+        }
+    }
+    // Sort descending (selection sort, swapping eigenvector columns), then fix the signs.
+    Kokkos::single(Kokkos::PerTeam(team), [&]() {
+      for (int j = 0; j < n; ++j) {
+        int best = j;
+        for (int k = j + 1; k < n; ++k)
+          if (w(m, k, k) > w(m, best, best)) best = k;
+        if (best != j) {
+          const double d = w(m, j, j);
+          w(m, j, j) = w(m, best, best);
+          w(m, best, best) = d;
+          for (int r = 0; r < n; ++r) {
+            const double v = vectors(m, r, j);
+            vectors(m, r, j) = vectors(m, r, best);
+            vectors(m, r, best) = v;
+          }
+        }
+        values(m, j) = w(m, j, j);
+        int big = 0;
+        for (int r = 1; r < n; ++r)
+          if (kmath::fabs(vectors(m, r, j)) > kmath::fabs(vectors(m, big, j))) big = r;
+        if (vectors(m, big, j) < 0.0)
+          for (int r = 0; r < n; ++r) vectors(m, r, j) = -vectors(m, r, j);
+      }
+    });
+  });
+}
+
+void covop_alignment(const TreeShape& tree, const View1<real>& delta, const View2<real>& values,
+                     const View3<real>& vectors, const View1<real>& params, const View1<real>& alignment) {
+  const TreeShape t = tree;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  // One thread per node: u_ib = sum_a Delta(i, a, b) v_a for every (i, b), and its products.
+  Kokkos::parallel_for("stats::covop_alignment", range(t.n_latent), KOKKOS_LAMBDA(const std::int64_t n) {
+    const int node = static_cast<int>(n);
+    const int hid = t.hid, in = t.in_size(node);
+    const std::int64_t wo = t.param_offset(node), co = t.conn_offset(node);
+    double dot = 0.0, uu = 0.0, ww = 0.0;
+    for (int i = 0; i < in; ++i)
+      for (int b = 0; b < hid; ++b) {
+        double u = 0.0;
+        for (int a = 0; a < hid; ++a)
+          u += delta(co + (static_cast<std::int64_t>(i) * hid + a) * hid + b) * vectors(node, a, 0);
+        const double wbi = params(wo + static_cast<std::int64_t>(b) * in + i);
+        dot += wbi * u;
+        uu += u * u;
+        ww += wbi * wbi;
+      }
+    const bool defined = values(node, 0) > 0.0 && uu > 0.0 && ww > 0.0;
+    alignment(node) = defined ? kmath::fabs(dot) / (kmath::sqrt(uu) * kmath::sqrt(ww)) : nan;
+  });
+}
+
+}  // namespace dualnet
