@@ -10,7 +10,9 @@ set -euo pipefail
 
 (($# >= 1)) || { echo "task.sh: usage: task.sh DUALNET_BIN ARGS..." >&2; exit 2; }
 
-local_rank=${SLURM_LOCALID:-${OMPI_COMM_WORLD_LOCAL_RANK:-${MPI_LOCALRANKID:-${PMI_LOCAL_RANK:-0}}}}
+# The launcher's own variables first: under mpirun every rank inherits the batch shell's
+# SLURM_LOCALID (0), while srun sets SLURM_LOCALID per task and no MPI variables.
+local_rank=${OMPI_COMM_WORLD_LOCAL_RANK:-${MPI_LOCALRANKID:-${PMI_LOCAL_RANK:-${SLURM_LOCALID:-0}}}}
 
 visible=${CUDA_VISIBLE_DEVICES:-${ROCR_VISIBLE_DEVICES:-${HIP_VISIBLE_DEVICES:-}}}
 [[ "$visible" == NoDevFiles ]] && visible=""
@@ -30,7 +32,9 @@ case "${DUALNET_GPU:-auto}" in
 esac
 
 if ((use_gpu)); then
-    ((ngpus > 0)) || ngpus=1
-    exec "$@" "--kokkos-device-id=$((local_rank % ngpus))"
+    # Unknown GPU count (DUALNET_GPU=1 without visibility information): the local rank itself.
+    dev=$local_rank
+    ((ngpus == 0)) || dev=$((local_rank % ngpus))
+    exec "$@" "--kokkos-device-id=$dev"
 fi
 exec "$@"
