@@ -17,27 +17,36 @@ esac
 
 status=0
 
+# alive PID: true for a live process (a zombie, which this machine's init may leave around
+# for a while, does not count).
+alive() {
+    [[ "$1" =~ ^[0-9]+$ && -r "/proc/$1/stat" ]] || return 1
+    local st
+    st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d ' ' -f 1)
+    [[ -n "$st" && "$st" != Z && "$st" != X ]]
+}
+
 # stop NAME PIDFILE: TERM, wait up to 20 s, then KILL; remove the pid file.
 stop() {
     local name=$1 pidfile=$2 pid i
     if [[ ! -e "$pidfile" ]]; then return 0; fi
     pid=$(<"$pidfile")
-    if [[ ! "$pid" =~ ^[0-9]+$ ]] || ! kill -0 "$pid" 2>/dev/null; then
+    if ! alive "$pid"; then
         echo "slurm-down: removing stale $pidfile"
         rm -f "$pidfile"
         return 0
     fi
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 200; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
+        alive "$pid" || break
         sleep 0.1
     done
-    if kill -0 "$pid" 2>/dev/null; then
+    if alive "$pid"; then
         echo "slurm-down: $name (pid $pid) ignored SIGTERM for 20 s; sending SIGKILL" >&2
         kill -KILL "$pid" 2>/dev/null || true
         sleep 0.5
     fi
-    if kill -0 "$pid" 2>/dev/null; then
+    if alive "$pid"; then
         echo "slurm-down: $name (pid $pid) is still running" >&2
         status=1
     else

@@ -41,21 +41,26 @@ node=$(hostname -s)
 cpus=$(nproc)
 ((cpus >= 4)) || cpus=4
 
-# running PIDFILE: true when PIDFILE names a live process.
-running() {
-    local pid
-    [[ -s "$1" ]] || return 1
-    pid=$(<"$1")
-    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
+# alive PID: true for a live process (a zombie, which this machine's init may leave around
+# for a while, does not count).
+alive() {
+    [[ "$1" =~ ^[0-9]+$ && -r "/proc/$1/stat" ]] || return 1
+    local st
+    st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d ' ' -f 1)
+    [[ -n "$st" && "$st" != Z && "$st" != X ]]
 }
 
-write_conf() {
-    mkdir -p /etc/slurm "$state/ctld" "$state/d" "$logdir"
-    local tmp
-    tmp=$(mktemp /etc/slurm/.slurm.conf.XXXXXX)
-    cat >"$tmp" <<CONF
+# running PIDFILE: true when PIDFILE names a live process.
+running() {
+    [[ -s "$1" ]] || return 1
+    alive "$(<"$1")"
+}
+
+# conf_text: the slurm.conf this script wants.
+conf_text() {
+    cat <<CONF
 $marker
-# One node, for tests only; rewritten by slurm-up.sh when the host changes.
+# One node, for tests only; slurm-up.sh rewrites it (and restarts the daemons) when it changes.
 ClusterName=dualnet-ci
 SlurmctldHost=$node
 SlurmUser=root
@@ -88,24 +93,25 @@ MinJobAge=300
 NodeName=$node CPUs=$cpus State=UNKNOWN
 PartitionName=debug Nodes=$node Default=YES MaxTime=INFINITE State=UP
 CONF
-    chmod 644 "$tmp"
-    mv -f "$tmp" "$conf"
 }
 
-if [[ -e "$conf" ]]; then
-    if ! head -n 1 "$conf" | grep -qxF "$marker"; then
-        die "$conf exists and was not written by this script; not touching it (remove it or use that cluster)"
-    fi
-    # Rewrite only when the content would change (e.g. another host name or core count),
-    # so that running daemons keep a consistent configuration.
-    if ! grep -qx "NodeName=$node CPUs=$cpus State=UNKNOWN" "$conf"; then
-        running "$ctld_pid" && die "$conf describes another node but slurmctld is running; run slurm-down.sh first"
-        write_conf
-    fi
-else
-    write_conf
+if [[ -e "$conf" ]] && ! head -n 1 "$conf" | grep -qxF "$marker"; then
+    die "$conf exists and was not written by this script; not touching it (remove it or use that cluster)"
 fi
-mkdir -p "$state/ctld" "$state/d" "$logdir"
+mkdir -p /etc/slurm "$state/ctld" "$state/d" "$logdir"
+wanted=$(conf_text)
+if [[ ! -e "$conf" || "$(cat "$conf")" != "$wanted" ]]; then
+    # New or changed (another host name, core count or version of this script): daemons
+    # running with the old file are stopped first, so that everything agrees.
+    if running "$ctld_pid" || running "$slurmd_pid"; then
+        echo "slurm-up: $conf changes: restarting slurmctld and slurmd"
+        "$(dirname "${BASH_SOURCE[0]}")/slurm-down.sh" --keep-munge || die "could not stop the running daemons"
+    fi
+    tmp=$(mktemp /etc/slurm/.slurm.conf.XXXXXX)
+    printf '%s\n' "$wanted" >"$tmp"
+    chmod 644 "$tmp"
+    mv -f "$tmp" "$conf"
+fi
 
 # munge: Debian's package creates the key; the daemon must run as user munge.
 if ! running "$munge_pid"; then

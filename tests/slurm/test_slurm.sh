@@ -46,7 +46,8 @@ fi
 command -v python3 >/dev/null 2>&1 || { log "FAIL: python3 is needed (jobs/sweep.py)"; exit 1; }
 
 started_cluster=0
-if [[ -s /run/slurmctld.pid ]] && kill -0 "$(cat /run/slurmctld.pid)" 2>/dev/null; then
+ctld_pid=$(cat /run/slurmctld.pid 2>/dev/null || true)
+if [[ "$ctld_pid" =~ ^[0-9]+$ ]] && [[ -r "/proc/$ctld_pid/stat" ]] && ! sed 's/^.*) //' "/proc/$ctld_pid/stat" | grep -q '^Z'; then
     log "slurmctld already running: using it and leaving it running"
 else
     started_cluster=1
