@@ -183,7 +183,11 @@ def load_sweep(path: Path, dir_override: str | None) -> dict:
             raise SweepError(f"{path}: bad [slurm] option {k!r}")
         if k in {"array", "output", "error", "job_name", "wait"}:
             raise SweepError(f"{path}: [slurm] {k} is set by sweep.py")
-        sbatch_opts.append(f"--{k.replace('_', '-')}={fmt_value(v)}")
+        opt = f"--{k.replace('_', '-')}"
+        if v is True:
+            sbatch_opts.append(opt)  # a flag, e.g. exclusive = true
+        elif v is not False:
+            sbatch_opts.append(f"{opt}={fmt_value(v)}")
 
     return {
         "file": str(path.resolve()),
@@ -298,7 +302,7 @@ def queued_jobs(job_name: str) -> list[str]:
     if shutil.which("squeue") is None:
         return []
     r = subprocess.run(
-        ["squeue", "-h", "-n", job_name, "-o", "%i %T"], capture_output=True, text=True
+        ["squeue", "-h", "--me", "-n", job_name, "-o", "%i %T"], capture_output=True, text=True
     )
     if r.returncode != 0:
         raise SweepError(f"squeue failed: {r.stderr.strip()}")

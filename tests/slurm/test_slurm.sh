@@ -59,12 +59,12 @@ cleanup() {
     local rc=$?
     set +e
     # Cancel anything of ours still queued (e.g. after a timeout).
-    squeue -h -o '%i %j' 2>/dev/null | awk -v p="$job_prefix" 'index($2, p) == 1 { print $1 }' |
+    timeout 10 squeue -h -o '%i %j' 2>/dev/null | awk -v p="$job_prefix" 'index($2, p) == 1 { print $1 }' |
         while read -r id; do scancel "$id"; done
     if ((started_cluster)); then
         "$here/slurm-down.sh" || log "warning: slurm-down.sh reported a problem"
     fi
-    if ((rc == 0)) && [[ "${DUALNET_TEST_KEEP:-0}" != 1 ]]; then
+    if ((rc == 0 || rc == SKIP)) && [[ "${DUALNET_TEST_KEEP:-0}" != 1 ]]; then
         rm -rf "$work"
     else
         log "work directory kept: $work"
