@@ -19,7 +19,7 @@ def test_plot_sweep_and_runs(runs, analyze_exe, tmp_path):
     written = sorted(Path(line) for line in stdout.splitlines())
     names = {p.name for p in written}
     for hid in (2, 4):
-        for kind in ("best_corr", "covop_norm", "best_corr_vs_rho"):
+        for kind in ("best_corr", "covop_norm", "best_corr_vs_rho", "covop_alignment", "covop_spectrum"):
             assert f"{kind}_hid={hid}.png" in names
     heat_maps = [n for n in names if n.startswith("corr_full_")]
     assert len(heat_maps) == 5, heat_maps  # 4 sweep runs + the partial run; no_corr_full is skipped

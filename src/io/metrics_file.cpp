@@ -42,7 +42,8 @@ std::vector<RowSpec> row_specs(bool with_corr_full) {
        "eigenvalues of p0 p1 Delta^T Delta (paper reshape), descending: the nonzero spectrum of the operator at node mu "
        "(docs/covop.md)"},
       {"covop_alignment", {"latent"},
-       "|<vec(W_mu), u>| / |W_mu|, u the top eigenvector of the operator at node mu (docs/covop.md)"},
+       "|P vec(W_mu)| / |W_mu|, P the projector on the top eigenspace of the operator at node mu (a simple top "
+       "eigenvalue: |<vec(W_mu), u>| / |W_mu|; docs/covop.md)"},
       {"weight_norm", {"latent"}, "Frobenius norm of W_mu (biases excluded)"},
       {"train_loss_mean", {}, "mean loss of the training pass that produced this row's weights (NaN in row 0)"},
       {"train_loss_sem", {}, "standard error of that mean over the pass's steps"},

@@ -119,24 +119,32 @@ void covop_alignment(const TreeShape& tree, const View1<real>& delta, const View
                      const View3<real>& vectors, const View1<real>& params, const View1<real>& alignment) {
   const TreeShape t = tree;
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  // One thread per node: u_ib = sum_a Delta(i, a, b) v_a for every (i, b), and its products.
+  const double tie = kCovopTopTie;
+  // One thread per node. For each top eigenvector v_j: u_j = Delta v_j (an eigenvector of
+  // OP_mu, |u_j|^2 = lambda_j / (p0 p1)); the u_j are orthogonal, so the squared norm of the
+  // projection of w onto their span is sum_j <w, u_j>^2 / |u_j|^2.
   Kokkos::parallel_for("stats::covop_alignment", range(t.n_latent), KOKKOS_LAMBDA(const std::int64_t n) {
     const int node = static_cast<int>(n);
     const int hid = t.hid, in = t.in_size(node);
     const std::int64_t wo = t.param_offset(node), co = t.conn_offset(node);
-    double dot = 0.0, uu = 0.0, ww = 0.0;
-    for (int i = 0; i < in; ++i)
-      for (int b = 0; b < hid; ++b) {
-        double u = 0.0;
-        for (int a = 0; a < hid; ++a)
-          u += delta(co + (static_cast<std::int64_t>(i) * hid + a) * hid + b) * vectors(node, a, 0);
-        const double wbi = params(wo + static_cast<std::int64_t>(b) * in + i);
-        dot += wbi * u;
-        uu += u * u;
-        ww += wbi * wbi;
-      }
-    const bool defined = values(node, 0) > 0.0 && uu > 0.0 && ww > 0.0;
-    alignment(node) = defined ? kmath::fabs(dot) / (kmath::sqrt(uu) * kmath::sqrt(ww)) : nan;
+    const double top = values(node, 0);
+    double ww = 0.0;
+    for (std::int64_t p = wo; p < wo + static_cast<std::int64_t>(hid) * in; ++p) ww += params(p) * params(p);
+    double projected = 0.0;
+    for (int j = 0; j < hid && values(node, j) >= top * (1.0 - tie); ++j) {
+      double dot = 0.0, uu = 0.0;
+      for (int i = 0; i < in; ++i)
+        for (int b = 0; b < hid; ++b) {
+          double u = 0.0;
+          for (int a = 0; a < hid; ++a)
+            u += delta(co + (static_cast<std::int64_t>(i) * hid + a) * hid + b) * vectors(node, a, j);
+          dot += params(wo + static_cast<std::int64_t>(b) * in + i) * u;
+          uu += u * u;
+        }
+      if (uu > 0.0) projected += dot * dot / uu;
+    }
+    const bool defined = top > 0.0 && ww > 0.0;
+    alignment(node) = defined ? kmath::sqrt(projected / ww) : nan;
   });
 }
 

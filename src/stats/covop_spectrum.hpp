@@ -21,10 +21,17 @@ constexpr int kCovopSpectrumMaxHid = 128;
 // gives NaN values and vectors. `a` is not modified.
 void symmetric_eigen(const View3<real>& a, const View2<real>& values, const View3<real>& vectors);
 
-// Alignment of each node's weights with the top eigenvector of its operator:
-//   |<vec(W_mu), u>| / |vec(W_mu)|,  u = Delta_mu v / |Delta_mu v|,  vec(W_mu)[(i, b)] = W_mu(b, i),
-// v = vectors[mu][:, 0] (eigenvalue values[mu][0]). `delta` is Delta in the flat conn layout
-// of TreeShape (node, i, a, b). NaN where the top eigenvalue is not positive or W_mu = 0.
+// Eigenvalues within this relative distance of the largest count as tied with it.
+constexpr double kCovopTopTie = 1e-8;
+
+// Alignment of each node's weights with the top eigenspace of its operator: the length of the
+// projection of vec(W_mu) onto the span of u_j = Delta_mu v_j over the eigenvectors v_j =
+// vectors[mu][:, j] whose eigenvalue ties with the largest (relative kCovopTopTie), over
+// |vec(W_mu)|; vec(W_mu)[(i, b)] = W_mu(b, i). For a simple top eigenvalue this is
+// |<vec W_mu, u>| / |vec W_mu| with u the top unit eigenvector. (At the root J = I, so
+// OP_root = p0 p1 (dx dx^T) (x) I has hid equal eigenvalues and the span is what is defined.)
+// `delta` is Delta in the flat conn layout of TreeShape (node, i, a, b). NaN where the top
+// eigenvalue is not positive or W_mu = 0.
 void covop_alignment(const TreeShape& tree, const View1<real>& delta, const View2<real>& values,
                      const View3<real>& vectors, const View1<real>& params, const View1<real>& alignment);
 

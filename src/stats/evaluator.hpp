@@ -27,7 +27,7 @@ struct EvalResult {
   std::vector<double> covop_norm_paper;      // [latent]
   std::vector<double> gram_paper;            // [latent][hid][hid]: p0 p1 Delta^T Delta, paper reshape
   std::vector<double> covop_eigenvalues;     // [latent][hid]: eigenvalues of gram_paper, descending
-  std::vector<double> covop_alignment;       // [latent]: |<vec W_mu, top eigenvector of OP_mu>| / |W_mu|
+  std::vector<double> covop_alignment;       // [latent]: |projection of vec W_mu on OP_mu's top eigenspace| / |W_mu|
   std::int64_t samples = 0;
 };
 

@@ -6,6 +6,7 @@ global figure state is involved.
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,12 @@ def plot_groups(groups, keys, out):
         written.append(_save(best_corr_figure(runs, name), out / f"best_corr_{stem}.png"))
         written.append(_save(covop_figure(runs, name), out / f"covop_norm_{stem}.png"))
         written.append(_save(rho_root_figure(runs, name), out / f"best_corr_vs_rho_{stem}.png"))
+        if all("covop_alignment" in run.metrics for run in runs):
+            written.append(_save(alignment_figure(runs, name), out / f"covop_alignment_{stem}.png"))
+            written.append(_save(spectrum_figure(runs, name), out / f"covop_spectrum_{stem}.png"))
+        else:
+            print(f"note: {name}: a run has no covop_alignment (written by an older dualnet); "
+                  "alignment and spectrum figures skipped", file=sys.stderr)
     runs = [run for group in groups.values() for run in group]
     for run, run_name in zip(runs, run_names(runs)):
         if "corr_full" not in run.metrics:
@@ -98,6 +105,74 @@ def covop_figure(runs, name):
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=8)
     fig.suptitle(f"{name}  ({len(runs)} seed(s), band ±std)", fontsize=9)
+    return fig
+
+
+def _nanmean(values, axis):
+    """Mean ignoring NaN (nodes whose operator vanishes); NaN, silently, where all are NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(values, axis=axis)
+
+
+def _level_nanmean(run, values):
+    """Mean over each level's nodes of a per-node metric, ignoring NaN: [rows, depth]."""
+    level = run.hltm["level"]
+    return np.stack([_nanmean(values[:, level == lv], 1) for lv in range(run.depth)], axis=1)
+
+
+def alignment_figure(runs, name):
+    """|<vec W_mu, top eigenvector of OP_mu>| / |W_mu|: level means over epochs, and every node
+    at initialisation against the last epoch (above the diagonal: training amplified it)."""
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    depth = runs[0].depth
+    ax = fig.add_subplot(1, 2, 1)
+    _levels_against_epoch(ax, [_level_nanmean(run, run.metrics["covop_alignment"]) for run in runs], depth)
+    ax.set_ylabel("alignment of W_mu with OP_mu's top eigenvector (level mean)")
+    ax.legend(fontsize=8)
+    ax = fig.add_subplot(1, 2, 2)
+    for lv, colour in enumerate(_level_colours(depth)):
+        first = np.concatenate([run.metrics["covop_alignment"][0][run.hltm["level"] == lv] for run in runs])
+        last = np.concatenate([run.metrics["covop_alignment"][-1][run.hltm["level"] == lv] for run in runs])
+        ax.scatter(first, last, color=colour, s=18, label=f"L{lv} (d={depth - lv})")
+    ax.plot([0, 1], [0, 1], color="k", lw=0.5)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("alignment at initialisation")
+    ax.set_ylabel("alignment at the last finished epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.suptitle(f"{name}  ({len(runs)} seed(s)): alignment with the covariance operator", fontsize=9)
+    return fig
+
+
+def spectrum_figure(runs, name):
+    """Eigenvalues of p0 p1 Delta^T Delta per node: the level mean of the top eigenvalue over
+    epochs, and the level-mean spectrum (normalised by its top) at initialisation and at the end."""
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    depth = runs[0].depth
+    ax = fig.add_subplot(1, 2, 1)
+    curves = [_level_nanmean(run, run.metrics["covop_eigenvalues"][:, :, 0]) for run in runs]
+    _levels_against_epoch(ax, curves, depth)
+    if all(np.all(c[np.isfinite(c)] > 0) for c in curves):
+        ax.set_yscale("log")
+    ax.set_ylabel("top eigenvalue of OP_mu (level mean)")
+    ax.legend(fontsize=8)
+    ax = fig.add_subplot(1, 2, 2)
+    for lv, colour in enumerate(_level_colours(depth)):
+        for row, style in ((0, "--"), (-1, "-")):
+            spectra = np.concatenate([run.metrics["covop_eigenvalues"][row][run.hltm["level"] == lv] for run in runs])
+            with np.errstate(all="ignore"):
+                normalised = spectra / spectra[:, :1]
+            mean = _nanmean(np.where(np.isfinite(normalised), normalised, np.nan), 0)
+            ax.plot(np.arange(1, len(mean) + 1), mean, style, color=colour, marker=".",
+                    label=f"L{lv} {'init' if row == 0 else 'last'}")
+    ax.set_xlabel("eigenvalue index j")
+    ax.set_ylabel("lambda_j / lambda_1 (level mean)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.suptitle(f"{name}  ({len(runs)} seed(s)): spectrum of the covariance operator per node "
+                 "(dashed: initialisation, solid: last epoch)", fontsize=9)
     return fig
 
 

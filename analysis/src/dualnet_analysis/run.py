@@ -28,8 +28,13 @@ METRICS_DIMS = {
     "train_loss_sem": (),
     "samples_per_s": (),
 }
-# Present unless the run was configured with corr_full=false.
-OPTIONAL_METRICS_DIMS = {"corr_full": ("latent", "neuron")}
+# corr_full: present unless the run was configured with corr_full=false. covop_*: the
+# operator's spectrum and the weights' alignment (docs/covop.md), absent in older files.
+OPTIONAL_METRICS_DIMS = {
+    "corr_full": ("latent", "neuron"),
+    "covop_eigenvalues": ("latent", "hid"),
+    "covop_alignment": ("latent",),
+}
 HLTM_NAMES = ("level", "ref_level", "parent", "polarity", "rho_root")
 
 
