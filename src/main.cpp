@@ -17,11 +17,16 @@ int main(int argc, char* argv[]) {
   int rc = 0;
   {
     const dualnet::World world = dualnet::World::from_mpi();
-    dualnet::KokkosArgs args(argc, argv, world);     // one GPU per rank on CUDA builds
-    Kokkos::initialize(args.argc(), args.argv());  // consumes --kokkos-* arguments
-    dualnet::h5::quiet_errors();
-    rc = dualnet::run_cli(args.argc(), args.argv(), world);
-    Kokkos::finalize();
+    dualnet::KokkosArgs args(argc, argv, world);  // one GPU per rank on CUDA builds
+    if (!args.no_device().empty()) {
+      if (world.root()) std::fprintf(stderr, "dualnet: %s\n", args.no_device().c_str());
+      rc = 1;
+    } else {
+      Kokkos::initialize(args.argc(), args.argv());  // consumes --kokkos-* arguments
+      dualnet::h5::quiet_errors();
+      rc = dualnet::run_cli(args.argc(), args.argv(), world);
+      Kokkos::finalize();
+    }
   }
   MPI_Finalize();
   return rc;

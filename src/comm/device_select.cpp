@@ -21,11 +21,13 @@ KokkosArgs::KokkosArgs(int argc, char* argv[], const World& w) {
 #ifdef KOKKOS_ENABLE_CUDA
   int devices = 0;
   const cudaError_t rc = cudaGetDeviceCount(&devices);  // leaves `devices` unwritten on error
-  if (picked) {
-    note_ = "the command line picks the GPU";
-  } else if (rc != cudaSuccess || devices < 1) {
-    note_ = std::string("no CUDA device: ") + (rc != cudaSuccess ? cudaGetErrorString(rc) : "none found");
-  } else {
+  if (rc != cudaSuccess || devices < 1) {
+    no_device_ = std::string("this dualnet is a CUDA build, and no CUDA device is usable here (") +
+                 (rc != cudaSuccess ? std::string("cudaGetDeviceCount: ") + cudaGetErrorName(rc) + ": " +
+                                          cudaGetErrorString(rc)
+                                    : std::string("no device found")) +
+                 "); run it on a machine with an NVIDIA GPU and driver, or use a CPU build";
+  } else if (!picked) {
     strings_.push_back("--kokkos-device-id=" + std::to_string(w.local_rank % devices));
   }
 #else

@@ -16,14 +16,15 @@ class KokkosArgs {
   KokkosArgs(int argc, char* argv[], const World& w);
   int& argc() { return argc_; }
   char** argv() { return ptrs_.data(); }
-  // Why no device id was added on a CUDA build ("" when one was, or on host builds).
-  const std::string& note() const { return note_; }
+  // On a CUDA build without a usable CUDA device: why, in a line for the user (then
+  // Kokkos::initialize would throw). "" otherwise, and always on host builds.
+  const std::string& no_device() const { return no_device_; }
 
  private:
   std::vector<std::string> strings_;
   std::vector<char*> ptrs_;
   int argc_ = 0;
-  std::string note_;
+  std::string no_device_;
 };
 
 }  // namespace dualnet
