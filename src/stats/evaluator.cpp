@@ -26,9 +26,10 @@ Evaluator::Evaluator(const NetworkShape& net, std::int64_t max_chunk) : net_(net
   o_sum_zh_ = o_sum_h2_ + N;
   o_conn0_ = o_sum_zh_ + L * N;
   o_conn1_ = o_conn0_ + t.n_conn();
-  acc_ = View1<double>("stats.block_sums", o_conn1_ + t.n_conn());
-  total_ = View1<std::int64_t>("stats.totals", acc_.extent(0) + 1);
-  jac_ = View3<real>("stats.jacobian", chunk_, t.n_latent, t.hid * t.hid);
+  // The conn sums are summed per block in registers (conn_sums); the others need a buffer.
+  acc_ = View1<double>("stats.block_sums", o_conn0_);
+  total_ = View1<std::int64_t>("stats.totals", o_conn1_ + t.n_conn() + 1);
+  jac_ = View3<real>("stats.jacobian", t.n_latent, chunk_, t.hid * t.hid);
 }
 
 void Evaluator::reset() {
@@ -108,7 +109,7 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
   Kokkos::parallel_for("stats::jacobians", teams(rows), KOKKOS_LAMBDA(const Team& team) {
     const std::int64_t r = team.league_rank();
     Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hh),
-                         [&](const int ab) { jac(r, 0, ab) = (ab / hid == ab % hid) ? 1.0 : 0.0; });
+                         [&](const int ab) { jac(0, r, ab) = (ab / hid == ab % hid) ? 1.0 : 0.0; });
     team.team_barrier();
     for (int level = 1; level < t.depth; ++level) {
       const int first = t.level_start[level];
@@ -116,38 +117,79 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
         const int node = first + idx / hid, a = idx % hid;
         const int parent = t.parent(node), q = (node - 1) % t.k, in = t.in_size(parent);
         const std::int64_t off = t.param_offset(parent);
-        real* KOKKOS_RESTRICT jc = &jac(r, node, a * hid);
-        const real* KOKKOS_RESTRICT jp = &jac(r, parent, a * hid);
+        real* KOKKOS_RESTRICT jc = &jac(node, r, a * hid);
+        const real* KOKKOS_RESTRICT jp = &jac(parent, r, a * hid);
+        const real* KOKKOS_RESTRICT w0 = &params(off + q * hid);
         const real* h = &pre(r, node * hid);
-        for (int b = 0; b < hid; ++b) jc[b] = 0.0;
-        for (int j = 0; j < hid; ++j) {
-          const real* KOKKOS_RESTRICT w = &params(off + static_cast<std::int64_t>(j) * in + q * hid);
-          const double jpj = jp[j];
-          for (int b = 0; b < hid; ++b) jc[b] += jpj * w[b];
+        // Columns in tiles of 8 held in registers while j runs (no store per j).
+        int b0 = 0;
+        for (; b0 + 8 <= hid; b0 += 8) {
+          double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+          for (int j = 0; j < hid; ++j) {
+            const double jpj = jp[j];
+            const real* w = w0 + static_cast<std::int64_t>(j) * in + b0;
+            DUALNET_SIMD
+            for (int e = 0; e < 8; ++e) s[e] += jpj * w[e];
+          }
+          for (int e = 0; e < 8; ++e) jc[b0 + e] = h[b0 + e] > 0.0 ? s[e] : 0.0;
         }
-        for (int b = 0; b < hid; ++b) jc[b] = h[b] > 0.0 ? jc[b] : 0.0;
+        for (int b = b0; b < hid; ++b) {
+          double s = 0.0;
+          for (int j = 0; j < hid; ++j) s += jp[j] * w0[static_cast<std::int64_t>(j) * in + b];
+          jc[b] = h[b] > 0.0 ? s : 0.0;
+        }
       });
       team.team_barrier();
     }
   });
   // Class sums of conn_mu(i, a, b) = input_mu(i) * J_mu(a, b): one team per (node, input i).
   const std::int64_t o_c0 = o_conn0_, o_c1 = o_conn1_;
+  // Each team owns one (node, input i) and sums a block of anchors in registers, in tiles
+  // of 8 (a, b) entries, both root classes at once without branches; the block's sums go
+  // straight into the exact totals.
+  const int tiles = (hh + 7) / 8;
   Kokkos::parallel_for("stats::conn_sums", teams(t.n_conn() / hh), KOKKOS_LAMBDA(const Team& team) {
     const std::int64_t base = static_cast<std::int64_t>(team.league_rank()) * hh;  // entry (node, i, 0, 0)
     const int node = t.conn_node(base);
     const int i = static_cast<int>((base - t.conn_offset(node)) / hh);
-    for (std::int64_t r = 0; r < rows; ++r) {
-      const double x = node_input(t, pre, leaves, r, node)[i];
-      if (x != 0.0) {  // a zero input (closed ReLU, or leaf 0) adds nothing
-        real* KOKKOS_RESTRICT out = &acc((z(r, 0) ? o_c1 : o_c0) + base);
-        const real* KOKKOS_RESTRICT j = &jac(r, node, 0);
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hh), [&](const int ab) { out[ab] += x * j[ab]; });
+    for (std::int64_t r0 = 0; r0 < rows; r0 += kEvalBlock) {
+      const int n = static_cast<int>(rows - r0 < kEvalBlock ? rows - r0 : kEvalBlock);
+      double x1[kEvalBlock], x0[kEvalBlock];  // the input, split by root class
+      for (int r = 0; r < n; ++r) {
+        const double x = node_input(t, pre, leaves, r0 + r, node)[i];
+        const double c = z(r0 + r, 0) ? 1.0 : 0.0;
+        x1[r] = x * c;
+        x0[r] = x - x1[r];
       }
-      if (closes_block(r, rows))
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hh), [&](const int ab) {
-          fold(acc, total, o_c0 + base + ab);
-          fold(acc, total, o_c1 + base + ab);
-        });
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, tiles), [&](const int tile) {
+        const int ab0 = tile * 8;
+        const int width = hh - ab0 < 8 ? hh - ab0 : 8;
+        double s0[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s1[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        if (width == 8) {
+          for (int r = 0; r < n; ++r) {
+            const real* KOKKOS_RESTRICT j = &jac(node, r0 + r, ab0);
+            const double a0 = x0[r], a1 = x1[r];
+            DUALNET_SIMD
+            for (int e = 0; e < 8; ++e) {
+              s0[e] += a0 * j[e];
+              s1[e] += a1 * j[e];
+            }
+          }
+        } else {
+          for (int r = 0; r < n; ++r)
+            for (int e = 0; e < width; ++e) {
+              s0[e] += x0[r] * jac(node, r0 + r, ab0 + e);
+              s1[e] += x1[r] * jac(node, r0 + r, ab0 + e);
+            }
+        }
+        bool overflow = false;
+        for (int e = 0; e < width; ++e) {
+          total(o_c0 + base + ab0 + e) += to_fixed(s0[e], &overflow, kStatFixed);
+          total(o_c1 + base + ab0 + e) += to_fixed(s1[e], &overflow, kStatFixed);
+        }
+        if (overflow) Kokkos::atomic_add(&total(total.extent(0) - 1), std::int64_t(1));
+      });
+      team.team_barrier();
     }
   });
 }
@@ -162,7 +204,7 @@ EvalResult Evaluator::finish() const {
                          "network's activations diverged",
                          true);
   }
-  const View1<double> acc("stats.sums", acc_.extent(0));
+  const View1<double> acc("stats.sums", total_.extent(0) - 1);
   const auto total = total_;
   Kokkos::parallel_for("stats::from_fixed", range(acc.extent(0)),
                        KOKKOS_LAMBDA(const std::int64_t e) { acc(e) = from_fixed(total(e), kStatFixed); });

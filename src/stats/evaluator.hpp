@@ -55,9 +55,9 @@ class Evaluator {
   std::int64_t chunk_;
   // Offsets into acc_.
   std::int64_t o_sum_z_, o_sum_h_, o_sum_h2_, o_sum_zh_, o_conn0_, o_conn1_;
-  View1<double> acc_;          // sums of the block in progress
+  View1<double> acc_;          // sums of the block in progress (all but conn)
   View1<std::int64_t> total_;  // fixed-point totals of closed blocks, + overflow count
-  View3<real> jac_;  // [chunk][latent][hid*hid]
+  View3<real> jac_;  // [latent][chunk][hid*hid]: a node's Jacobians of consecutive anchors are adjacent
   View1<real> params_;  // the weights of the last accumulate() (for the covop alignment)
 };
 

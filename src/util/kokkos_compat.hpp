@@ -30,11 +30,14 @@ inline TeamPolicy teams(std::int64_t league) { return TeamPolicy(static_cast<int
 
 // Lets the host compiler vectorise a floating-point sum (it may reorder the additions; the
 // order is fixed by the binary, so results stay reproducible). Needs -fopenmp-simd.
+// DUALNET_SIMD asks for a vectorised loop of independent iterations.
 #if defined(__CUDA_ARCH__) || !defined(DUALNET_OPENMP_SIMD)
 #define DUALNET_SIMD_SUM(var)
+#define DUALNET_SIMD
 #else
 #define DUALNET_SIMD_PRAGMA(x) _Pragma(#x)
 #define DUALNET_SIMD_SUM(var) DUALNET_SIMD_PRAGMA(omp simd reduction(+ : var))
+#define DUALNET_SIMD DUALNET_SIMD_PRAGMA(omp simd)
 #endif
 
 namespace kmath {

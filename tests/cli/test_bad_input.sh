@@ -8,7 +8,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 py=${DUALNET_PYTHON:-$repo/.venv/bin/python}
 [[ -x $py ]] || fail "no Python with h5py at $py (run cmake/setup-debian.sh, or set DUALNET_PYTHON)"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+logs=$(mktemp -d)  # outside $work, whose files must not change
+trap 'rm -rf "$work" "$logs"' EXIT
 cd "$work"
 
 # Fixtures: a finished run with checkpoints, damaged copies of it, files of every kind.
@@ -82,16 +83,16 @@ for np in 1 2; do
     if [[ $np == 2 ]]; then args+=(batch=64); fi  # divisible by 2 ranks; the case's own value comes first
     rc=0
     if [[ $np == 1 ]]; then launch=("$bin"); else launch=("${mpiexec[@]}" -q -n "$np" "$bin"); fi
-    timeout 60 "${launch[@]}" "${args[@]}" >out.txt 2>err.txt || rc=$?
-    lines=$(wc -l <err.txt)
+    timeout 60 "${launch[@]}" "${args[@]}" >"$logs/out" 2>"$logs/err" || rc=$?
+    lines=$(wc -l <"$logs/err")
     [[ $rc != 124 ]] || fail "[$np ranks] ${args[*]}: hung (killed after 60 s)"
     [[ $rc != 0 ]] || fail "[$np ranks] ${args[*]}: exit code 0"
-    [[ $lines == 1 ]] || fail "[$np ranks] ${args[*]}: $lines lines on stderr: $(cat err.txt)"
-    grep -qF -- "$want" err.txt || fail "[$np ranks] ${args[*]}: stderr does not name '$want': $(cat err.txt)"
-    if grep -qiE 'terminate|abort|backtrace|core dumped' err.txt; then
-      fail "[$np ranks] ${args[*]}: crash output: $(cat err.txt)"
+    [[ $lines == 1 ]] || fail "[$np ranks] ${args[*]}: $lines lines on stderr: $(cat "$logs/err")"
+    grep -qF -- "$want" "$logs/err" || fail "[$np ranks] ${args[*]}: stderr does not name '$want': $(cat "$logs/err")"
+    if grep -qiE 'terminate|abort|backtrace|core dumped' "$logs/err"; then
+      fail "[$np ranks] ${args[*]}: crash output: $(cat "$logs/err")"
     fi
-    printf '[%d rank(s)] exit %d  %-45s %s\n' "$np" "$rc" "${args[*]}" "$(cat err.txt)"
+    printf '[%d rank(s)] exit %d  %-45s %s\n' "$np" "$rc" "${args[*]}" "$(cat "$logs/err")"
     n=$((n + 1))
   done
 done

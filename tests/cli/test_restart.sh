@@ -43,7 +43,7 @@ for np in 1 2; do
   dualnet_np "$np" train "${cfg[@]}" out="$work/stopped$np" >"$work/stopped$np.log" 2>&1 &
   pid=$!
   wait_for_rows "$work/stopped$np" 2 "$work/stopped$np.log"
-  pkill -USR1 -x dualnet || true
+  pkill -USR1 -f -- "out=$work/stopped$np" || true
   rc=0
   wait "$pid" || rc=$?
   [[ $rc == 0 ]] || fail "a stopped run must exit 0, got $rc: $(tail -3 "$work/stopped$np.log")"
