@@ -36,8 +36,8 @@ struct CovopKeys {
   std::int64_t micro = 64;
   std::int64_t stream = 0;
   bool same_anchors = false;
-  std::vector<double> taus = {0.1, 1.0, 10.0, 100.0};
-  std::vector<std::string> losses = {"simp", "infonce", "triplet"};
+  std::vector<double> taus = {0.001, 0.01, 0.1, 1.0};
+  std::vector<std::string> losses = {"simp", "infonce"};
   std::string file;
 };
 
@@ -248,7 +248,8 @@ void print_table(const NetworkShape& net, const std::string& source, const Covop
                 r.weight_norm[static_cast<size_t>(row.level)], row.grad_norm, row.pred_norm, row.alpha,
                 row.rel_residue, row.cosine);
   }
-  std::printf("\nper level: mean alignment |<vec W_mu, top eigenvector of OP_mu>|/|W_mu| and mean top eigenvalue\n");
+  std::printf("\nper level (node means): alignment |P_top vec W_mu|/|W_mu| with the top eigenspace of OP_mu, and the "
+              "top eigenvalue of OP_mu\n");
   for (int l = 0; l < t.depth; ++l) {
     double a = 0.0, e = 0.0;
     const int n = t.nodes_at(l);
@@ -273,16 +274,18 @@ std::string covop_help() {
          "writes the relative error (simp) or residue (infonce, triplet); docs/covop.md.\n"
          "The exact setting is bias=false normalize_output=false.\n\n"
          "keys of the check:\n"
-         "  batch=N     gradient items (anchor, positive, negatives)        default 1048576\n"
-         "  samples=N   further anchors for the class means of K            default = batch\n"
-         "  taus=LIST   temperatures for infonce and triplet               default 0.1,1,10,100\n"
-         "  losses=LIST among simp,infonce,triplet                         default all three\n"
-         "  chunk=N     items per kernel launch (divides batch)             default 4096\n"
-         "  micro=N     items per rounded gradient sum (divides chunk)      default 64\n"
-         "  kbar=fresh|same  anchors of the class means of K: fresh ones, or the gradient\n"
-         "              items' own anchors (samples <= batch)              default fresh\n"
-         "  stream=N    which fresh stretch of the sample stream (0..2^17)  default 0\n"
-         "  file=PATH   HDF5 report            default <run>/covop-e<epoch>-s<step>.h5, or covop.h5\n"
+         "  batch=N          gradient items (anchor, positive, negatives)   default 1048576\n"
+         "  samples=N        anchors for the class means of K               default = batch\n"
+         "  taus=LIST        temperatures of infonce and triplet   default 0.001,0.01,0.1,1\n"
+         "  losses=LIST      among simp, infonce, triplet              default simp,infonce\n"
+         "                   (triplet with margin=0 and one negative is infonce)\n"
+         "  kbar=fresh|same  the class means of K from fresh anchors, or from\n"
+         "                   the gradient items' own (samples <= batch)       default fresh\n"
+         "  chunk=N          items per kernel launch (divides batch)           default 4096\n"
+         "  micro=N          items per rounded gradient sum (divides chunk)      default 64\n"
+         "  stream=N         which fresh stretch of the sample stream, < 2^17     default 0\n"
+         "  file=PATH        HDF5 report: default <run>/covop-e<epoch>-s<step>.h5 for a\n"
+         "                   checkpoint, covop.h5 for a config\n"
          "Every other key=value is a config key ('dualnet train --help'), e.g. bias=false\n"
          "negatives=4 margin=0.5; a checkpoint's network keys (depth, num_children, hid, bias,\n"
          "normalize_output, seed, delta_lower, delta_upper) cannot change. The config's own\n"
