@@ -28,8 +28,13 @@ Evaluator::Evaluator(const NetworkShape& net, std::int64_t max_chunk) : net_(net
   o_conn1_ = o_conn0_ + t.n_conn();
   // The conn sums are summed per block in registers (conn_sums); the others need a buffer.
   acc_ = View1<double>("stats.block_sums", o_conn0_);
+  shift_ = View1<real>("stats.shift", N);
   total_ = View1<std::int64_t>("stats.totals", o_conn1_ + t.n_conn() + 1);
   jac_ = View3<real>("stats.jacobian", t.n_latent, chunk_, t.hid * t.hid);
+}
+
+void Evaluator::set_shift(const Activations& act, std::int64_t row) {
+  Kokkos::deep_copy(shift_, Kokkos::subview(act.pre, row, Kokkos::ALL()));
 }
 
 void Evaluator::reset() {
@@ -64,6 +69,7 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
   params_ = params;
   const TreeShape t = net_.tree;
   const auto acc = acc_;
+  const auto shift = shift_;
   const auto z = samples.latent;
   const auto leaves = samples.leaves;
   const auto pre = act.pre;
@@ -76,8 +82,9 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
   Kokkos::parallel_for("stats::moment_sums", teams(1), KOKKOS_LAMBDA(const Team& team) {
     for (std::int64_t r = 0; r < rows; ++r) {
       Kokkos::parallel_for(Kokkos::TeamThreadRange(team, N), [&](const int n) {
-        acc(o_h + n) += pre(r, n);
-        acc(o_h2 + n) += pre(r, n) * pre(r, n);
+        const double h = pre(r, n) - shift(n);
+        acc(o_h + n) += h;
+        acc(o_h2 + n) += h * h;
       });
       Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.n_latent), [&](const int mu) { acc(o_z + mu) += z(r, mu); });
       Kokkos::single(Kokkos::PerTeam(team), [&]() { acc(z(r, 0) ? 1 : 0) += 1.0; });
@@ -96,7 +103,7 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
       if (z(r, mu)) {
         real* KOKKOS_RESTRICT out = &acc(base);
         const real* KOKKOS_RESTRICT h = &pre(r, 0);
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, N), [&](const int n) { out[n] += h[n]; });
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, N), [&](const int n) { out[n] += h[n] - shift(n); });
       }
       if (closes_block(r, rows))
         Kokkos::parallel_for(Kokkos::TeamThreadRange(team, N), [&](const int n) { fold(acc, total, base + n); });
@@ -283,20 +290,17 @@ EvalResult Evaluator::finish() const {
     norm_paper(node) = kmath::sqrt(sp);
   });
 
-  // Spectrum of the operator per node and the alignment of W_mu with its top eigenvector.
+  // Spectrum of the operator per node and the alignment of W_mu with its top eigenspace.
   View2<real> eigenvalues("stats.covop_eigenvalues", L, hid);
   View1<real> alignment("stats.covop_alignment", L);
   Kokkos::deep_copy(eigenvalues, nan);
   Kokkos::deep_copy(alignment, nan);
   if (hid <= kCovopSpectrumMaxHid) {
-    View3<real> vectors("stats.covop_eigenvectors", L, hid, hid);
-    symmetric_eigen(gram_paper, eigenvalues, vectors);
-    if (params_.extent(0) == static_cast<size_t>(t.n_params())) {
-      View1<real> delta("stats.covop_delta", t.n_conn());
-      double p0, p1;
-      class_mean_difference(delta, &p0, &p1);
-      covop_alignment(t, delta, eigenvalues, vectors, params_, alignment);
-    }
+    double p0, p1;
+    covop_spectrum(
+        t, gram_paper, params_,
+        [&](std::int64_t first, const View1<real>& delta) { class_mean_difference(delta, &p0, &p1, first); },
+        eigenvalues, alignment);
   }
 
   EvalResult r;
@@ -318,16 +322,16 @@ EvalResult Evaluator::finish() const {
   return r;
 }
 
-void Evaluator::class_mean_difference(const View1<real>& delta, double* p0, double* p1) const {
+void Evaluator::class_mean_difference(const View1<real>& delta, double* p0, double* p1, std::int64_t first) const {
   auto counts = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(),
                                                     Kokkos::subview(total_, Kokkos::make_pair(0, 2)));
   const double n0 = from_fixed(counts(0), kStatFixed), n1 = from_fixed(counts(1), kStatFixed);
   *p0 = n0 / (n0 + n1);
   *p1 = n1 / (n0 + n1);
   const auto total = total_;
-  const std::int64_t o_c0 = o_conn0_, o_c1 = o_conn1_;
+  const std::int64_t o_c0 = o_conn0_ + first, o_c1 = o_conn1_ + first;
   // The same arithmetic as finish()'s covop_gram, so both see the same Delta bits.
-  Kokkos::parallel_for("stats::covop_delta", range(net_.tree.n_conn()), KOKKOS_LAMBDA(const std::int64_t e) {
+  Kokkos::parallel_for("stats::covop_delta", range(delta.extent(0)), KOKKOS_LAMBDA(const std::int64_t e) {
     delta(e) = from_fixed(total(o_c0 + e), kStatFixed) / n0 - from_fixed(total(o_c1 + e), kStatFixed) / n1;
   });
 }

@@ -38,6 +38,10 @@ class Evaluator {
   // Anchors per accumulate() call this evaluator was sized for: a multiple of kEvalBlock.
   std::int64_t chunk() const { return chunk_; }
   void reset();
+  // Pre-activations are summed relative to those of one reference anchor (row `row` of
+  // act): correlations do not change, and the fixed-point sums keep their precision for
+  // neurons whose spread is small compared with their mean. Same anchor on every rank.
+  void set_shift(const Activations& act, std::int64_t row);
   // Adds `rows` anchors (view 0 only) with their forward pass. The rows must start at a
   // block boundary; every kEvalBlock rows (and the last row) close a block.
   void accumulate(const View1<real>& params, const SampleBatch& samples, const Activations& act, std::int64_t rows);
@@ -45,8 +49,9 @@ class Evaluator {
   const View1<std::int64_t>& totals() const { return total_; }
   EvalResult finish() const;
   // Delta = (mean conn | root 0) - (mean conn | root 1) in the flat conn layout of TreeShape,
-  // and the class weights p0, p1, from the (all-reduced) totals; NaN where a class is empty.
-  void class_mean_difference(const View1<real>& delta, double* p0, double* p1) const;
+  // entries first, first + 1, ... (as many as delta holds), and the class weights p0, p1,
+  // from the (all-reduced) totals; NaN where a class is empty.
+  void class_mean_difference(const View1<real>& delta, double* p0, double* p1, std::int64_t first = 0) const;
   // Which anchors [begin, end) of a pass of n this rank evaluates: whole blocks.
   static void rank_range(std::int64_t n, int rank, int size, std::int64_t* begin, std::int64_t* end);
 
@@ -56,6 +61,7 @@ class Evaluator {
   // Offsets into acc_.
   std::int64_t o_sum_z_, o_sum_h_, o_sum_h2_, o_sum_zh_, o_conn0_, o_conn1_;
   View1<double> acc_;          // sums of the block in progress (all but conn)
+  View1<real> shift_;          // [neuron] reference pre-activations (set_shift)
   View1<std::int64_t> total_;  // fixed-point totals of closed blocks, + overflow count
   View3<real> jac_;  // [latent][chunk][hid*hid]: a node's Jacobians of consecutive anchors are adjacent
   View1<real> params_;  // the weights of the last accumulate() (for the covop alignment)

@@ -107,6 +107,11 @@ EvalResult Trainer::evaluate(std::int64_t epoch) {
   std::int64_t begin, end;
   Evaluator::rank_range(cfg_.samples_per_pass, world_.rank, world_.size, &begin, &end);
   const std::int64_t base = stream_base(epoch, false);
+  // The pass's first anchor is every rank's reference for the shifted moment sums.
+  sample_views(net_.tree, polarity_, static_cast<std::uint64_t>(cfg_.seed), static_cast<int>(cfg_.share_levels), base,
+               1, 1, eval_samples_);
+  forward(net_, params_, eval_samples_.leaves, 1, eval_act_);
+  evaluator_->set_shift(eval_act_, 0);
   for (std::int64_t start = begin; start < end; start += evaluator_->chunk()) {
     const std::int64_t rows = std::min(evaluator_->chunk(), end - start);
     sample_views(net_.tree, polarity_, static_cast<std::uint64_t>(cfg_.seed), static_cast<int>(cfg_.share_levels),
