@@ -1,5 +1,6 @@
 #include "stats/covop_spectrum.hpp"
 
+#include <algorithm>
 #include <limits>
 
 namespace dualnet {
@@ -115,37 +116,65 @@ void symmetric_eigen(const View3<real>& a, const View2<real>& values, const View
   });
 }
 
-void covop_alignment(const TreeShape& tree, const View1<real>& delta, const View2<real>& values,
+void covop_alignment(const TreeShape& tree, int first_node, const View1<real>& delta, const View2<real>& values,
                      const View3<real>& vectors, const View1<real>& params, const View1<real>& alignment) {
   const TreeShape t = tree;
+  const std::int64_t c0 = t.conn_offset(first_node);
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double tie = kCovopTopTie;
   // One thread per node. For each top eigenvector v_j: u_j = Delta v_j (an eigenvector of
   // OP_mu, |u_j|^2 = lambda_j / (p0 p1)); the u_j are orthogonal, so the squared norm of the
   // projection of w onto their span is sum_j <w, u_j>^2 / |u_j|^2.
-  Kokkos::parallel_for("stats::covop_alignment", range(t.n_latent), KOKKOS_LAMBDA(const std::int64_t n) {
-    const int node = static_cast<int>(n);
+  Kokkos::parallel_for("stats::covop_alignment", range(values.extent(0)), KOKKOS_LAMBDA(const std::int64_t m) {
+    const int node = first_node + static_cast<int>(m);
     const int hid = t.hid, in = t.in_size(node);
-    const std::int64_t wo = t.param_offset(node), co = t.conn_offset(node);
-    const double top = values(node, 0);
+    const std::int64_t wo = t.param_offset(node), co = t.conn_offset(node) - c0;
+    const double top = values(m, 0);
     double ww = 0.0;
     for (std::int64_t p = wo; p < wo + static_cast<std::int64_t>(hid) * in; ++p) ww += params(p) * params(p);
     double projected = 0.0;
-    for (int j = 0; j < hid && values(node, j) >= top * (1.0 - tie); ++j) {
+    for (int j = 0; j < hid && values(m, j) >= top * (1.0 - tie); ++j) {
       double dot = 0.0, uu = 0.0;
       for (int i = 0; i < in; ++i)
         for (int b = 0; b < hid; ++b) {
           double u = 0.0;
           for (int a = 0; a < hid; ++a)
-            u += delta(co + (static_cast<std::int64_t>(i) * hid + a) * hid + b) * vectors(node, a, j);
+            u += delta(co + (static_cast<std::int64_t>(i) * hid + a) * hid + b) * vectors(m, a, j);
           dot += params(wo + static_cast<std::int64_t>(b) * in + i) * u;
           uu += u * u;
         }
       if (uu > 0.0) projected += dot * dot / uu;
     }
     const bool defined = top > 0.0 && ww > 0.0;
-    alignment(node) = defined ? kmath::sqrt(projected / ww) : nan;
+    alignment(m) = defined ? kmath::sqrt(projected / ww) : nan;
   });
+}
+
+void covop_spectrum(const TreeShape& tree, const View3<real>& gram, const View1<real>& params,
+                    const std::function<void(std::int64_t, const View1<real>&)>& delta_of, const View2<real>& values,
+                    const View1<real>& alignment, std::int64_t work_bytes) {
+  const TreeShape& t = tree;
+  const std::int64_t hh = static_cast<std::int64_t>(t.hid) * t.hid;
+  const std::int64_t per_node = static_cast<std::int64_t>(sizeof(real)) * (3 * hh + t.k * t.hid * hh);
+  const int batch = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(t.n_latent, work_bytes / per_node)));
+  const bool with_alignment = params.extent(0) == static_cast<size_t>(t.n_params());
+  for (int first = 0; first < t.n_latent; first += batch) {
+    const int count = std::min(batch, t.n_latent - first);
+    const auto nodes = Kokkos::make_pair(first, first + count);
+    const View3<real> a("stats.covop_gram_batch", count, t.hid, t.hid);
+    Kokkos::deep_copy(a, Kokkos::subview(gram, nodes, Kokkos::ALL(), Kokkos::ALL()));
+    const View2<real> val("stats.covop_values_batch", count, t.hid);
+    const View3<real> vec("stats.covop_vectors_batch", count, t.hid, t.hid);
+    symmetric_eigen(a, val, vec);
+    Kokkos::deep_copy(Kokkos::subview(values, nodes, Kokkos::ALL()), val);
+    if (!with_alignment) continue;
+    const std::int64_t e0 = t.conn_offset(first), e1 = t.conn_offset(first + count);
+    const View1<real> delta("stats.covop_delta_batch", e1 - e0);
+    delta_of(e0, delta);
+    const View1<real> al("stats.covop_alignment_batch", count);
+    covop_alignment(t, first, delta, val, vec, params, al);
+    Kokkos::deep_copy(Kokkos::subview(alignment, nodes), al);
+  }
 }
 
 }  // namespace dualnet

@@ -6,6 +6,9 @@
 // the hid x hid Gram matrix G = p0 p1 Delta^T Delta (EvalResult::gram_paper); if G v = lambda v
 // then u = Delta v / |Delta v| is the eigenvector of OP_mu, in the (i, b) space of vec(W_mu).
 // Nothing here forms an (in*hid) x (in*hid) matrix.
+#include <cstdint>
+#include <functional>
+
 #include "hltm/tree.hpp"
 #include "util/kokkos_compat.hpp"
 
@@ -30,9 +33,18 @@ constexpr double kCovopTopTie = 1e-8;
 // |vec(W_mu)|; vec(W_mu)[(i, b)] = W_mu(b, i). For a simple top eigenvalue this is
 // |<vec W_mu, u>| / |vec W_mu| with u the top unit eigenvector. (At the root J = I, so
 // OP_root = p0 p1 (dx dx^T) (x) I has hid equal eigenvalues and the span is what is defined.)
-// `delta` is Delta in the flat conn layout of TreeShape (node, i, a, b). NaN where the top
-// eigenvalue is not positive or W_mu = 0.
-void covop_alignment(const TreeShape& tree, const View1<real>& delta, const View2<real>& values,
+// Nodes [first_node, first_node + values.extent(0)); `delta` holds Delta from entry
+// conn_offset(first_node) of the flat conn layout of TreeShape (node, i, a, b) on. NaN where
+// the top eigenvalue is not positive or W_mu = 0.
+void covop_alignment(const TreeShape& tree, int first_node, const View1<real>& delta, const View2<real>& values,
                      const View3<real>& vectors, const View1<real>& params, const View1<real>& alignment);
+
+// Both for every node, a batch of nodes at a time so the workspace stays under work_bytes:
+// gram [latent][hid][hid] = p0 p1 Delta^T Delta per node; delta_of(e0, d) fills d with Delta's
+// flat conn entries e0, e0 + 1, ...; values [latent][hid], alignment [latent]. An empty
+// `params` leaves alignment untouched.
+void covop_spectrum(const TreeShape& tree, const View3<real>& gram, const View1<real>& params,
+                    const std::function<void(std::int64_t, const View1<real>&)>& delta_of, const View2<real>& values,
+                    const View1<real>& alignment, std::int64_t work_bytes = std::int64_t(64) << 20);
 
 }  // namespace dualnet

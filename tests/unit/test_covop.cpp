@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <random>
@@ -346,6 +347,22 @@ TEST(CovopSpectrum, NodeSpectraAndAlignmentMatchTheDenseOperator) {
   const std::vector<double> delta = flat(dv), w = flat(params);
   const int hid = t.hid;
   ASSERT_EQ(r.covop_eigenvalues.size(), static_cast<size_t>(t.n_latent * hid));
+  {
+    // One node per batch (a 1-byte workspace budget) gives the same bits as the evaluation.
+    View3<real> gram("gram", t.n_latent, hid, hid);
+    auto hg = Kokkos::create_mirror_view(gram);
+    std::copy(r.gram_paper.begin(), r.gram_paper.end(), hg.data());
+    Kokkos::deep_copy(gram, hg);
+    View2<real> values("values", t.n_latent, hid);
+    View1<real> alignment("alignment", t.n_latent);
+    double q0, q1;
+    covop_spectrum(
+        t, gram, params, [&](std::int64_t first, const View1<real>& d) { ev.class_mean_difference(d, &q0, &q1, first); },
+        values, alignment, 1);
+    const auto v = flat(values), a = flat(alignment);
+    EXPECT_EQ(0, std::memcmp(v.data(), r.covop_eigenvalues.data(), v.size() * sizeof(double)));
+    EXPECT_EQ(0, std::memcmp(a.data(), r.covop_alignment.data(), a.size() * sizeof(double)));
+  }
   ASSERT_EQ(r.covop_alignment.size(), static_cast<size_t>(t.n_latent));
   int compared = 0;
   for (int mu = 0; mu < t.n_latent; ++mu) {
@@ -537,6 +554,11 @@ TEST(CovopTraining, AlignmentGrowsForMostNodesOfTheLowestLevel) {
     RecordProperty("alignment_node_" + std::to_string(mu), std::to_string(a0) + " -> " + std::to_string(a1));
   }
   EXPECT_GT(2 * up, n) << up << " of " << n << " nodes of the lowest level gained alignment";
+  // bias=false keeps the network bias-free through training (the theorem's setting).
+  const std::vector<double> p = flat(tr.params());
+  for (int mu = 0; mu < t.n_latent; ++mu)
+    for (int j = 0; j < t.hid; ++j)
+      EXPECT_EQ(p[static_cast<size_t>(t.param_offset(mu) + static_cast<std::int64_t>(t.hid) * t.in_size(mu) + j)], 0.0);
   EXPECT_GT(mean1, mean0);
   // The spectrum is recorded too, descending.
   for (int mu = 0; mu < t.n_latent; ++mu)
