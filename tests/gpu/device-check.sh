@@ -67,7 +67,7 @@ find_nccl() {
     [[ -e "$d/libnccl.so.2" ]] && { printf '%s\n' "$d"; return; }
   done
   # e.g. the nvidia-nccl-cu13 wheel of a Python environment
-  f="$(find /usr/local /opt /usr/lib /root -name 'libnccl.so.2' -print -quit 2>/dev/null)"
+  f="$(find /opt /usr/local /usr/lib /root -name 'libnccl.so.2' -print -quit 2>/dev/null)"
   [[ -n "$f" ]] && dirname "$f"
 }
 DUALNET_NCCL_DIR="$(find_nccl)"

@@ -4,9 +4,9 @@
 #
 # Usage:  tests/gpu/make-bundle.sh [BUNDLE_DIR]      (default: build-gpu-bundle, ignored by git)
 # Environment (all optional):
-#   DUALNET_CPU_BUILD     the CPU build (default: build, the README's); it is configured and
-#                         built when it has no dualnet binary. It makes the reference metrics
-#                         of the GPU end-to-end test and the CPU samples/s of the table.
+#   DUALNET_CPU_BUILD     the CPU build (default: build, the README's; configured if new, and
+#                         its dualnet rebuilt). It makes the reference metrics of the GPU
+#                         end-to-end test and the CPU samples/s of the table.
 #   DUALNET_CUDA_BUILD    the CUDA build (default: build-cuda, made with cmake/build-cuda.sh)
 #   DUALNET_BUNDLE_REUSE_CPU=1
 #                         keep cpu/ (reference runs, CPU benchmark) from an earlier bundle
@@ -43,11 +43,10 @@ step() { log "$* ($((SECONDS - t_start)) s)"; }
 # --- 1. Builds --------------------------------------------------------------------------------
 step "CUDA build in ${cuda_build}"
 "${repo}/cmake/build-cuda.sh" "${cuda_build}"
-if [[ ! -x "${cpu_build}/dualnet" ]]; then
-  step "CPU build in ${cpu_build}"
-  cmake -S "${repo}" -B "${cpu_build}" >/dev/null
-  cmake --build "${cpu_build}" -j2 --target dualnet
-fi
+# Always brought up to date: the CPU reference runs must come from the same sources.
+step "CPU build in ${cpu_build}"
+[[ -f "${cpu_build}/CMakeCache.txt" ]] || cmake -S "${repo}" -B "${cpu_build}" >/dev/null
+cmake --build "${cpu_build}" -j2 --target dualnet
 
 # --- 2. Binaries and libraries ----------------------------------------------------------------
 step "collecting binaries and shared libraries into ${bundle}"
