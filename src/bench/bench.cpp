@@ -23,6 +23,7 @@ const char* kBenchHelp =
     "usage: dualnet bench [suite=default|depth] [steps=N] [anchors=N] [json=FILE] [key=value ...]\n\n"
     "Measures training and evaluation throughput, time per phase, FLOP rates and peak memory.\n"
     "  suite=default  the reference configuration, hid=64, depth=8, num_children=4\n"
+    "  suite=reference  the reference configuration only\n"
     "  suite=depth    the reference configuration at depth 5 ... 10 (growth with the tree)\n"
     "  steps=N        timed training steps per configuration (default 300)\n"
     "  anchors=N      anchors of the timed evaluation pass (default 16384)\n"
@@ -135,11 +136,14 @@ int bench_command(const std::vector<std::string>& args, const World& world) {
       throw UsageError("bench: " + key + " must be a positive integer, got '" + value + "'", true);
     }
   }
-  if (suite != "default" && suite != "depth") throw UsageError("bench: suite must be default or depth", true);
+  if (suite != "default" && suite != "depth" && suite != "reference")
+    throw UsageError("bench: suite must be default, reference or depth", true);
   if (steps < 1 || anchors < 1) throw UsageError("bench: steps and anchors must be positive", true);
 
   std::vector<std::pair<std::string, std::vector<std::string>>> plan;
-  if (suite == "default") {
+  if (suite == "reference") {
+    plan = {{"reference", {}}};
+  } else if (suite == "default") {
     plan = {{"reference", {}}, {"hid64", {"hid=64"}}, {"depth8", {"depth=8"}}, {"k4", {"num_children=4", "depth=4"}}};
   } else {
     for (int d = 5; d <= 10; ++d) plan.push_back({"depth" + std::to_string(d), {"depth=" + std::to_string(d)}});

@@ -4,6 +4,14 @@
 #include "util/fixed_point.hpp"
 
 namespace dualnet {
+namespace {
+
+// Register tiles of 8 over n entries: tile k starts at 8k, except that the last one is
+// moved back to end at n (it overlaps its neighbour, which computes the same values), so
+// every tile is full width whenever n >= 8.
+KOKKOS_INLINE_FUNCTION int tile_start(int k, int n) { return 8 * k + 8 <= n || n < 8 ? 8 * k : n - 8; }
+
+}  // namespace
 
 View1<real> init_params(const NetworkShape& net, std::uint64_t seed) {
   const TreeShape t = net.tree;
@@ -32,36 +40,62 @@ void Activations::allocate(const TreeShape& tree, std::int64_t rows) {
   pre = View2<real>("model.pre", rows, tree.n_neuron());
   out = View2<real>("model.out", rows, tree.hid);
   norm = View1<real>("model.norm", rows);
+  wt = View1<real>("model.weights_transposed", tree.n_params());
 }
 
 // One team per row: the row's activations stay in cache from the leaves to the output.
+// Each thread computes 8 neurons of a node at once from W_mu transposed, so the
+// accumulators stay in registers and the inner loop is a vector multiply-add.
 void forward(const NetworkShape& net, const View1<real>& params, const View2<real>& leaves, std::int64_t rows,
              const Activations& act) {
   const TreeShape t = net.tree;
   const auto pre = act.pre;
   const auto out = act.out;
   const auto norm = act.norm;
+  const auto wt = act.wt;
   const bool normalize = net.normalize_output;
+  Kokkos::parallel_for("model::transpose_weights", range(t.n_params()), KOKKOS_LAMBDA(const std::int64_t p) {
+    int node = 0;  // the node owning p: nodes are few, and this runs once per forward
+    while (t.param_offset(node + 1) <= p) ++node;
+    const std::int64_t off = t.param_offset(node), local = p - off;
+    const int in = t.in_size(node), hid = t.hid;
+    if (local >= static_cast<std::int64_t>(hid) * in) {
+      wt(p) = params(p);  // biases keep their place
+    } else {
+      const int j = static_cast<int>(local / in), i = static_cast<int>(local % in);
+      wt(off + static_cast<std::int64_t>(i) * hid + j) = params(p);
+    }
+  });
+  const int tiles = (t.hid + 7) / 8;
   Kokkos::parallel_for("model::forward", teams(rows), KOKKOS_LAMBDA(const Team& team) {
     const std::int64_t row = team.league_rank();
     const int hid = t.hid;
     for (int level = t.depth - 1; level >= 0; --level) {
       const int first = t.level_start[level];
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level) * hid), [&](const int idx) {
-        const int node = first + idx / hid, j = idx % hid;
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level) * tiles), [&](const int idx) {
+        const int node = first + idx / tiles, j0 = tile_start(idx % tiles, hid);
+        const int width = hid < 8 ? hid : 8;
         const int in = t.in_size(node);
         const std::int64_t off = t.param_offset(node);
-        const real* KOKKOS_RESTRICT w = &params(off + static_cast<std::int64_t>(j) * in);
+        const real* KOKKOS_RESTRICT w = &wt(off + j0);  // w[i * hid + e] = W_mu(j0 + e, i)
+        const real* KOKKOS_RESTRICT bias = &wt(off + static_cast<std::int64_t>(hid) * in + j0);
         const NodeInput x = node_input(t, pre, leaves, row, node);
-        const real* KOKKOS_RESTRICT xv = x.x;
-        double s = 0.0;
-        if (x.relu) {
-          DUALNET_SIMD_SUM(s)
-          for (int i = 0; i < in; ++i) s += w[i] * kmath::relu(xv[i]);
+        double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        if (width == 8) {
+          for (int i = 0; i < in; ++i) {
+            const double xi = x[i];
+            const real* wi = w + static_cast<std::int64_t>(i) * hid;
+            DUALNET_SIMD
+            for (int e = 0; e < 8; ++e) s[e] += xi * wi[e];
+          }
         } else {
-          for (int i = 0; i < in; ++i) s += w[i] * xv[i];
+          for (int i = 0; i < in; ++i) {
+            const double xi = x[i];
+            for (int e = 0; e < width; ++e) s[e] += xi * w[static_cast<std::int64_t>(i) * hid + e];
+          }
         }
-        pre(row, node * hid + j) = s + params(off + static_cast<std::int64_t>(hid) * in + j);
+        real* h = &pre(row, node * hid + j0);
+        for (int e = 0; e < width; ++e) h[e] = s[e] + bias[e];
       });
       team.team_barrier();
     }
@@ -99,23 +133,33 @@ void backward(const NetworkShape& net, const View1<real>& params, const Activati
       for (int j = 0; j < hid; ++j) delta(row, j) = a * grad_out(row, j) - b * pre(row, j);
     });
     team.team_barrier();
-    // Top-down: each child pulls dL/dh from its parent through W_parent and its ReLU gate.
+    // Top-down: each child pulls dL/dh from its parent through W_parent and its ReLU gate,
+    // 8 neurons per thread with the sums in registers.
+    const int tiles = (hid + 7) / 8;
     for (int level = 1; level < t.depth; ++level) {
       const int first = t.level_start[level];
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level)), [&](const int idx) {
-        const int node = first + idx;
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level) * tiles), [&](const int idx) {
+        const int node = first + idx / tiles, b0 = tile_start(idx % tiles, hid);
+        const int width = hid < 8 ? hid : 8;
         const int parent = t.parent(node), q = (node - 1) % t.k;
         const int in = t.in_size(parent);
-        const std::int64_t off = t.param_offset(parent);
-        real* KOKKOS_RESTRICT g = &delta(row, node * hid);
-        const real* h = &pre(row, node * hid);
-        for (int b = 0; b < hid; ++b) g[b] = 0.0;
-        for (int j = 0; j < hid; ++j) {
-          const double dj = delta(row, parent * hid + j);
-          const real* KOKKOS_RESTRICT w = &params(off + static_cast<std::int64_t>(j) * in + q * hid);
-          for (int b = 0; b < hid; ++b) g[b] += w[b] * dj;
+        const real* KOKKOS_RESTRICT w = &params(t.param_offset(parent) + q * hid + b0);  // w[j * in + e]
+        const real* KOKKOS_RESTRICT dp = &delta(row, parent * hid);
+        double g[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        if (width == 8) {
+          for (int j = 0; j < hid; ++j) {
+            const double dj = dp[j];
+            const real* wj = w + static_cast<std::int64_t>(j) * in;
+            DUALNET_SIMD
+            for (int e = 0; e < 8; ++e) g[e] += dj * wj[e];
+          }
+        } else {
+          for (int j = 0; j < hid; ++j)
+            for (int e = 0; e < width; ++e) g[e] += dp[j] * w[static_cast<std::int64_t>(j) * in + e];
         }
-        for (int b = 0; b < hid; ++b) g[b] = h[b] > 0.0 ? g[b] : 0.0;
+        const real* h = &pre(row, node * hid + b0);
+        real* d = &delta(row, node * hid + b0);
+        for (int e = 0; e < width; ++e) d[e] = h[e] > 0.0 ? g[e] : 0.0;
       });
       team.team_barrier();
     }
@@ -129,30 +173,38 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
   const auto pre = act.pre;
   const bool bias = net.bias;
   const std::int64_t chunks = rows / rows_per_chunk;
-  // Each team sums one chunk's rows in row order; each thread owns one neuron's weights.
+  // Each team sums one chunk's rows in row order; each thread owns 8 weights of one neuron
+  // (and, in the first tile, its bias), with the sums in registers.
+  const int tiles = (t.k * t.hid + 7) / 8;  // of the widest input
   Kokkos::parallel_for("model::weight_gradient_chunks", teams(chunks), KOKKOS_LAMBDA(const Team& team) {
     const std::int64_t c = team.league_rank();
     const int hid = t.hid;
-    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.n_neuron()), [&](const int n) {
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.n_neuron() * tiles), [&](const int idx) {
+      const int n = idx / tiles, tile = idx % tiles;
       const int node = n / hid, j = n % hid;
       const int in = t.in_size(node);
+      if (tile * 8 >= in) return;
+      const int i0 = tile_start(tile, in), width = in < 8 ? in : 8;
       const std::int64_t off = t.param_offset(node);
-      real* KOKKOS_RESTRICT g = &chunk_sums(c, off + static_cast<std::int64_t>(j) * in);
-      for (int i = 0; i < in; ++i) g[i] = 0.0;
-      double gb = 0.0;
+      double g[8] = {0, 0, 0, 0, 0, 0, 0, 0}, gb = 0.0;
       for (std::int64_t row = c * rows_per_chunk; row < (c + 1) * rows_per_chunk; ++row) {
-        const double d = delta(row, n);
-        if (d == 0.0) continue;  // a closed ReLU gate: nothing flows to this neuron's weights
+        const double d = delta(row, n);  // 0 behind a closed gate: no branch, it mispredicts
         const NodeInput x = node_input(t, pre, leaves, row, node);
-        const real* KOKKOS_RESTRICT xv = x.x;
-        if (x.relu) {
-          for (int i = 0; i < in; ++i) g[i] += d * kmath::relu(xv[i]);
+        const real* KOKKOS_RESTRICT xv = x.x + i0;
+        if (width == 8 && x.relu) {
+          DUALNET_SIMD
+          for (int e = 0; e < 8; ++e) g[e] += d * kmath::relu(xv[e]);
+        } else if (width == 8) {
+          DUALNET_SIMD
+          for (int e = 0; e < 8; ++e) g[e] += d * xv[e];
         } else {
-          for (int i = 0; i < in; ++i) g[i] += d * xv[i];
+          for (int e = 0; e < width; ++e) g[e] += d * x[i0 + e];
         }
         gb += d;
       }
-      chunk_sums(c, off + static_cast<std::int64_t>(hid) * in + j) = bias ? gb : 0.0;
+      real* out = &chunk_sums(c, off + static_cast<std::int64_t>(j) * in + i0);
+      for (int e = 0; e < width; ++e) out[e] = g[e];
+      if (tile == 0) chunk_sums(c, off + static_cast<std::int64_t>(hid) * in + j) = bias ? gb : 0.0;
     });
   });
   Kokkos::parallel_for("model::weight_gradient_fixed", range(t.n_params()), KOKKOS_LAMBDA(const std::int64_t p) {

@@ -25,6 +25,7 @@ struct Activations {
   View2<real> pre;     // [rows][n_neuron] pre-activations h
   View2<real> out;     // [rows][hid] network output f
   View1<real> norm;    // [rows] |h_root|
+  View1<real> wt;      // [n_params] the weights with each W_mu transposed (forward's layout)
   void allocate(const TreeShape& tree, std::int64_t rows);
 };
 
