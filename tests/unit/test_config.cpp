@@ -33,6 +33,17 @@ std::string override_error(const std::vector<std::string>& overrides, int ranks 
   return usage_error_of([&] { validate(parse_config("", overrides), ranks); });
 }
 
+// The UsageError message for a config file with this text.
+std::string file_error(const std::string& toml_text);
+
+// Every override (key=value) is refused with a message that names its key.
+void expect_each_names_its_key(const std::vector<std::pair<std::string, std::string>>& cases) {
+  for (const auto& [arg, key] : cases) {
+    const std::string m = override_error({arg});
+    EXPECT_NE(m.find("'" + key + "'"), std::string::npos) << arg << " -> " << m;
+  }
+}
+
 class TempFile {
  public:
   explicit TempFile(const std::string& text) {
@@ -48,6 +59,11 @@ class TempFile {
  private:
   std::string path_;
 };
+
+std::string file_error(const std::string& toml_text) {
+  TempFile f(toml_text);
+  return usage_error_of([&] { parse_config(f.path(), {}); });
+}
 
 TEST(Config, DefaultsAreTheReferenceConfiguration) {
   const Config c = parse_config("", {});
@@ -95,32 +111,23 @@ TEST(Config, TomlRoundTrip) {
 TEST(Config, UnknownKeyIsNamed) {
   const std::string m = override_error({"depht=5"});
   EXPECT_NE(m.find("depht"), std::string::npos) << m;
-  TempFile f("hidden = 3\n");
-  const std::string mf = usage_error_of([&] { parse_config(f.path(), {}); });
+  const std::string mf = file_error("hidden = 3\n");
   EXPECT_NE(mf.find("hidden"), std::string::npos) << mf;
 }
 
 TEST(Config, WrongTypeIsNamed) {
-  for (const auto& [arg, key] : std::vector<std::pair<std::string, std::string>>{
-           {"depth=abc", "depth"}, {"depth=2.5", "depth"}, {"bias=3", "bias"}, {"lr=fast", "lr"},
-           {"loss=mse", "loss"}, {"normalize_output=yes", "normalize_output"}, {"batch=true", "batch"}}) {
-    const std::string m = override_error({arg});
-    EXPECT_NE(m.find("'" + key + "'"), std::string::npos) << arg << " -> " << m;
-  }
-  TempFile f("hid = \"ten\"\n");
-  const std::string mf = usage_error_of([&] { parse_config(f.path(), {}); });
+  expect_each_names_its_key({{"depth=abc", "depth"}, {"depth=2.5", "depth"}, {"bias=3", "bias"}, {"lr=fast", "lr"},
+                             {"loss=mse", "loss"}, {"normalize_output=yes", "normalize_output"},
+                             {"batch=true", "batch"}});
+  const std::string mf = file_error("hid = \"ten\"\n");
   EXPECT_NE(mf.find("hid"), std::string::npos) << mf;
 }
 
 TEST(Config, OutOfRangeIsNamed) {
-  for (const auto& [arg, key] : std::vector<std::pair<std::string, std::string>>{
-           {"depth=0", "depth"}, {"depth=21", "depth"}, {"hid=0", "hid"}, {"hid=-3", "hid"},
-           {"delta_upper=1.5", "delta_upper"}, {"delta_lower=-0.1", "delta_lower"}, {"temp=0", "temp"},
-           {"lr=-1", "lr"}, {"num_children=1", "num_children"}, {"batch=0", "batch"}, {"negatives=0", "negatives"},
-           {"lr=nan", "lr"}}) {
-    const std::string m = override_error({arg});
-    EXPECT_NE(m.find(key), std::string::npos) << arg << " -> " << m;
-  }
+  expect_each_names_its_key({{"depth=0", "depth"}, {"depth=21", "depth"}, {"hid=0", "hid"}, {"hid=-3", "hid"},
+                             {"delta_upper=1.5", "delta_upper"}, {"delta_lower=-0.1", "delta_lower"},
+                             {"temp=0", "temp"}, {"lr=-1", "lr"}, {"num_children=1", "num_children"},
+                             {"batch=0", "batch"}, {"negatives=0", "negatives"}, {"lr=nan", "lr"}});
 }
 
 TEST(Config, HidBelowOneIsRejected) {
@@ -154,11 +161,10 @@ TEST(Config, CrossKeyChecksAreNamed) {
 TEST(Config, MalformedTomlIsAUsageError) {
   TempFile f("depth = = 3\n");
   const std::string m = usage_error_of([&] { parse_config(f.path(), {}); });
-  EXPECT_NE(m.find(f.path()), std::string::npos) << m;
+  EXPECT_NE(m.find(f.path()), std::string::npos) << m;  // names the file
   EXPECT_NE(m.find("malformed"), std::string::npos) << m;
   EXPECT_NE(m.find("line 1"), std::string::npos) << m;
-  TempFile g("hid = 4\nlr = [1, \n");
-  const std::string mg = usage_error_of([&] { parse_config(g.path(), {}); });
+  const std::string mg = file_error("hid = 4\nlr = [1, \n");
   EXPECT_NE(mg.find("malformed"), std::string::npos) << mg;
   const std::string missing = usage_error_of([&] { parse_config("/nonexistent/dualnet.toml", {}); });
   EXPECT_NE(missing.find("/nonexistent/dualnet.toml"), std::string::npos) << missing;
