@@ -14,7 +14,8 @@ namespace {
 constexpr std::int64_t kJacobianBytes = 64ll << 20;  // workspace cap for per-anchor Jacobians
 }
 
-Evaluator::Evaluator(const NetworkShape& net, std::int64_t max_chunk) : net_(net) {
+Evaluator::Evaluator(const NetworkShape& net, std::int64_t max_chunk, bool all_pairs)
+    : net_(net), all_pairs_(all_pairs) {
   const TreeShape& t = net.tree;
   const std::int64_t per_anchor = static_cast<std::int64_t>(t.n_latent) * t.hid * t.hid * sizeof(real);
   chunk_ = std::max<std::int64_t>(1, std::min(max_chunk, kJacobianBytes / per_anchor));
@@ -96,17 +97,22 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
     }
   });
   // sum of z_mu * h_n: one team per latent, anchors with z_mu = 1 only.
+  // Without all pairs, only the node's own neurons [mu*hid, mu*hid + hid) are summed.
+  const int width = all_pairs_ ? N : hid;
+  const bool all = all_pairs_;
   Kokkos::parallel_for("stats::cross_sums", teams(t.n_latent), KOKKOS_LAMBDA(const Team& team) {
     const int mu = team.league_rank();
-    const std::int64_t base = o_zh + static_cast<std::int64_t>(mu) * N;
+    const int first = all ? 0 : mu * hid;
+    const std::int64_t base = o_zh + static_cast<std::int64_t>(mu) * N + first;
     for (std::int64_t r = 0; r < rows; ++r) {
       if (z(r, mu)) {
         real* KOKKOS_RESTRICT out = &acc(base);
-        const real* KOKKOS_RESTRICT h = &pre(r, 0);
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, N), [&](const int n) { out[n] += h[n] - shift(n); });
+        const real* KOKKOS_RESTRICT h = &pre(r, first);
+        const real* KOKKOS_RESTRICT c = &shift(first);
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, width), [&](const int n) { out[n] += h[n] - c[n]; });
       }
       if (closes_block(r, rows))
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, N), [&](const int n) { fold(acc, total, base + n); });
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, width), [&](const int n) { fold(acc, total, base + n); });
     }
   });
 
@@ -220,8 +226,14 @@ EvalResult Evaluator::finish() const {
   const std::int64_t o_z = o_sum_z_, o_h = o_sum_h_, o_h2 = o_sum_h2_, o_zh = o_sum_zh_;
 
   View2<real> corr_full("stats.corr_full", L, N);
+  const bool all = all_pairs_;
+  const double not_summed = std::numeric_limits<double>::quiet_NaN();
   Kokkos::parallel_for("stats::correlations", range(L * N), KOKKOS_LAMBDA(const std::int64_t idx) {
     const std::int64_t mu = idx / N, n = idx % N;
+    if (!all && n / hid != mu) {  // pairs accumulate() did not sum
+      corr_full(mu, n) = not_summed;
+      return;
+    }
     const double count = acc(0) + acc(1);
     const double mz = acc(o_z + mu) / count, mh = acc(o_h + n) / count;
     const double vz = kmath::max(mz - mz * mz, 0.0);  // z is 0/1: E[z^2] = E[z]

@@ -33,7 +33,9 @@ struct EvalResult {
 
 class Evaluator {
  public:
-  Evaluator(const NetworkShape& net, std::int64_t max_chunk);
+  // all_pairs: sum z*h for every latent and every neuron (what corr_full needs, O(nodes^2));
+  // otherwise only for each node's own neurons (corr, best_corr), O(nodes).
+  Evaluator(const NetworkShape& net, std::int64_t max_chunk, bool all_pairs = true);
 
   // Anchors per accumulate() call this evaluator was sized for: a multiple of kEvalBlock.
   std::int64_t chunk() const { return chunk_; }
@@ -58,6 +60,7 @@ class Evaluator {
  private:
   NetworkShape net_;
   std::int64_t chunk_;
+  bool all_pairs_;
   // Offsets into acc_.
   std::int64_t o_sum_z_, o_sum_h_, o_sum_h2_, o_sum_zh_, o_conn0_, o_conn1_;
   View1<double> acc_;          // sums of the block in progress (all but conn)

@@ -72,7 +72,7 @@ Trainer::Trainer(const Config& cfg, const World& world, const Checkpoint* resume
   overflows_ = View1<std::int64_t>("train.overflows", 1);
   step_losses_ = View1<real>("train.step_losses", steps_per_pass());
 
-  evaluator_ = std::make_unique<Evaluator>(net_, cfg.eval_chunk);
+  evaluator_ = std::make_unique<Evaluator>(net_, cfg.eval_chunk, corr_full_enabled(cfg, t));
   eval_samples_.allocate(t, evaluator_->chunk());
   eval_act_.allocate(t, evaluator_->chunk());
 
