@@ -150,10 +150,11 @@ int bench_command(const std::vector<std::string>& args, const World& world) {
   }
   const double peak = measure_peak_flops_per_core();
   std::vector<Result> results;
-  for (const auto& [name, extra] : plan) {
+  for (const auto& entry : plan) {
+    const std::string& name = entry.first;
     Config cfg;
     on_all_ranks(world, [&] {
-      std::vector<std::string> all = extra;
+      std::vector<std::string> all = entry.second;
       all.insert(all.end(), overrides.begin(), overrides.end());
       cfg = parse_config("", all);
       validate(cfg, world.size);

@@ -18,7 +18,9 @@ double measure_peak_flops_per_core() {
     const long iters = 4000000;
     const auto t0 = std::chrono::steady_clock::now();
     for (long it = 0; it < iters; ++it) {
+#if defined(__GNUC__) && !defined(__NVCC__)
 #pragma GCC unroll 16
+#endif
       for (int i = 0; i < kChains; ++i) acc[i] = acc[i] * mul + add;
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
