@@ -17,14 +17,8 @@ esac
 
 status=0
 
-# alive PID: true for a live process (a zombie, which this machine's init may leave around
-# for a while, does not count).
-alive() {
-    [[ "$1" =~ ^[0-9]+$ && -r "/proc/$1/stat" ]] || return 1
-    local st
-    st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d ' ' -f 1)
-    [[ -n "$st" && "$st" != Z && "$st" != X ]]
-}
+# shellcheck source-path=SCRIPTDIR source=process.sh
+source "$(dirname "${BASH_SOURCE[0]}")/process.sh"  # alive PID
 
 # stop NAME PIDFILE: TERM, wait up to 20 s, then KILL; remove the pid file.
 stop() {
