@@ -316,19 +316,15 @@ EvalResult Evaluator::finish() const {
   }
 
   EvalResult r;
-  const auto to_host = [](const auto& v, std::vector<double>& out) {
-    auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
-    out.assign(h.data(), h.data() + h.size());
-  };
-  to_host(corr_full, r.corr_full);
-  to_host(best, r.best_corr);
-  to_host(level_mean, r.level_mean_best_corr);
-  to_host(norm_ref, r.covop_norm_ref);
-  to_host(norm_paper, r.covop_norm_paper);
-  to_host(gram_paper, r.gram_paper);
-  to_host(eigenvalues, r.covop_eigenvalues);
-  to_host(alignment, r.covop_alignment);
-  to_host(own, r.corr);
+  r.corr_full = host_vector(corr_full);
+  r.best_corr = host_vector(best);
+  r.level_mean_best_corr = host_vector(level_mean);
+  r.covop_norm_ref = host_vector(norm_ref);
+  r.covop_norm_paper = host_vector(norm_paper);
+  r.gram_paper = host_vector(gram_paper);
+  r.covop_eigenvalues = host_vector(eigenvalues);
+  r.covop_alignment = host_vector(alignment);
+  r.corr = host_vector(own);
   auto counts = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), Kokkos::subview(acc, Kokkos::make_pair(0, 2)));
   r.samples = static_cast<std::int64_t>(counts(0) + counts(1));
   return r;

@@ -29,12 +29,6 @@ std::string duration_text(double s) {
   return buf;
 }
 
-template <class V>
-std::vector<double> host_vector(const V& v) {
-  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
-  return std::vector<double>(h.data(), h.data() + h.size());
-}
-
 }  // namespace
 
 Trainer::Trainer(const Config& cfg, const World& world, const Checkpoint* resume)

@@ -4,6 +4,7 @@
 // Kernels call dualnet::kmath::*, never std:: math (CUDA lacks some of it on device).
 #include <Kokkos_Core.hpp>
 #include <cstdint>
+#include <vector>
 
 namespace dualnet {
 
@@ -28,17 +29,21 @@ using TeamPolicy = Kokkos::TeamPolicy<ExecSpace>;
 using Team = TeamPolicy::member_type;
 inline TeamPolicy teams(std::int64_t league) { return TeamPolicy(static_cast<int>(league), Kokkos::AUTO); }
 
-// Lets the host compiler vectorise a floating-point sum (it may reorder the additions; the
-// order is fixed by the binary, so results stay reproducible). Needs -fopenmp-simd.
-// DUALNET_SIMD asks for a vectorised loop of independent iterations.
+// DUALNET_SIMD asks the host compiler to vectorise a loop of independent iterations (the
+// register tiles of the kernels). Needs -fopenmp-simd; empty on the device.
 #if defined(__CUDA_ARCH__) || !defined(DUALNET_OPENMP_SIMD)
-#define DUALNET_SIMD_SUM(var)
 #define DUALNET_SIMD
 #else
 #define DUALNET_SIMD_PRAGMA(x) _Pragma(#x)
-#define DUALNET_SIMD_SUM(var) DUALNET_SIMD_PRAGMA(omp simd reduction(+ : var))
 #define DUALNET_SIMD DUALNET_SIMD_PRAGMA(omp simd)
 #endif
+
+// A View's values as a host vector (row-major for the Views above): for I/O and printing.
+template <class V>
+std::vector<double> host_vector(const V& v) {
+  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
+  return std::vector<double>(h.data(), h.data() + h.size());
+}
 
 namespace kmath {
 #if KOKKOS_VERSION >= 40000
