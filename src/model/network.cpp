@@ -1,17 +1,12 @@
 #include "model/network.hpp"
 
+#include <utility>
+
 #include "hltm/counter_rng.hpp"
+#include "model/tile_product.hpp"
 #include "util/fixed_point.hpp"
 
 namespace dualnet {
-namespace {
-
-// Register tiles of 8 over n entries: tile k starts at 8k, except that the last one is
-// moved back to end at n (it overlaps its neighbour, which computes the same values), so
-// every tile is full width whenever n >= 8.
-KOKKOS_INLINE_FUNCTION int tile_start(int k, int n) { return 8 * k + 8 <= n || n < 8 ? 8 * k : n - 8; }
-
-}  // namespace
 
 View1<real> init_params(const NetworkShape& net, std::uint64_t seed) {
   const TreeShape t = net.tree;
@@ -43,9 +38,9 @@ void Activations::allocate(const TreeShape& tree, std::int64_t rows) {
   wt = View1<real>("model.weights_transposed", tree.n_params());
 }
 
-// One team per row: the row's activations stay in cache from the leaves to the output.
-// Each thread computes 8 neurons of a node at once from W_mu transposed, so the
-// accumulators stay in registers and the inner loop is a vector multiply-add.
+// One team per block of kTileRows rows: the block's activations stay in cache from the
+// leaves to the output. Each thread computes a 4-row x 8-neuron tile of a node from W_mu
+// transposed (model/tile_product.hpp).
 void forward(const NetworkShape& net, const View1<real>& params, const View2<real>& leaves, std::int64_t rows,
              const Activations& act) {
   const TreeShape t = net.tree;
@@ -66,40 +61,32 @@ void forward(const NetworkShape& net, const View1<real>& params, const View2<rea
       wt(off + static_cast<std::int64_t>(i) * hid + j) = params(p);
     }
   });
-  const int tiles = (t.hid + 7) / 8;
-  Kokkos::parallel_for("model::forward", teams(rows), KOKKOS_LAMBDA(const Team& team) {
-    const std::int64_t row = team.league_rank();
+  const int tiles = col_tile_count(t.hid);
+  Kokkos::parallel_for("model::forward", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
+    const RowBlock rb(team.league_rank(), rows);
     const int hid = t.hid;
     for (int level = t.depth - 1; level >= 0; --level) {
       const int first = t.level_start[level];
       Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level) * tiles), [&](const int idx) {
-        const int node = first + idx / tiles, j0 = tile_start(idx % tiles, hid);
-        const int width = hid < 8 ? hid : 8;
-        const int in = t.in_size(node);
+        const int node = first + idx / tiles;
+        const ColTile ct = col_tile(idx % tiles, hid);
+        const int j0 = ct.start, cols = ct.width, in = t.in_size(node);
         const std::int64_t off = t.param_offset(node);
-        const real* KOKKOS_RESTRICT w = &wt(off + j0);  // w[i * hid + e] = W_mu(j0 + e, i)
-        const real* KOKKOS_RESTRICT bias = &wt(off + static_cast<std::int64_t>(hid) * in + j0);
-        const NodeInput x = node_input(t, pre, leaves, row, node);
-        double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        if (width == 8) {
-          for (int i = 0; i < in; ++i) {
-            const double xi = x[i];
-            const real* wi = w + static_cast<std::int64_t>(i) * hid;
-            DUALNET_SIMD
-            for (int e = 0; e < 8; ++e) s[e] += xi * wi[e];
-          }
-        } else {
-          for (int i = 0; i < in; ++i) {
-            const double xi = x[i];
-            for (int e = 0; e < width; ++e) s[e] += xi * w[static_cast<std::int64_t>(i) * hid + e];
-          }
+        const real* w = &wt(off + j0);  // B(i, e) = w[i * hid + e] = W_mu(j0 + e, i)
+        const real* bias = &wt(off + static_cast<std::int64_t>(hid) * in + j0);
+        const real* x[kTileRows];
+        for (int m = 0; m < kTileRows; ++m) x[m] = node_input(t, pre, leaves, rb.row(m), node).x;
+        const Tile s = t.feeds_on_leaves(node) ? tile_product<false, false>(x, 1, w, hid, in, cols)
+                                               : tile_product<true, false>(x, 1, w, hid, in, cols);
+        for (int m = 0; m < rb.count; ++m) {
+          real* h = &pre(rb.first + m, node * hid + j0);
+          for (int e = 0; e < cols; ++e) h[e] = s.c[m][e] + bias[e];
         }
-        real* h = &pre(row, node * hid + j0);
-        for (int e = 0; e < width; ++e) h[e] = s[e] + bias[e];
       });
       team.team_barrier();
     }
-    Kokkos::single(Kokkos::PerTeam(team), [&]() {
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rb.count), [&](const int m) {
+      const std::int64_t row = rb.first + m;
       double sq = 0.0;
       for (int j = 0; j < hid; ++j) sq += pre(row, j) * pre(row, j);
       const double n = kmath::sqrt(sq);
@@ -116,11 +103,13 @@ void backward(const NetworkShape& net, const View1<real>& params, const Activati
   const auto pre = act.pre;
   const auto norm = act.norm;
   const bool normalize = net.normalize_output;
-  Kokkos::parallel_for("model::backward", teams(rows), KOKKOS_LAMBDA(const Team& team) {
-    const std::int64_t row = team.league_rank();
+  const int tiles = col_tile_count(t.hid);
+  Kokkos::parallel_for("model::backward", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
+    const RowBlock rb(team.league_rank(), rows);
     const int hid = t.hid;
     // Through f = h/(|h|+eps): dL/dh = g/(n+eps) - h (h.g) / (n (n+eps)^2).
-    Kokkos::single(Kokkos::PerTeam(team), [&]() {
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rb.count), [&](const int m) {
+      const std::int64_t row = rb.first + m;
       if (!normalize) {
         for (int j = 0; j < hid; ++j) delta(row, j) = grad_out(row, j);
         return;
@@ -134,32 +123,24 @@ void backward(const NetworkShape& net, const View1<real>& params, const Activati
     });
     team.team_barrier();
     // Top-down: each child pulls dL/dh from its parent through W_parent and its ReLU gate,
-    // 8 neurons per thread with the sums in registers.
-    const int tiles = (hid + 7) / 8;
+    // a 4-row x 8-neuron tile per thread.
     for (int level = 1; level < t.depth; ++level) {
       const int first = t.level_start[level];
       Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level) * tiles), [&](const int idx) {
-        const int node = first + idx / tiles, b0 = tile_start(idx % tiles, hid);
-        const int width = hid < 8 ? hid : 8;
+        const int node = first + idx / tiles;
+        const ColTile ct = col_tile(idx % tiles, hid);
+        const int b0 = ct.start, cols = ct.width;
         const int parent = t.parent(node), q = (node - 1) % t.k;
         const int in = t.in_size(parent);
-        const real* KOKKOS_RESTRICT w = &params(t.param_offset(parent) + q * hid + b0);  // w[j * in + e]
-        const real* KOKKOS_RESTRICT dp = &delta(row, parent * hid);
-        double g[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        if (width == 8) {
-          for (int j = 0; j < hid; ++j) {
-            const double dj = dp[j];
-            const real* wj = w + static_cast<std::int64_t>(j) * in;
-            DUALNET_SIMD
-            for (int e = 0; e < 8; ++e) g[e] += dj * wj[e];
-          }
-        } else {
-          for (int j = 0; j < hid; ++j)
-            for (int e = 0; e < width; ++e) g[e] += dp[j] * w[static_cast<std::int64_t>(j) * in + e];
+        const real* w = &params(t.param_offset(parent) + q * hid + b0);  // B(j, e) = W_parent(j, q*hid + b0 + e)
+        const real* dp[kTileRows];
+        for (int m = 0; m < kTileRows; ++m) dp[m] = &delta(rb.row(m), parent * hid);
+        const Tile g = tile_product<false, false>(dp, 1, w, in, hid, cols);
+        for (int m = 0; m < rb.count; ++m) {
+          const real* h = &pre(rb.first + m, node * hid + b0);
+          real* d = &delta(rb.first + m, node * hid + b0);
+          for (int e = 0; e < cols; ++e) d[e] = h[e] > 0.0 ? g.c[m][e] : 0.0;
         }
-        const real* h = &pre(row, node * hid + b0);
-        real* d = &delta(row, node * hid + b0);
-        for (int e = 0; e < width; ++e) d[e] = h[e] > 0.0 ? g[e] : 0.0;
       });
       team.team_barrier();
     }
@@ -168,51 +149,51 @@ void backward(const NetworkShape& net, const View1<real>& params, const Activati
 
 void weight_gradient(const NetworkShape& net, const Activations& act, const View2<real>& leaves,
                      const View2<real>& delta, std::int64_t rows, std::int64_t rows_per_chunk,
-                     const View2<real>& chunk_sums, const View1<std::int64_t>& grad, std::int64_t overflow_slot) {
+                     const View1<std::int64_t>& grad, std::int64_t overflow_slot) {
   const TreeShape t = net.tree;
   const auto pre = act.pre;
   const bool bias = net.bias;
   const std::int64_t chunks = rows / rows_per_chunk;
-  // Each team sums one chunk's rows in row order; each thread owns 8 weights of one neuron
-  // (and, in the first tile, its bias), with the sums in registers.
-  const int tiles = (t.k * t.hid + 7) / 8;  // of the widest input
-  Kokkos::parallel_for("model::weight_gradient_chunks", teams(chunks), KOKKOS_LAMBDA(const Team& team) {
-    const std::int64_t c = team.league_rank();
-    const int hid = t.hid;
-    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.n_neuron() * tiles), [&](const int idx) {
-      const int n = idx / tiles, tile = idx % tiles;
-      const int node = n / hid, j = n % hid;
-      const int in = t.in_size(node);
-      if (tile * 8 >= in) return;
-      const int i0 = tile_start(tile, in), width = in < 8 ? in : 8;
-      const std::int64_t off = t.param_offset(node);
-      double g[8] = {0, 0, 0, 0, 0, 0, 0, 0}, gb = 0.0;
-      for (std::int64_t row = c * rows_per_chunk; row < (c + 1) * rows_per_chunk; ++row) {
-        const double d = delta(row, n);  // 0 behind a closed gate: no branch, it mispredicts
-        const NodeInput x = node_input(t, pre, leaves, row, node);
-        const real* KOKKOS_RESTRICT xv = x.x + i0;
-        if (width == 8 && x.relu) {
-          DUALNET_SIMD
-          for (int e = 0; e < 8; ++e) g[e] += d * kmath::relu(xv[e]);
-        } else if (width == 8) {
-          DUALNET_SIMD
-          for (int e = 0; e < 8; ++e) g[e] += d * xv[e];
-        } else {
-          for (int e = 0; e < width; ++e) g[e] += d * x[i0 + e];
+  const std::int64_t delta_step = static_cast<std::int64_t>(delta.stride_0());
+  const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
+  const std::int64_t leaf_step = static_cast<std::int64_t>(leaves.stride_0());
+  Kokkos::deep_copy(Kokkos::subview(grad, std::make_pair(std::int64_t(0), t.n_params())), std::int64_t(0));
+  // One team per tile of 4 neurons x 8 inputs of one node: G(j, i) = sum over a chunk's rows
+  // of delta(row, j) * input(row, i). Each chunk's sum is rounded to fixed point where it
+  // is made, in registers, and the integers are added up (threads of a team share the
+  // chunks); the thread of a node's first input tile also sums the biases' gradients.
+  // Overlapped entries of edge tiles (tile_start, col_tile) are added by one tile only.
+  const int j_tiles = tile_count(t.hid, kTileRows);
+  const int i_tiles = col_tile_count(t.k * t.hid);  // of the widest input
+  Kokkos::parallel_for("model::weight_gradient", teams(t.n_latent * j_tiles * i_tiles), KOKKOS_LAMBDA(const Team& team) {
+    const int idx = team.league_rank();
+    const int node = idx / (j_tiles * i_tiles), jt = idx / i_tiles % j_tiles, it = idx % i_tiles;
+    const int hid = t.hid, in = t.in_size(node), K = static_cast<int>(rows_per_chunk);
+    if (it >= col_tile_count(in)) return;
+    const int j0 = tile_start(jt, hid, kTileRows), jn = tile_width(hid, kTileRows);
+    const int j_skip = tile_overlap(jt, hid, kTileRows);
+    const ColTile ct = col_tile(it, in);
+    const int i0 = ct.start, cols = ct.width, i_skip = ct.skip;
+    const std::int64_t off = t.param_offset(node);
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, chunks), [&](const std::int64_t c) {
+      const std::int64_t r0 = c * rows_per_chunk;
+      const real* d[kTileRows];  // A(m, r) = delta(r0 + r, node*hid + j0 + m); 0 behind a closed gate
+      for (int m = 0; m < kTileRows; ++m) d[m] = &delta(r0, node * hid + j0 + (m < jn ? m : jn - 1));
+      const NodeInput x = node_input(t, pre, leaves, r0, node);
+      const Tile g = x.relu ? tile_product<false, true>(d, delta_step, x.x + i0, pre_step, K, cols)
+                            : tile_product<false, false>(d, delta_step, x.x + i0, leaf_step, K, cols);
+      bool overflow = false;
+      for (int m = j_skip; m < jn; ++m) {
+        const std::int64_t row = off + static_cast<std::int64_t>(j0 + m) * in + i0;
+        for (int e = i_skip; e < cols; ++e) Kokkos::atomic_add(&grad(row + e), to_fixed(g.c[m][e], &overflow));
+        if (it == 0 && bias) {
+          double gb = 0.0;
+          for (int r = 0; r < K; ++r) gb += d[m][r * delta_step];
+          Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(hid) * in + j0 + m), to_fixed(gb, &overflow));
         }
-        gb += d;
       }
-      real* out = &chunk_sums(c, off + static_cast<std::int64_t>(j) * in + i0);
-      for (int e = 0; e < width; ++e) out[e] = g[e];
-      if (tile == 0) chunk_sums(c, off + static_cast<std::int64_t>(hid) * in + j) = bias ? gb : 0.0;
+      if (overflow) Kokkos::atomic_add(&grad(overflow_slot), std::int64_t(1));
     });
-  });
-  Kokkos::parallel_for("model::weight_gradient_fixed", range(t.n_params()), KOKKOS_LAMBDA(const std::int64_t p) {
-    bool overflow = false;
-    std::int64_t acc = 0;
-    for (std::int64_t c = 0; c < chunks; ++c) acc += to_fixed(chunk_sums(c, p), &overflow);
-    grad(p) = acc;
-    if (overflow) Kokkos::atomic_add(&grad(overflow_slot), std::int64_t(1));
   });
 }
 

@@ -38,13 +38,12 @@ void backward(const NetworkShape& net, const View1<real>& params, const Activati
               const View2<real>& grad_out, std::int64_t rows, const View2<real>& delta);
 
 // Gradient of the loss w.r.t. every parameter in 64-bit fixed point: rows are summed in
-// chunks of `rows_per_chunk` consecutive rows (in double, in row order: chunk_sums is the
-// [chunks][n_params] workspace), each chunk sum is rounded to fixed point, and the chunks
-// are added as integers into grad[0, n_params). Values out of range add 1 to
-// grad(overflow_slot).
+// chunks of `rows_per_chunk` consecutive rows (in double, in row order), each chunk sum is
+// rounded to fixed point, and the chunks are added as integers into grad[0, n_params).
+// Values out of range add 1 to grad(overflow_slot).
 void weight_gradient(const NetworkShape& net, const Activations& act, const View2<real>& leaves,
                      const View2<real>& delta, std::int64_t rows, std::int64_t rows_per_chunk,
-                     const View2<real>& chunk_sums, const View1<std::int64_t>& grad, std::int64_t overflow_slot);
+                     const View1<std::int64_t>& grad, std::int64_t overflow_slot);
 
 // Frobenius norm of each node's weight matrix W_mu (biases excluded), [n_latent].
 View1<real> weight_norms(const NetworkShape& net, const View1<real>& params);

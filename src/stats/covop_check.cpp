@@ -83,7 +83,6 @@ CovopCheckResult covop_check(const NetworkShape& net, const View1<real>& params,
     const View1<real> item_loss("stats.covop_item_loss", chunk);
     const View2<real> grad_out("stats.covop_grad_out", rows, t.hid);
     const View2<real> delta("stats.covop_delta_rows", rows, t.n_neuron());
-    const View2<real> chunk_sums("stats.covop_chunk_sums", chunk / spec.micro, n_params);
     const View1<std::int64_t> grad("stats.covop_grad", stride);
     const View1<std::int64_t> no_batch_sums("stats.covop_batch_sums", kBatchSums);  // unused: local losses only
     const std::int64_t chunks = spec.items / chunk;
@@ -109,7 +108,7 @@ CovopCheckResult covop_check(const NetworkShape& net, const View1<real>& params,
         loss_coefficients(vars[v].params, dist, chunk, spec.micro, no_batch_sums, coef, item_loss, grad, n_params);
         output_gradient(act.out, coef, chunk, views, grad_out);
         backward(net, params, act, grad_out, rows, delta);
-        weight_gradient(net, act, s.leaves, delta, rows, spec.micro * views, chunk_sums, grad, n_params + 1);
+        weight_gradient(net, act, s.leaves, delta, rows, spec.micro * views, grad, n_params + 1);
         const std::int64_t base = v * stride;
         Kokkos::parallel_for("stats::covop_grad_accumulate", range(stride),
                              KOKKOS_LAMBDA(const std::int64_t p) { grad_total(base + p) += grad(p); });

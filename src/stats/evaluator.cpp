@@ -4,6 +4,7 @@
 #include <limits>
 #include <utility>
 
+#include "model/tile_product.hpp"
 #include "stats/covop_spectrum.hpp"
 #include "util/error.hpp"
 #include "util/fixed_point.hpp"
@@ -116,89 +117,77 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
     }
   });
 
-  // Jacobians top-down, one team per anchor: J_root = I; row a of J_c is
-  // sum_j J_parent(a, j) W_parent(j, block c), then the ReLU gate of c closes columns.
+  // Jacobians top-down, one team per block of 4 anchors: J_root = I; row a of J_c is
+  // sum_j J_parent(a, j) W_parent(j, block c), then the ReLU gate of c closes columns. Row a
+  // of the four anchors' Jacobians is one 4 x 8 tile product (model/tile_product.hpp).
   const auto jac = jac_;
-  Kokkos::parallel_for("stats::jacobians", teams(rows), KOKKOS_LAMBDA(const Team& team) {
-    const std::int64_t r = team.league_rank();
-    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hh),
-                         [&](const int ab) { jac(0, r, ab) = (ab / hid == ab % hid) ? 1.0 : 0.0; });
+  const int b_tiles = col_tile_count(hid);
+  Kokkos::parallel_for("stats::jacobians", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
+    const RowBlock rb(team.league_rank(), rows);
+    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rb.count * hh), [&](const int idx) {
+      const int ab = idx % hh;
+      jac(0, rb.first + idx / hh, ab) = (ab / hid == ab % hid) ? 1.0 : 0.0;
+    });
     team.team_barrier();
     for (int level = 1; level < t.depth; ++level) {
       const int first = t.level_start[level];
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level) * hid), [&](const int idx) {
-        const int node = first + idx / hid, a = idx % hid;
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level) * hid * b_tiles), [&](const int idx) {
+        const int node = first + idx / (hid * b_tiles), a = idx / b_tiles % hid;
+        const ColTile ct = col_tile(idx % b_tiles, hid);
+        const int b0 = ct.start, cols = ct.width;
         const int parent = t.parent(node), q = (node - 1) % t.k, in = t.in_size(parent);
-        const std::int64_t off = t.param_offset(parent);
-        real* KOKKOS_RESTRICT jc = &jac(node, r, a * hid);
-        const real* KOKKOS_RESTRICT jp = &jac(parent, r, a * hid);
-        const real* KOKKOS_RESTRICT w0 = &params(off + q * hid);
-        const real* h = &pre(r, node * hid);
-        // Columns in tiles of 8 held in registers while j runs (no store per j).
-        int b0 = 0;
-        for (; b0 + 8 <= hid; b0 += 8) {
-          double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-          for (int j = 0; j < hid; ++j) {
-            const double jpj = jp[j];
-            const real* w = w0 + static_cast<std::int64_t>(j) * in + b0;
-            DUALNET_SIMD
-            for (int e = 0; e < 8; ++e) s[e] += jpj * w[e];
-          }
-          for (int e = 0; e < 8; ++e) jc[b0 + e] = h[b0 + e] > 0.0 ? s[e] : 0.0;
-        }
-        for (int b = b0; b < hid; ++b) {
-          double s = 0.0;
-          for (int j = 0; j < hid; ++j) s += jp[j] * w0[static_cast<std::int64_t>(j) * in + b];
-          jc[b] = h[b] > 0.0 ? s : 0.0;
+        const real* w = &params(t.param_offset(parent) + q * hid + b0);  // B(j, e) = W_parent(j, q*hid + b0 + e)
+        const real* jp[kTileRows];
+        for (int m = 0; m < kTileRows; ++m) jp[m] = &jac(parent, rb.row(m), a * hid);
+        const Tile s = tile_product<false, false>(jp, 1, w, in, hid, cols);
+        for (int m = 0; m < rb.count; ++m) {
+          const real* h = &pre(rb.first + m, node * hid + b0);
+          real* jc = &jac(node, rb.first + m, a * hid + b0);
+          for (int e = 0; e < cols; ++e) jc[e] = h[e] > 0.0 ? s.c[m][e] : 0.0;
         }
       });
       team.team_barrier();
     }
   });
-  // Class sums of conn_mu(i, a, b) = input_mu(i) * J_mu(a, b): one team per (node, input i).
+  // Class sums of conn_mu(i, a, b) = input_mu(i) * J_mu(a, b), a block of anchors at a time:
+  // one team per node and pair of inputs (i0, i0 + 1). The tile's four rows are those
+  // inputs split by root class (x * [root = 0], x * [root = 1]), its columns 8 entries (a, b),
+  // its k the anchors of the block; each block's sums go straight into the exact totals.
   const std::int64_t o_c0 = o_conn0_, o_c1 = o_conn1_;
-  // Each team owns one (node, input i) and sums a block of anchors in registers, in tiles
-  // of 8 (a, b) entries, both root classes at once without branches; the block's sums go
-  // straight into the exact totals.
-  const int tiles = (hh + 7) / 8;
-  Kokkos::parallel_for("stats::conn_sums", teams(t.n_conn() / hh), KOKKOS_LAMBDA(const Team& team) {
-    const std::int64_t base = static_cast<std::int64_t>(team.league_rank()) * hh;  // entry (node, i, 0, 0)
-    const int node = t.conn_node(base);
-    const int i = static_cast<int>((base - t.conn_offset(node)) / hh);
+  const int inner = t.level_start[t.depth - 1];  // nodes whose inputs are neurons, then those fed by leaves
+  const int pairs_inner = (t.k * hid + 1) / 2, pairs_leaf = (t.k + 1) / 2;
+  const int pair_teams = inner * pairs_inner + (t.n_latent - inner) * pairs_leaf;
+  const int ab_tiles = col_tile_count(hh);
+  Kokkos::parallel_for("stats::conn_sums", teams(pair_teams), KOKKOS_LAMBDA(const Team& team) {
+    const int p = team.league_rank();
+    const int node = p < inner * pairs_inner ? p / pairs_inner : inner + (p - inner * pairs_inner) / pairs_leaf;
+    const int i0 = 2 * (p < inner * pairs_inner ? p % pairs_inner : (p - inner * pairs_inner) % pairs_leaf);
+    const int in = t.in_size(node), inputs = in - i0 < 2 ? 1 : 2;
+    const std::int64_t base = t.conn_offset(node) + static_cast<std::int64_t>(i0) * hh;  // entry (node, i0, 0, 0)
     for (std::int64_t r0 = 0; r0 < rows; r0 += kEvalBlock) {
       const int n = static_cast<int>(rows - r0 < kEvalBlock ? rows - r0 : kEvalBlock);
-      double x1[kEvalBlock], x0[kEvalBlock];  // the input, split by root class
+      double x[kTileRows][kEvalBlock];  // rows (i0, root 0), (i0, root 1), (i0 + 1, root 0), (i0 + 1, root 1)
       for (int r = 0; r < n; ++r) {
-        const double x = node_input(t, pre, leaves, r0 + r, node)[i];
+        const NodeInput in_r = node_input(t, pre, leaves, r0 + r, node);
         const double c = z(r0 + r, 0) ? 1.0 : 0.0;
-        x1[r] = x * c;
-        x0[r] = x - x1[r];
-      }
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, tiles), [&](const int tile) {
-        const int ab0 = tile * 8;
-        const int width = hh - ab0 < 8 ? hh - ab0 : 8;
-        double s0[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s1[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        if (width == 8) {
-          for (int r = 0; r < n; ++r) {
-            const real* KOKKOS_RESTRICT j = &jac(node, r0 + r, ab0);
-            const double a0 = x0[r], a1 = x1[r];
-            DUALNET_SIMD
-            for (int e = 0; e < 8; ++e) {
-              s0[e] += a0 * j[e];
-              s1[e] += a1 * j[e];
-            }
-          }
-        } else {
-          for (int r = 0; r < n; ++r)
-            for (int e = 0; e < width; ++e) {
-              s0[e] += x0[r] * jac(node, r0 + r, ab0 + e);
-              s1[e] += x1[r] * jac(node, r0 + r, ab0 + e);
-            }
+        for (int q = 0; q < 2; ++q) {
+          const double v = in_r[i0 + (q < inputs ? q : 0)];
+          x[2 * q + 1][r] = v * c;
+          x[2 * q][r] = v - x[2 * q + 1][r];
         }
+      }
+      const real* a[kTileRows] = {x[0], x[1], x[2], x[3]};
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, ab_tiles), [&](const int tile) {
+        const ColTile ct = col_tile(tile, hh);
+        const int ab0 = ct.start, skip = ct.skip, cols = ct.width;
+        const Tile s = tile_product<false, false>(a, 1, &jac(node, r0, ab0), hh, n, cols);
         bool overflow = false;
-        for (int e = 0; e < width; ++e) {
-          total(o_c0 + base + ab0 + e) += to_fixed(s0[e], &overflow, kStatFixed);
-          total(o_c1 + base + ab0 + e) += to_fixed(s1[e], &overflow, kStatFixed);
+        for (int q = 0; q < inputs; ++q) {
+          const std::int64_t e0 = base + static_cast<std::int64_t>(q) * hh + ab0;
+          for (int e = skip; e < cols; ++e) {
+            total(o_c0 + e0 + e) += to_fixed(s.c[2 * q][e], &overflow, kStatFixed);
+            total(o_c1 + e0 + e) += to_fixed(s.c[2 * q + 1][e], &overflow, kStatFixed);
+          }
         }
         if (overflow) Kokkos::atomic_add(&total(total.extent(0) - 1), std::int64_t(1));
       });

@@ -60,7 +60,6 @@ Trainer::Trainer(const Config& cfg, const World& world, const Checkpoint* resume
   item_loss_ = View1<real>("loss.item_loss", local_items_);
   grad_out_ = View2<real>("loss.grad_out", rows, t.hid);
   delta_ = View2<real>("model.delta", rows, t.n_neuron());
-  chunk_sums_ = View2<real>("train.chunk_sums", local_items_ / cfg.micro_batch, t.n_params());
   grad_ = View1<std::int64_t>("train.grad_fixed", t.n_params() + 2);
   batch_sums_ = View1<std::int64_t>("loss.batch_sums", kBatchSums);
   overflows_ = View1<std::int64_t>("train.overflows", 1);
@@ -141,8 +140,8 @@ void Trainer::train_step(std::int64_t epoch, std::int64_t step) {
   output_gradient(train_act_.out, coef_, local_items_, views_, grad_out_);
   timer_.start(kBackward);
   backward(net_, params_, train_act_, grad_out_, rows, delta_);
-  weight_gradient(net_, train_act_, train_samples_.leaves, delta_, rows, cfg_.micro_batch * views_, chunk_sums_,
-                  grad_, n_params + 1);
+  weight_gradient(net_, train_act_, train_samples_.leaves, delta_, rows, cfg_.micro_batch * views_, grad_,
+                  n_params + 1);
   timer_.start(kAllreduce);
   reducer_->sum(grad_);
   timer_.start(kUpdate);

@@ -70,7 +70,6 @@ class Trainer {
   SampleBatch train_samples_;
   Activations train_act_;
   View2<real> dist_, coef_, grad_out_, delta_;
-  View2<real> chunk_sums_;         // [micro-batches][n_params] gradient per micro-batch
   View1<real> item_loss_;
   View1<std::int64_t> grad_;       // [n_params + 2]: gradient, loss sum, overflow count
   View1<std::int64_t> batch_sums_; // [kBatchSums]

@@ -151,14 +151,14 @@ TEST(CovopIdentity, SimpGradientIsTheDifferenceOfPairOperatorsOnAnyBatch) {
   lp.global_batch = items;
   lp.out_dim = t.hid;
   View2<real> dist("dist", items, views - 1), coef("coef", items, views - 1), grad_out("go", rows, t.hid),
-      delta("delta", rows, t.n_neuron()), chunk_sums("cs", items / micro, n_params);
+      delta("delta", rows, t.n_neuron());
   View1<real> item_loss("il", items);
   View1<std::int64_t> grad("grad", n_params + 2), sums("sums", kBatchSums);
   pair_distances(act.out, items, views, dist);
   loss_coefficients(lp, dist, items, micro, sums, coef, item_loss, grad, n_params);
   output_gradient(act.out, coef, items, views, grad_out);
   backward(net, params, act, grad_out, rows, delta);
-  weight_gradient(net, act, s.leaves, delta, rows, micro * views, chunk_sums, grad, n_params + 1);
+  weight_gradient(net, act, s.leaves, delta, rows, micro * views, grad, n_params + 1);
   auto hg = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), grad);
 
   const HostNet host(t.depth, t.k, t.hid, false, false);

@@ -146,8 +146,7 @@ TEST_P(Gradient, MatchesCentralFiniteDifferences) {
   loss_coefficients(lp, dist, kItems, kMicro, bsums, coef, item_loss, loss_sums, 0);
   output_gradient(act.out, coef, kItems, views, grad_out);
   backward(net, params_dev, act, grad_out, rows, delta);
-  View2<real> chunk_sums("chunk_sums", kItems / kMicro, P);
-  weight_gradient(net, act, samples.leaves, delta, rows, kMicro * views, chunk_sums, grad, P);
+  weight_gradient(net, act, samples.leaves, delta, rows, kMicro * views, grad, P);
   record_loss(lp, bsums, loss_sums, 0, losses, 0);
   const auto g_fixed = flat(grad);
   const auto bs = flat(bsums);

@@ -1,0 +1,129 @@
+#pragma once
+// The one inner loop of every dense kernel (forward, backward, weight gradient, the
+// evaluation's Jacobians and covariance-operator sums): a 4 x 8 register tile of a small
+// matrix product,
+//     C(m, e) = sum_k A(m, k) * B(k, e),   m < 4, e < 8.
+// A is read by broadcast, so its rows may lie anywhere (four pointers, any step along k);
+// B is read 8 contiguous values per k. Each k loads one row of B (two AVX2 vectors) and
+// four values of A for 32 multiply-adds: the former one-row tiles did two loads per 8
+// multiply-adds and were bound by loads, not arithmetic.
+#include <cstdint>
+
+#include "util/kokkos_compat.hpp"
+
+namespace dualnet {
+
+constexpr int kTileRows = 4;  // M
+constexpr int kTileCols = 8;  // N
+
+struct Tile {
+  double c[kTileRows][kTileCols];
+};
+
+// Row tiles: tiles of `width` over n entries: tile k starts at width*k, except that the
+// last one is moved back to end at n, so that every tile is full whenever n >= width. The
+// overlapped entries are computed twice with identical results; a kernel that adds (rather
+// than stores) a tile skips the first tile_overlap() entries.
+KOKKOS_INLINE_FUNCTION int tile_count(int n, int width) { return (n + width - 1) / width; }
+KOKKOS_INLINE_FUNCTION int tile_start(int k, int n, int width) {
+  return width * k + width <= n || n < width ? width * k : n - width;
+}
+KOKKOS_INLINE_FUNCTION int tile_overlap(int k, int n, int width) { return width * k - tile_start(k, n, width); }
+// Entries of a tile that exist (n < width: the tile is cut).
+KOKKOS_INLINE_FUNCTION int tile_width(int n, int width) { return n < width ? n : width; }
+
+// Column tiles over n columns: 8 wide, with a 4-wide last tile when at most 4 columns are
+// left (hid = 10 computes 8 + 4 columns, not 8 + 8). `skip` columns at the start of the
+// last tile overlap its neighbour. Below 8 columns, one tile of all n.
+struct ColTile {
+  int start, width, skip;
+};
+KOKKOS_INLINE_FUNCTION int col_tile_count(int n) { return n < kTileCols ? 1 : tile_count(n, kTileCols); }
+KOKKOS_INLINE_FUNCTION ColTile col_tile(int k, int n) {
+  if (n < kTileCols) return ColTile{0, n, 0};
+  if (kTileCols * (k + 1) <= n) return ColTile{kTileCols * k, kTileCols, 0};
+  const int left = n - kTileCols * k;  // 1 .. 7
+  if (left <= kTileCols / 2) return ColTile{n - kTileCols / 2, kTileCols / 2, kTileCols / 2 - left};
+  return ColTile{n - kTileCols, kTileCols, kTileCols - left};
+}
+
+// The rows of one team of a row-blocked kernel: kTileRows consecutive rows, fewer in the
+// last block.
+inline std::int64_t row_blocks(std::int64_t rows) { return (rows + kTileRows - 1) / kTileRows; }
+struct RowBlock {
+  std::int64_t first;
+  int count;
+  KOKKOS_INLINE_FUNCTION RowBlock(std::int64_t block, std::int64_t rows)
+      : first(block * kTileRows), count(rows - first < kTileRows ? static_cast<int>(rows - first) : kTileRows) {}
+  // Row m of the block; past the end, the last row again (a tile row that is dropped).
+  KOKKOS_INLINE_FUNCTION std::int64_t row(int m) const { return first + (m < count ? m : count - 1); }
+};
+
+// A(m, k) = a[m][k * a_step], B(k, e) = b[k * b_step + e]; ReluA/ReluB pass A or B through
+// max(0, .) first (the inputs of a node are the ReLU of its children's pre-activations).
+// cols = 8 and cols = 4 are the fast paths; other cols < 8 read only B(k, e < cols) and leaves C(m, e >= cols) at zero. Rows of A that do
+// not exist should repeat a valid pointer; the caller drops them.
+template <bool ReluA, bool ReluB>
+KOKKOS_INLINE_FUNCTION Tile tile_product(const real* const a[kTileRows], std::int64_t a_step, const real* b,
+                                         std::int64_t b_step, int K, int cols) {
+  Tile t;
+  for (int m = 0; m < kTileRows; ++m)
+    for (int e = 0; e < kTileCols; ++e) t.c[m][e] = 0.0;
+  const real* KOKKOS_RESTRICT a0 = a[0];
+  const real* KOKKOS_RESTRICT a1 = a[1];
+  const real* KOKKOS_RESTRICT a2 = a[2];
+  const real* KOKKOS_RESTRICT a3 = a[3];
+  if (cols == kTileCols) {
+    for (int k = 0; k < K; ++k) {
+      const real* KOKKOS_RESTRICT bk = b + k * b_step;
+      const std::int64_t ka = k * a_step;
+      double x0 = a0[ka], x1 = a1[ka], x2 = a2[ka], x3 = a3[ka];
+      if (ReluA) {
+        x0 = kmath::relu(x0);
+        x1 = kmath::relu(x1);
+        x2 = kmath::relu(x2);
+        x3 = kmath::relu(x3);
+      }
+      DUALNET_SIMD
+      for (int e = 0; e < kTileCols; ++e) {
+        const double y = ReluB ? kmath::relu(bk[e]) : bk[e];
+        t.c[0][e] += x0 * y;
+        t.c[1][e] += x1 * y;
+        t.c[2][e] += x2 * y;
+        t.c[3][e] += x3 * y;
+      }
+    }
+  } else if (cols == kTileCols / 2) {
+    for (int k = 0; k < K; ++k) {
+      const real* KOKKOS_RESTRICT bk = b + k * b_step;
+      const std::int64_t ka = k * a_step;
+      double x0 = a0[ka], x1 = a1[ka], x2 = a2[ka], x3 = a3[ka];
+      if (ReluA) {
+        x0 = kmath::relu(x0);
+        x1 = kmath::relu(x1);
+        x2 = kmath::relu(x2);
+        x3 = kmath::relu(x3);
+      }
+      DUALNET_SIMD
+      for (int e = 0; e < kTileCols / 2; ++e) {
+        const double y = ReluB ? kmath::relu(bk[e]) : bk[e];
+        t.c[0][e] += x0 * y;
+        t.c[1][e] += x1 * y;
+        t.c[2][e] += x2 * y;
+        t.c[3][e] += x3 * y;
+      }
+    }
+  } else {
+    for (int k = 0; k < K; ++k) {
+      const std::int64_t ka = k * a_step;
+      const double x[kTileRows] = {a0[ka], a1[ka], a2[ka], a3[ka]};
+      for (int e = 0; e < cols; ++e) {
+        const double y = ReluB ? kmath::relu(b[k * b_step + e]) : b[k * b_step + e];
+        for (int m = 0; m < kTileRows; ++m) t.c[m][e] += (ReluA ? kmath::relu(x[m]) : x[m]) * y;
+      }
+    }
+  }
+  return t;
+}
+
+}  // namespace dualnet
