@@ -51,12 +51,14 @@ using Kokkos::fabs;
 using Kokkos::exp;
 using Kokkos::log;
 using Kokkos::log1p;
+using Kokkos::nearbyint;
 using Kokkos::sqrt;
 #else
 using Kokkos::Experimental::fabs;
 using Kokkos::Experimental::exp;
 using Kokkos::Experimental::log;
 using Kokkos::Experimental::log1p;
+using Kokkos::Experimental::nearbyint;
 using Kokkos::Experimental::sqrt;
 #endif
 KOKKOS_INLINE_FUNCTION double relu(double x) { return x > 0.0 ? x : 0.0; }
