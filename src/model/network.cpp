@@ -49,17 +49,14 @@ void forward(const NetworkShape& net, const View1<real>& params, const View2<rea
   const auto norm = act.norm;
   const auto wt = act.wt;
   const bool normalize = net.normalize_output;
-  Kokkos::parallel_for("model::transpose_weights", range(t.n_params()), KOKKOS_LAMBDA(const std::int64_t p) {
-    int node = 0;  // the node owning p: nodes are few, and this runs once per forward
-    while (t.param_offset(node + 1) <= p) ++node;
-    const std::int64_t off = t.param_offset(node), local = p - off;
+  // One thread per neuron (node, j): row j of W_mu goes to column j of wt, its bias stays.
+  Kokkos::parallel_for("model::transpose_weights", range(t.n_neuron()), KOKKOS_LAMBDA(const std::int64_t n) {
+    const int node = static_cast<int>(n / t.hid), j = static_cast<int>(n % t.hid);
     const int in = t.in_size(node), hid = t.hid;
-    if (local >= static_cast<std::int64_t>(hid) * in) {
-      wt(p) = params(p);  // biases keep their place
-    } else {
-      const int j = static_cast<int>(local / in), i = static_cast<int>(local % in);
-      wt(off + static_cast<std::int64_t>(i) * hid + j) = params(p);
-    }
+    const std::int64_t off = t.param_offset(node);
+    for (int i = 0; i < in; ++i)
+      wt(off + static_cast<std::int64_t>(i) * hid + j) = params(off + static_cast<std::int64_t>(j) * in + i);
+    wt(off + static_cast<std::int64_t>(hid) * in + j) = params(off + static_cast<std::int64_t>(hid) * in + j);
   });
   const int tiles = col_tile_count(t.hid);
   Kokkos::parallel_for("model::forward", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
