@@ -59,25 +59,26 @@ void forward(const NetworkShape& net, const View1<real>& params, const View2<rea
     wt(off + static_cast<std::int64_t>(hid) * in + j) = params(off + static_cast<std::int64_t>(hid) * in + j);
   });
   const int tiles = col_tile_count(t.hid);
+  const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
   Kokkos::parallel_for("model::forward", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
     const RowBlock rb(team.league_rank(), rows);
     const int hid = t.hid;
     for (int level = t.depth - 1; level >= 0; --level) {
       const int first = t.level_start[level];
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level) * tiles), [&](const int idx) {
-        const int node = first + idx / tiles;
-        const ColTile ct = col_tile(idx % tiles, hid);
-        const int j0 = ct.start, cols = ct.width, in = t.in_size(node);
+      // One thread per node (no index division: it cost more than a tile), its column tiles in turn.
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level)), [&](const int i) {
+        const int node = first + i, in = t.in_size(node);
         const std::int64_t off = t.param_offset(node);
-        const real* w = &wt(off + j0);  // B(i, e) = w[i * hid + e] = W_mu(j0 + e, i)
-        const real* bias = &wt(off + static_cast<std::int64_t>(hid) * in + j0);
         const real* x[kTileRows];
         for (int m = 0; m < kTileRows; ++m) x[m] = node_input(t, pre, leaves, rb.row(m), node).x;
-        const Tile s = t.feeds_on_leaves(node) ? tile_product<false, false>(x, 1, w, hid, in, cols)
-                                               : tile_product<true, false>(x, 1, w, hid, in, cols);
-        for (int m = 0; m < rb.count; ++m) {
-          real* h = &pre(rb.first + m, node * hid + j0);
-          for (int e = 0; e < cols; ++e) h[e] = s.c[m][e] + bias[e];
+        for (int tile = 0; tile < tiles; ++tile) {
+          const ColTile ct = col_tile(tile, hid);
+          const real* w = &wt(off + ct.start);  // B(i, e) = w[i * hid + e] = W_mu(j0 + e, i)
+          const real* bias = &wt(off + static_cast<std::int64_t>(hid) * in + ct.start);
+          const Tile s = t.feeds_on_leaves(node) ? tile_product<false, false>(x, 1, w, hid, in, ct.width)
+                                                 : tile_product<true, false>(x, 1, w, hid, in, ct.width);
+          real* h = &pre(rb.first, node * hid + ct.start);
+          tile_store(s, rb.count, ct.width, [&](int m, int e, double v) { h[m * pre_step + e] = v + bias[e]; });
         }
       });
       team.team_barrier();
@@ -101,6 +102,8 @@ void backward(const NetworkShape& net, const View1<real>& params, const Activati
   const auto norm = act.norm;
   const bool normalize = net.normalize_output;
   const int tiles = col_tile_count(t.hid);
+  const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
+  const std::int64_t delta_step = static_cast<std::int64_t>(delta.stride_0());
   Kokkos::parallel_for("model::backward", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
     const RowBlock rb(team.league_rank(), rows);
     const int hid = t.hid;
@@ -120,23 +123,24 @@ void backward(const NetworkShape& net, const View1<real>& params, const Activati
     });
     team.team_barrier();
     // Top-down: each child pulls dL/dh from its parent through W_parent and its ReLU gate,
-    // a 4-row x 8-neuron tile per thread.
+    // 4 rows x 8 neurons per tile, one thread per node.
     for (int level = 1; level < t.depth; ++level) {
       const int first = t.level_start[level];
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level) * tiles), [&](const int idx) {
-        const int node = first + idx / tiles;
-        const ColTile ct = col_tile(idx % tiles, hid);
-        const int b0 = ct.start, cols = ct.width;
-        const int parent = t.parent(node), q = (node - 1) % t.k;
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level)), [&](const int i) {
+        const int node = first + i;
+        const int parent = t.parent(node), q = node - 1 - parent * t.k;
         const int in = t.in_size(parent);
-        const real* w = &params(t.param_offset(parent) + q * hid + b0);  // B(j, e) = W_parent(j, q*hid + b0 + e)
         const real* dp[kTileRows];
         for (int m = 0; m < kTileRows; ++m) dp[m] = &delta(rb.row(m), parent * hid);
-        const Tile g = tile_product<false, false>(dp, 1, w, in, hid, cols);
-        for (int m = 0; m < rb.count; ++m) {
-          const real* h = &pre(rb.first + m, node * hid + b0);
-          real* d = &delta(rb.first + m, node * hid + b0);
-          for (int e = 0; e < cols; ++e) d[e] = h[e] > 0.0 ? g.c[m][e] : 0.0;
+        for (int tile = 0; tile < tiles; ++tile) {
+          const ColTile ct = col_tile(tile, hid);
+          const real* w = &params(t.param_offset(parent) + q * hid + ct.start);  // B(j, e) = W_parent(j, q*hid + b0 + e)
+          const Tile g = tile_product<false, false>(dp, 1, w, in, hid, ct.width);
+          const real* h = &pre(rb.first, node * hid + ct.start);
+          real* d = &delta(rb.first, node * hid + ct.start);
+          tile_store(g, rb.count, ct.width, [&](int m, int e, double v) {
+            d[m * delta_step + e] = h[m * pre_step + e] > 0.0 ? v : 0.0;
+          });
         }
       });
       team.team_barrier();

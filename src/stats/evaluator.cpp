@@ -122,6 +122,8 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
   // of the four anchors' Jacobians is one 4 x 8 tile product (model/tile_product.hpp).
   const auto jac = jac_;
   const int b_tiles = col_tile_count(hid);
+  const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
+  const std::int64_t jac_step = static_cast<std::int64_t>(jac.stride_1());  // next anchor, same node and entry
   Kokkos::parallel_for("stats::jacobians", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
     const RowBlock rb(team.league_rank(), rows);
     Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rb.count * hh), [&](const int idx) {
@@ -131,19 +133,24 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
     team.team_barrier();
     for (int level = 1; level < t.depth; ++level) {
       const int first = t.level_start[level];
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level) * hid * b_tiles), [&](const int idx) {
-        const int node = first + idx / (hid * b_tiles), a = idx / b_tiles % hid;
-        const ColTile ct = col_tile(idx % b_tiles, hid);
-        const int b0 = ct.start, cols = ct.width;
-        const int parent = t.parent(node), q = (node - 1) % t.k, in = t.in_size(parent);
-        const real* w = &params(t.param_offset(parent) + q * hid + b0);  // B(j, e) = W_parent(j, q*hid + b0 + e)
-        const real* jp[kTileRows];
-        for (int m = 0; m < kTileRows; ++m) jp[m] = &jac(parent, rb.row(m), a * hid);
-        const Tile s = tile_product<false, false>(jp, 1, w, in, hid, cols);
-        for (int m = 0; m < rb.count; ++m) {
-          const real* h = &pre(rb.first + m, node * hid + b0);
-          real* jc = &jac(node, rb.first + m, a * hid + b0);
-          for (int e = 0; e < cols; ++e) jc[e] = h[e] > 0.0 ? s.c[m][e] : 0.0;
+      // One thread per node (an index division per tile cost as much as the tile).
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level)), [&](const int i) {
+        const int node = first + i;
+        const int parent = t.parent(node), q = node - 1 - parent * t.k, in = t.in_size(parent);
+        const std::int64_t w_off = t.param_offset(parent) + q * hid;
+        for (int a = 0; a < hid; ++a) {
+          const real* jp[kTileRows];
+          for (int m = 0; m < kTileRows; ++m) jp[m] = &jac(parent, rb.row(m), a * hid);
+          for (int tile = 0; tile < b_tiles; ++tile) {
+            const ColTile ct = col_tile(tile, hid);
+            // B(j, e) = W_parent(j, q*hid + b0 + e)
+            const Tile s = tile_product<false, false>(jp, 1, &params(w_off + ct.start), in, hid, ct.width);
+            const real* h = &pre(rb.first, node * hid + ct.start);
+            real* jc = &jac(node, rb.first, a * hid + ct.start);
+            tile_store(s, rb.count, ct.width, [&](int m, int e, double v) {
+              jc[m * jac_step + e] = h[m * pre_step + e] > 0.0 ? v : 0.0;
+            });
+          }
         }
       });
       team.team_barrier();
