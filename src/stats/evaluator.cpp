@@ -33,6 +33,8 @@ Evaluator::Evaluator(const NetworkShape& net, std::int64_t max_chunk, bool all_p
   shift_ = View1<real>("stats.shift", N);
   total_ = View1<std::int64_t>("stats.totals", o_conn1_ + t.n_conn() + 1);
   jac_ = View3<real>("stats.jacobian", t.n_latent, chunk_, t.hid * t.hid);
+  slot_ = View1<std::int64_t>("stats.class_order_slot", chunk_);
+  class0_count_ = View1<int>("stats.class0_count", chunk_ / kEvalBlock);
 }
 
 void Evaluator::set_shift(const Activations& act, std::int64_t row) {
@@ -117,18 +119,34 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
     }
   });
 
+  // Each block's anchors in root-class order (class 0 first, each class in anchor order):
+  // the Jacobians are stored in that order, so each class is one contiguous range of k in
+  // the conn sums below (half the work of masking the other class out).
+  const auto slot = slot_;
+  const auto class0 = class0_count_;
+  Kokkos::parallel_for("stats::class_order", range((rows + kEvalBlock - 1) / kEvalBlock), KOKKOS_LAMBDA(const std::int64_t b) {
+    const std::int64_t r0 = b * kEvalBlock, r1 = r0 + kEvalBlock < rows ? r0 + kEvalBlock : rows;
+    int n0 = 0;
+    for (std::int64_t r = r0; r < r1; ++r) n0 += z(r, 0) ? 0 : 1;
+    class0(b) = n0;
+    std::int64_t next0 = r0, next1 = r0 + n0;
+    for (std::int64_t r = r0; r < r1; ++r) slot(r) = z(r, 0) ? next1++ : next0++;
+  });
+
   // Jacobians top-down, one team per block of 4 anchors: J_root = I; row a of J_c is
   // sum_j J_parent(a, j) W_parent(j, block c), then the ReLU gate of c closes columns. Row a
   // of the four anchors' Jacobians is one 4 x 8 tile product (model/tile_product.hpp).
+  // An anchor's Jacobians live at row slot(anchor) of jac.
   const auto jac = jac_;
   const int b_tiles = col_tile_count(hid);
   const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
-  const std::int64_t jac_step = static_cast<std::int64_t>(jac.stride_1());  // next anchor, same node and entry
   Kokkos::parallel_for("stats::jacobians", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
     const RowBlock rb(team.league_rank(), rows);
+    std::int64_t srow[kTileRows];
+    for (int m = 0; m < kTileRows; ++m) srow[m] = slot(rb.row(m));
     Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rb.count * hh), [&](const int idx) {
       const int ab = idx % hh;
-      jac(0, rb.first + idx / hh, ab) = (ab / hid == ab % hid) ? 1.0 : 0.0;
+      jac(0, srow[idx / hh], ab) = (ab / hid == ab % hid) ? 1.0 : 0.0;
     });
     team.team_barrier();
     for (int level = 1; level < t.depth; ++level) {
@@ -140,15 +158,18 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
         const std::int64_t w_off = t.param_offset(parent) + q * hid;
         for (int a = 0; a < hid; ++a) {
           const real* jp[kTileRows];
-          for (int m = 0; m < kTileRows; ++m) jp[m] = &jac(parent, rb.row(m), a * hid);
+          real* jc[kTileRows];
+          for (int m = 0; m < kTileRows; ++m) {
+            jp[m] = &jac(parent, srow[m], a * hid);
+            jc[m] = &jac(node, srow[m], a * hid);
+          }
           for (int tile = 0; tile < b_tiles; ++tile) {
             const ColTile ct = col_tile(tile, hid);
             // B(j, e) = W_parent(j, q*hid + b0 + e)
             const Tile s = tile_product<false, false>(jp, 1, &params(w_off + ct.start), in, hid, ct.width);
             const real* h = &pre(rb.first, node * hid + ct.start);
-            real* jc = &jac(node, rb.first, a * hid + ct.start);
             tile_store(s, rb.count, ct.width, [&](int m, int e, double v) {
-              jc[m * jac_step + e] = h[m * pre_step + e] > 0.0 ? v : 0.0;
+              jc[m][ct.start + e] = h[m * pre_step + e] > 0.0 ? v : 0.0;
             });
           }
         }
@@ -157,44 +178,41 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
     }
   });
   // Class sums of conn_mu(i, a, b) = input_mu(i) * J_mu(a, b), a block of anchors at a time:
-  // one team per node and pair of inputs (i0, i0 + 1). The tile's four rows are those
-  // inputs split by root class (x * [root = 0], x * [root = 1]), its columns 8 entries (a, b),
-  // its k the anchors of the block; each block's sums go straight into the exact totals.
+  // one team per node and group of four inputs. A tile's rows are the four inputs, its
+  // columns 8 entries (a, b), its k the block's anchors of one root class (a contiguous range
+  // in class order); each block's sums go straight into the exact totals.
   const std::int64_t o_c0 = o_conn0_, o_c1 = o_conn1_;
   const int inner = t.level_start[t.depth - 1];  // nodes whose inputs are neurons, then those fed by leaves
-  const int pairs_inner = (t.k * hid + 1) / 2, pairs_leaf = (t.k + 1) / 2;
-  const int pair_teams = inner * pairs_inner + (t.n_latent - inner) * pairs_leaf;
+  const int groups_inner = tile_count(t.k * hid, kTileRows), groups_leaf = tile_count(t.k, kTileRows);
+  const int group_teams = inner * groups_inner + (t.n_latent - inner) * groups_leaf;
   const int ab_tiles = col_tile_count(hh);
-  Kokkos::parallel_for("stats::conn_sums", teams(pair_teams), KOKKOS_LAMBDA(const Team& team) {
+  Kokkos::parallel_for("stats::conn_sums", teams(group_teams), KOKKOS_LAMBDA(const Team& team) {
     const int p = team.league_rank();
-    const int node = p < inner * pairs_inner ? p / pairs_inner : inner + (p - inner * pairs_inner) / pairs_leaf;
-    const int i0 = 2 * (p < inner * pairs_inner ? p % pairs_inner : (p - inner * pairs_inner) % pairs_leaf);
-    const int in = t.in_size(node), inputs = in - i0 < 2 ? 1 : 2;
+    const bool on_inner = p < inner * groups_inner;
+    const int node = on_inner ? p / groups_inner : inner + (p - inner * groups_inner) / groups_leaf;
+    const int i0 = kTileRows * (on_inner ? p % groups_inner : (p - inner * groups_inner) % groups_leaf);
+    const int in = t.in_size(node), inputs = in - i0 < kTileRows ? in - i0 : kTileRows;
     const std::int64_t base = t.conn_offset(node) + static_cast<std::int64_t>(i0) * hh;  // entry (node, i0, 0, 0)
     for (std::int64_t r0 = 0; r0 < rows; r0 += kEvalBlock) {
       const int n = static_cast<int>(rows - r0 < kEvalBlock ? rows - r0 : kEvalBlock);
-      double x[kTileRows][kEvalBlock];  // rows (i0, root 0), (i0, root 1), (i0 + 1, root 0), (i0 + 1, root 1)
+      const int n0 = class0(r0 / kEvalBlock);
+      double x[kTileRows][kEvalBlock];  // [input i0 + q][anchor in class order]; 0 past the node's inputs
       for (int r = 0; r < n; ++r) {
         const NodeInput in_r = node_input(t, pre, leaves, r0 + r, node);
-        const double c = z(r0 + r, 0) ? 1.0 : 0.0;
-        for (int q = 0; q < 2; ++q) {
-          const double v = in_r[i0 + (q < inputs ? q : 0)];
-          x[2 * q + 1][r] = v * c;
-          x[2 * q][r] = v - x[2 * q + 1][r];
-        }
+        const std::int64_t k = slot(r0 + r) - r0;
+        for (int q = 0; q < kTileRows; ++q) x[q][k] = q < inputs ? in_r[i0 + q] : 0.0;
       }
-      const real* a[kTileRows] = {x[0], x[1], x[2], x[3]};
       Kokkos::parallel_for(Kokkos::TeamThreadRange(team, ab_tiles), [&](const int tile) {
         const ColTile ct = col_tile(tile, hh);
-        const int ab0 = ct.start, skip = ct.skip, cols = ct.width;
-        const Tile s = tile_product<false, false>(a, 1, &jac(node, r0, ab0), hh, n, cols);
         bool overflow = false;
-        for (int q = 0; q < inputs; ++q) {
-          const std::int64_t e0 = base + static_cast<std::int64_t>(q) * hh + ab0;
-          for (int e = skip; e < cols; ++e) {
-            total(o_c0 + e0 + e) += to_fixed(s.c[2 * q][e], &overflow, kStatFixed);
-            total(o_c1 + e0 + e) += to_fixed(s.c[2 * q + 1][e], &overflow, kStatFixed);
-          }
+        for (int c = 0; c < 2; ++c) {
+          const int k0 = c == 0 ? 0 : n0, kn = c == 0 ? n0 : n - n0;
+          const real* a[kTileRows] = {x[0] + k0, x[1] + k0, x[2] + k0, x[3] + k0};
+          const Tile s = tile_product<false, false>(a, 1, &jac(node, r0 + k0, ct.start), hh, kn, ct.width);
+          const std::int64_t o = (c == 0 ? o_c0 : o_c1) + base + ct.start;
+          for (int q = 0; q < inputs; ++q)
+            for (int e = ct.skip; e < ct.width; ++e)
+              total(o + static_cast<std::int64_t>(q) * hh + e) += to_fixed(s.c[q][e], &overflow, kStatFixed);
         }
         if (overflow) Kokkos::atomic_add(&total(total.extent(0) - 1), std::int64_t(1));
       });

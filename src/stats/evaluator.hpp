@@ -66,7 +66,9 @@ class Evaluator {
   View1<double> acc_;          // sums of the block in progress (all but conn)
   View1<real> shift_;          // [neuron] reference pre-activations (set_shift)
   View1<std::int64_t> total_;  // fixed-point totals of closed blocks, + overflow count
-  View3<real> jac_;  // [latent][chunk][hid*hid]: a node's Jacobians of consecutive anchors are adjacent
+  View3<real> jac_;  // [latent][slot][hid*hid]: a node's Jacobians, anchors in class order per block
+  View1<std::int64_t> slot_;  // [anchor] its row in jac_: the block's class-0 anchors first
+  View1<int> class0_count_;   // [block] anchors with root 0
   View1<real> params_;  // the weights of the last accumulate() (for the covop alignment)
 };
 
