@@ -56,11 +56,14 @@ std::vector<RowSpec> row_specs(bool with_corr_full) {
 
 }  // namespace
 
+bool corr_full_enabled(const std::string& setting, double latents, double neurons) {
+  if (setting == "true") return true;
+  if (setting == "false") return false;
+  return 8.0 * latents * neurons < 64.0 * 1024 * 1024;
+}
+
 bool corr_full_enabled(const Config& cfg, const TreeShape& tree) {
-  if (cfg.corr_full == "true") return true;
-  if (cfg.corr_full == "false") return false;
-  const double bytes = 8.0 * tree.n_latent * static_cast<double>(tree.n_neuron());
-  return bytes < 64.0 * 1024 * 1024;
+  return corr_full_enabled(cfg.corr_full, tree.n_latent, tree.n_neuron());
 }
 
 void create_metrics_file(const std::string& path, const Config& cfg, const TreeShape& tree,

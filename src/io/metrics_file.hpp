@@ -26,6 +26,9 @@ struct MetricsRow {
 
 // Whether /metrics/corr_full is written for this config (key corr_full, auto: < 64 MiB a row).
 bool corr_full_enabled(const Config& cfg, const TreeShape& tree);
+// The same from the config key and the tree's sizes (in floating point: the memory estimate
+// sees absurd configs before they are refused).
+bool corr_full_enabled(const std::string& setting, double latents, double neurons);
 
 // Creates the file with /hltm (tree, polarities) and an empty /metrics; polarity and rho are
 // over all nodes (latents then leaves).

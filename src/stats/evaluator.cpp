@@ -26,7 +26,8 @@ Evaluator::Evaluator(const NetworkShape& net, std::int64_t max_chunk, bool all_p
   o_sum_h_ = o_sum_z_ + L;
   o_sum_h2_ = o_sum_h_ + N;
   o_sum_zh_ = o_sum_h2_ + N;
-  o_conn0_ = o_sum_zh_ + L * N;
+  zh_width_ = all_pairs ? N : t.hid;  // per latent: every neuron, or its own
+  o_conn0_ = o_sum_zh_ + L * zh_width_;
   o_conn1_ = o_conn0_ + t.n_conn();
   // The conn sums are summed per block in registers (conn_sums); the others need a buffer.
   acc_ = View1<double>("stats.block_sums", o_conn0_);
@@ -100,13 +101,13 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
     }
   });
   // sum of z_mu * h_n: one team per latent, anchors with z_mu = 1 only.
-  // Without all pairs, only the node's own neurons [mu*hid, mu*hid + hid) are summed.
-  const int width = all_pairs_ ? N : hid;
+  // Without all pairs, only the node's own neurons [mu*hid, mu*hid + hid) are summed (and stored).
+  const int width = static_cast<int>(zh_width_);
   const bool all = all_pairs_;
   Kokkos::parallel_for("stats::cross_sums", teams(t.n_latent), KOKKOS_LAMBDA(const Team& team) {
     const int mu = team.league_rank();
     const int first = all ? 0 : mu * hid;
-    const std::int64_t base = o_zh + static_cast<std::int64_t>(mu) * N + first;
+    const std::int64_t base = o_zh + static_cast<std::int64_t>(mu) * width;
     for (std::int64_t r = 0; r < rows; ++r) {
       if (z(r, mu)) {
         real* KOKKOS_RESTRICT out = &acc(base);
@@ -239,15 +240,12 @@ EvalResult Evaluator::finish() const {
   const int hid = t.hid;
   const std::int64_t o_z = o_sum_z_, o_h = o_sum_h_, o_h2 = o_sum_h2_, o_zh = o_sum_zh_;
 
-  View2<real> corr_full("stats.corr_full", L, N);
+  // The pairs accumulate() summed: [latent][neuron], or [latent][own neuron j].
+  const std::int64_t width = zh_width_;
   const bool all = all_pairs_;
-  const double not_summed = std::numeric_limits<double>::quiet_NaN();
-  Kokkos::parallel_for("stats::correlations", range(L * N), KOKKOS_LAMBDA(const std::int64_t idx) {
-    const std::int64_t mu = idx / N, n = idx % N;
-    if (!all && n / hid != mu) {  // pairs accumulate() did not sum
-      corr_full(mu, n) = not_summed;
-      return;
-    }
+  View2<real> corr_pairs("stats.corr_pairs", L, width);
+  Kokkos::parallel_for("stats::correlations", range(L * width), KOKKOS_LAMBDA(const std::int64_t idx) {
+    const std::int64_t mu = idx / width, n = all ? idx % width : mu * hid + idx % width;
     const double count = acc(0) + acc(1);
     const double mz = acc(o_z + mu) / count, mh = acc(o_h + n) / count;
     const double vz = kmath::max(mz - mz * mz, 0.0);  // z is 0/1: E[z^2] = E[z]
@@ -256,14 +254,14 @@ EvalResult Evaluator::finish() const {
     const double sd = kmath::sqrt(vz) * kmath::sqrt(vh);
     double c = 0.0;
     if (!(sd < 1e-6 && kmath::fabs(cov) < 1e-6)) c = kmath::max(-1.0, kmath::min(1.0, cov / sd));
-    corr_full(mu, n) = c;
+    corr_pairs(mu, idx % width) = c;
   });
   View1<real> best("stats.best_corr", L);
   View2<real> own("stats.corr", L, hid);  // each node against its own neurons
   Kokkos::parallel_for("stats::best_corr", range(L), KOKKOS_LAMBDA(const std::int64_t mu) {
     double b = 0.0;
     for (int j = 0; j < hid; ++j) {
-      own(mu, j) = corr_full(mu, mu * hid + j);
+      own(mu, j) = corr_pairs(mu, all ? mu * hid + j : j);
       b = kmath::max(b, kmath::fabs(own(mu, j)));
     }
     best(mu) = b;
@@ -330,7 +328,7 @@ EvalResult Evaluator::finish() const {
   }
 
   EvalResult r;
-  r.corr_full = host_vector(corr_full);
+  if (all_pairs_) r.corr_full = host_vector(corr_pairs);
   r.best_corr = host_vector(best);
   r.level_mean_best_corr = host_vector(level_mean);
   r.covop_norm_ref = host_vector(norm_ref);

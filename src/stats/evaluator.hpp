@@ -19,7 +19,7 @@ constexpr std::int64_t kEvalBlock = 64;
 
 // Host copies of the statistics of one pass (one metrics row).
 struct EvalResult {
-  std::vector<double> corr_full;             // [latent][neuron]
+  std::vector<double> corr_full;             // [latent][neuron]; empty without all_pairs
   std::vector<double> corr;                  // [latent][hid]
   std::vector<double> best_corr;             // [latent]
   std::vector<double> level_mean_best_corr;  // [depth]
@@ -63,6 +63,7 @@ class Evaluator {
   bool all_pairs_;
   // Offsets into acc_.
   std::int64_t o_sum_z_, o_sum_h_, o_sum_h2_, o_sum_zh_, o_conn0_, o_conn1_;
+  std::int64_t zh_width_;  // z*h sums per latent: n_neuron with all_pairs, else hid
   View1<double> acc_;          // sums of the block in progress (all but conn)
   View1<real> shift_;          // [neuron] reference pre-activations (set_shift)
   View1<std::int64_t> total_;  // fixed-point totals of closed blocks, + overflow count

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <string>
 
+#include "io/metrics_file.hpp"
+
 namespace dualnet {
 
 std::int64_t estimate_memory_bytes(const Config& c, int world_size) {
@@ -16,14 +18,16 @@ std::int64_t estimate_memory_bytes(const Config& c, int world_size) {
   const double neurons = latents * hid;
   const double params = latents * hid * (k * hid + 1.0);
   const double conn = latents * k * hid * hid * hid;
+  // latent-neuron pairs whose z*h is summed: all of them only when corr_full is written
+  const double pairs = corr_full_enabled(c.corr_full, latents, neurons) ? latents * neurons : neurons;
   const double items = static_cast<double>(c.batch / std::max(1, world_size));
   const double rows = items * static_cast<double>(c.negatives + 2);
   const double train = rows * (2.0 * neurons + leaves + latents / 8.0 + 2.0 * hid) + 4.0 * params;
   const double jac_bytes = std::min(64.0 * 1024 * 1024, static_cast<double>(c.eval_chunk) * latents * hid * hid * 8.0);
   const double chunk = std::max(1.0, jac_bytes / (latents * hid * hid * 8.0));
   const double eval = jac_bytes / 8.0 + chunk * (neurons + leaves + latents / 8.0) +
-                      (latents * neurons + 2.0 * conn + 2.0 * neurons) +  // sums
-                      3.0 * latents * neurons + 2.0 * latents * hid * hid;  // results and host copies
+                      (2.0 * pairs + 2.0 * conn + 4.0 * neurons) +         // sums: block and exact totals
+                      3.0 * pairs + 2.0 * latents * hid * hid;             // results and host copies
   const double bytes = 8.0 * (train + eval) + 64.0 * 1024 * 1024;           // + runtime and libraries
   return bytes > 9e18 ? std::int64_t(9e18) : static_cast<std::int64_t>(bytes);
 }
