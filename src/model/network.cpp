@@ -161,8 +161,8 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
   Kokkos::deep_copy(Kokkos::subview(grad, std::make_pair(std::int64_t(0), t.n_params())), std::int64_t(0));
   // One team per tile of 4 neurons x 8 inputs of one node: G(j, i) = sum over a chunk's rows
   // of delta(row, j) * input(row, i). Each chunk's sum is rounded to fixed point where it
-  // is made, in registers, and the integers are added up (threads of a team share the
-  // chunks); the thread of a node's first input tile also sums the biases' gradients.
+  // is made and the integers are added up (threads of a team share the chunks); the thread
+  // of a node's first input tile also sums the biases' gradients.
   // Overlapped entries of edge tiles (tile_start, col_tile) are added by one tile only.
   const int j_tiles = tile_count(t.hid, kTileRows);
   const int i_tiles = col_tile_count(t.k * t.hid);  // of the widest input
@@ -176,6 +176,9 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
     const ColTile ct = col_tile(it, in);
     const int i0 = ct.start, cols = ct.width, i_skip = ct.skip;
     const std::int64_t off = t.param_offset(node);
+    // This thread's chunks, summed as integers in registers; then one add per entry.
+    std::int64_t acc[kTileRows][kTileCols] = {}, acc_bias[kTileRows] = {};
+    bool overflow = false;
     Kokkos::parallel_for(Kokkos::TeamThreadRange(team, chunks), [&](const std::int64_t c) {
       const std::int64_t r0 = c * rows_per_chunk;
       const real* d[kTileRows];  // A(m, r) = delta(r0 + r, node*hid + j0 + m); 0 behind a closed gate
@@ -183,18 +186,21 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
       const NodeInput x = node_input(t, pre, leaves, r0, node);
       const Tile g = x.relu ? tile_product<false, true>(d, delta_step, x.x + i0, pre_step, K, cols)
                             : tile_product<false, false>(d, delta_step, x.x + i0, leaf_step, K, cols);
-      bool overflow = false;
-      for (int m = j_skip; m < jn; ++m) {
-        const std::int64_t row = off + static_cast<std::int64_t>(j0 + m) * in + i0;
-        for (int e = i_skip; e < cols; ++e) Kokkos::atomic_add(&grad(row + e), to_fixed(g.c[m][e], &overflow));
-        if (it == 0 && bias) {
+      add_fixed(g, acc, &overflow, kGradFixed);
+      if (it == 0 && bias) {
+        for (int m = 0; m < kTileRows; ++m) {
           double gb = 0.0;
           for (int r = 0; r < K; ++r) gb += d[m][r * delta_step];
-          Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(hid) * in + j0 + m), to_fixed(gb, &overflow));
+          acc_bias[m] += to_fixed(gb, &overflow);
         }
       }
-      if (overflow) Kokkos::atomic_add(&grad(overflow_slot), std::int64_t(1));
     });
+    for (int m = j_skip; m < jn; ++m) {
+      const std::int64_t row = off + static_cast<std::int64_t>(j0 + m) * in + i0;
+      for (int e = i_skip; e < cols; ++e) Kokkos::atomic_add(&grad(row + e), acc[m][e]);
+      if (it == 0) Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(hid) * in + j0 + m), acc_bias[m]);
+    }
+    if (overflow) Kokkos::atomic_add(&grad(overflow_slot), std::int64_t(1));
   });
 }
 

@@ -9,6 +9,7 @@
 // multiply-adds and were bound by loads, not arithmetic.
 #include <cstdint>
 
+#include "util/fixed_point.hpp"
 #include "util/kokkos_compat.hpp"
 
 namespace dualnet {
@@ -109,6 +110,36 @@ inline Tile product(const real* KOKKOS_RESTRICT a0, const real* KOKKOS_RESTRICT 
   }
   return t;
 }
+// acc += to_fixed(tile) (util/fixed_point.hpp) when every |value| * f.scale < 2^51: then
+// adding 1.5 * 2^52 rounds to an integer (ties to even, like to_fixed) whose bits are the
+// low bits of the sum, so the conversion is one add and one integer subtract per 4
+// values (AVX2 has no double-to-int64 conversion). Returns false, adding nothing, otherwise.
+inline bool add_fixed(const Tile& t, std::int64_t acc[kTileRows][kTileCols], FixedPoint f) {
+  typedef long long i4 __attribute__((vector_size(32)));
+  const double bound = 2251799813685248.0 / f.scale;  // 2^51 / scale
+  i4 fits = {-1, -1, -1, -1};
+  for (int m = 0; m < kTileRows; ++m)
+    for (int h = 0; h < 2; ++h) {
+      const v4 v = load(&t.c[m][4 * h]);
+      fits &= (v < bound) & (v > -bound);  // false for NaN
+    }
+  if ((fits[0] & fits[1] & fits[2] & fits[3]) == 0) return false;
+  const double magic = 6755399441055744.0;  // 1.5 * 2^52
+  i4 magic_bits;
+  const v4 magic4 = {magic, magic, magic, magic};
+  __builtin_memcpy(&magic_bits, &magic4, sizeof magic_bits);
+  for (int m = 0; m < kTileRows; ++m)
+    for (int h = 0; h < 2; ++h) {
+      // scale is a power of two: v * scale is exact, so a fused multiply-add rounds the same.
+      const v4 y = load(&t.c[m][4 * h]) * f.scale + magic;
+      i4 q, a;
+      __builtin_memcpy(&q, &y, sizeof q);
+      __builtin_memcpy(&a, &acc[m][4 * h], sizeof a);
+      a += q - magic_bits;
+      __builtin_memcpy(&acc[m][4 * h], &a, sizeof a);
+    }
+  return true;
+}
 }  // namespace tile_vec
 #endif
 
@@ -201,6 +232,17 @@ KOKKOS_INLINE_FUNCTION void tile_store(const Tile& t, int rows, int cols, const 
       for (int e = 0; e < cols; ++e) f(m, e, t.c[m][e]);
     }
   }
+}
+
+// acc(m, e) += to_fixed(t.c[m][e], overflow, f) for the whole tile (a tile's unused entries
+// are 0 and add 0); the host's vector path gives the same integers.
+KOKKOS_INLINE_FUNCTION void add_fixed(const Tile& t, std::int64_t acc[kTileRows][kTileCols], bool* overflow,
+                                      FixedPoint f) {
+#ifdef DUALNET_TILE_VECTORS
+  if (tile_vec::add_fixed(t, acc, f)) return;
+#endif
+  for (int m = 0; m < kTileRows; ++m)
+    for (int e = 0; e < kTileCols; ++e) acc[m][e] += to_fixed(t.c[m][e], overflow, f);
 }
 
 }  // namespace dualnet
