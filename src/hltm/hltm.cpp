@@ -53,6 +53,7 @@ void sample_views(const TreeShape& tree, const View1<real>& polarity, std::uint6
     // The positive re-draws the anchor's numbers on shared levels, so it agrees there.
     std::uint32_t cached_group = 0xFFFFFFFFu, cached_view = 0xFFFFFFFFu;
     Draw4 d{};
+    int parent = 0, sibling = -1;  // node's parent, kept by counting (no division per node)
     for (int node = 0; node < n_nodes; ++node) {
       const std::uint32_t stream = (view == 1 && node < shared_nodes) ? 0u : static_cast<std::uint32_t>(view);
       const std::uint32_t group = static_cast<std::uint32_t>(node >> 2);
@@ -66,7 +67,11 @@ void sample_views(const TreeShape& tree, const View1<real>& polarity, std::uint6
       if (node == 0) {
         z = u < 0.5 ? 1 : 0;
       } else {
-        const std::uint8_t zp = latent(row, tree.parent(node));
+        if (++sibling == tree.k) {
+          sibling = 0;
+          ++parent;
+        }
+        const std::uint8_t zp = latent(row, parent);
         z = (u < 0.5 * (1.0 + polarity(node))) ? zp : static_cast<std::uint8_t>(1 - zp);
       }
       if (node < tree.n_latent) latent(row, node) = z;

@@ -79,7 +79,7 @@ inline v4 relu(v4 v) {
 inline void store(const v4& v, double* p) { __builtin_memcpy(p, &v, sizeof v); }
 
 template <bool ReluA, bool ReluB, int Halves>  // Halves: 2 for 8 columns, 1 for 4
-inline Tile product(const real* KOKKOS_RESTRICT a0, const real* KOKKOS_RESTRICT a1, const real* KOKKOS_RESTRICT a2,
+inline __attribute__((always_inline)) Tile product(const real* KOKKOS_RESTRICT a0, const real* KOKKOS_RESTRICT a1, const real* KOKKOS_RESTRICT a2,
                     const real* KOKKOS_RESTRICT a3, std::int64_t a_step, const real* KOKKOS_RESTRICT b,
                     std::int64_t b_step, int K) {
   v4 c0[2] = {}, c1[2] = {}, c2[2] = {}, c3[2] = {};
@@ -149,7 +149,7 @@ inline bool add_fixed(const Tile& t, std::int64_t acc[kTileRows][kTileCols], Fix
 // leave C(m, e >= cols) at zero. Rows of A that do not exist should repeat a valid pointer;
 // the caller drops them.
 template <bool ReluA, bool ReluB>
-KOKKOS_INLINE_FUNCTION Tile tile_product(const real* const a[kTileRows], std::int64_t a_step, const real* b,
+KOKKOS_FORCEINLINE_FUNCTION Tile tile_product(const real* const a[kTileRows], std::int64_t a_step, const real* b,
                                          std::int64_t b_step, int K, int cols) {
 #ifdef DUALNET_TILE_VECTORS
   if (cols == kTileCols) return tile_vec::product<ReluA, ReluB, 2>(a[0], a[1], a[2], a[3], a_step, b, b_step, K);
