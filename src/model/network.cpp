@@ -188,11 +188,10 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
                             : tile_product<false, false>(d, delta_step, x.x + i0, leaf_step, K, cols);
       add_fixed(g, acc, &overflow, kGradFixed);
       if (it == 0 && bias) {
-        for (int m = 0; m < kTileRows; ++m) {
-          double gb = 0.0;
-          for (int r = 0; r < K; ++r) gb += d[m][r * delta_step];
-          acc_bias[m] += to_fixed(gb, &overflow);
-        }
+        double gb[kTileRows] = {0.0, 0.0, 0.0, 0.0};  // rows outside: four independent sums
+        for (int r = 0; r < K; ++r)
+          for (int m = 0; m < kTileRows; ++m) gb[m] += d[m][r * delta_step];
+        for (int m = 0; m < kTileRows; ++m) acc_bias[m] += to_fixed(gb[m], &overflow);
       }
     });
     for (int m = j_skip; m < jn; ++m) {
