@@ -236,7 +236,7 @@ EvalResult Evaluator::finish() const {
   const auto total = total_;
   Kokkos::parallel_for("stats::from_fixed", range(acc.extent(0)),
                        KOKKOS_LAMBDA(const std::int64_t e) { acc(e) = from_fixed(total(e), kStatFixed); });
-  const std::int64_t L = t.n_latent, N = t.n_neuron();
+  const std::int64_t L = t.n_latent;
   const int hid = t.hid;
   const std::int64_t o_z = o_sum_z_, o_h = o_sum_h_, o_h2 = o_sum_h2_, o_zh = o_sum_zh_;
 
