@@ -58,7 +58,7 @@ void forward(const NetworkShape& net, const View1<real>& params, const View2<rea
       wt(off + static_cast<std::int64_t>(i) * hid + j) = params(off + static_cast<std::int64_t>(j) * in + i);
     wt(off + static_cast<std::int64_t>(hid) * in + j) = params(off + static_cast<std::int64_t>(hid) * in + j);
   });
-  const int tiles = col_tile_count(t.hid);
+  const int tiles = node_col_tile_count(t.hid);
   const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
   Kokkos::parallel_for("model::forward", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
     const RowBlock rb(team.league_rank(), rows);
@@ -72,11 +72,11 @@ void forward(const NetworkShape& net, const View1<real>& params, const View2<rea
         const real* x[kTileRows];
         for (int m = 0; m < kTileRows; ++m) x[m] = node_input(t, pre, leaves, rb.row(m), node).x;
         for (int tile = 0; tile < tiles; ++tile) {
-          const ColTile ct = col_tile(tile, hid);
+          const ColTile ct = node_col_tile(tile, hid);
           const real* w = &wt(off + ct.start);  // B(i, e) = w[i * hid + e] = W_mu(j0 + e, i)
           const real* bias = &wt(off + static_cast<std::int64_t>(hid) * in + ct.start);
-          const Tile s = t.feeds_on_leaves(node) ? tile_product<false, false>(x, 1, w, hid, in, ct.width)
-                                                 : tile_product<true, false>(x, 1, w, hid, in, ct.width);
+          const Tile s = t.feeds_on_leaves(node) ? tile_product<false, false>(x, 1, w, hid, in, ct.read)
+                                                 : tile_product<true, false>(x, 1, w, hid, in, ct.read);
           real* h = &pre(rb.first, node * hid + ct.start);
           tile_store(s, rb.count, ct.width, [&](int m, int e, double v) { h[m * pre_step + e] = v + bias[e]; });
         }
@@ -101,7 +101,7 @@ void backward(const NetworkShape& net, const View1<real>& params, const Activati
   const auto pre = act.pre;
   const auto norm = act.norm;
   const bool normalize = net.normalize_output;
-  const int tiles = col_tile_count(t.hid);
+  const int tiles = node_col_tile_count(t.hid);
   const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
   const std::int64_t delta_step = static_cast<std::int64_t>(delta.stride_0());
   Kokkos::parallel_for("model::backward", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
@@ -133,9 +133,9 @@ void backward(const NetworkShape& net, const View1<real>& params, const Activati
         const real* dp[kTileRows];
         for (int m = 0; m < kTileRows; ++m) dp[m] = &delta(rb.row(m), parent * hid);
         for (int tile = 0; tile < tiles; ++tile) {
-          const ColTile ct = col_tile(tile, hid);
+          const ColTile ct = node_col_tile(tile, hid);
           const real* w = &params(t.param_offset(parent) + q * hid + ct.start);  // B(j, e) = W_parent(j, q*hid + b0 + e)
-          const Tile g = tile_product<false, false>(dp, 1, w, in, hid, ct.width);
+          const Tile g = tile_product<false, false>(dp, 1, w, in, hid, ct.read);
           const real* h = &pre(rb.first, node * hid + ct.start);
           real* d = &delta(rb.first, node * hid + ct.start);
           tile_store(g, rb.count, ct.width, [&](int m, int e, double v) {

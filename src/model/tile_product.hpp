@@ -1,12 +1,12 @@
 #pragma once
 // The one inner loop of every dense kernel (forward, backward, weight gradient, the
-// evaluation's Jacobians and covariance-operator sums): a 4 x 8 register tile of a small
-// matrix product,
-//     C(m, e) = sum_k A(m, k) * B(k, e),   m < 4, e < 8.
+// evaluation's Jacobians and covariance-operator sums): a register tile of 4 rows and 8
+// (or 4, or 12) columns of a small matrix product,
+//     C(m, e) = sum_k A(m, k) * B(k, e),   m < 4, e < cols.
 // A is read by broadcast, so its rows may lie anywhere (four pointers, any step along k);
-// B is read 8 contiguous values per k. Each k loads one row of B (two AVX2 vectors) and
-// four values of A for 32 multiply-adds: the former one-row tiles did two loads per 8
-// multiply-adds and were bound by loads, not arithmetic.
+// B is read `cols` contiguous values per k. Each k loads one row of B (two AVX2 vectors
+// for 8 columns) and four values of A for 32 multiply-adds: the former one-row tiles did
+// two loads per 8 multiply-adds and were bound by loads, not arithmetic.
 #include <cstdint>
 
 #include "util/fixed_point.hpp"
@@ -14,11 +14,12 @@
 
 namespace dualnet {
 
-constexpr int kTileRows = 4;  // M
-constexpr int kTileCols = 8;  // N
+constexpr int kTileRows = 4;      // M
+constexpr int kTileCols = 8;      // N of the column tiling
+constexpr int kTileMaxCols = 12;  // N of the widest tile (one node of hid <= 12)
 
 struct Tile {
-  double c[kTileRows][kTileCols];
+  double c[kTileRows][kTileMaxCols];
 };
 
 // Row tiles: tiles of `width` over n entries: tile k starts at width*k, except that the
@@ -36,16 +37,30 @@ KOKKOS_INLINE_FUNCTION int tile_width(int n, int width) { return n < width ? n :
 // Column tiles over n columns: 8 wide, with a 4-wide last tile when at most 4 columns are
 // left (hid = 10 computes 8 + 4 columns, not 8 + 8). `skip` columns at the start of the
 // last tile overlap its neighbour. Below 8 columns, one tile of all n.
+// `read` is the number of columns the product computes (and reads of B): `width`, except
+// in node_col_tile.
 struct ColTile {
-  int start, width, skip;
+  int start, width, skip, read;
 };
 KOKKOS_INLINE_FUNCTION int col_tile_count(int n) { return n < kTileCols ? 1 : tile_count(n, kTileCols); }
 KOKKOS_INLINE_FUNCTION ColTile col_tile(int k, int n) {
-  if (n < kTileCols) return ColTile{0, n, 0};
-  if (kTileCols * (k + 1) <= n) return ColTile{kTileCols * k, kTileCols, 0};
+  if (n < kTileCols) return ColTile{0, n, 0, n};
+  if (kTileCols * (k + 1) <= n) return ColTile{kTileCols * k, kTileCols, 0, kTileCols};
   const int left = n - kTileCols * k;  // 1 .. 7
-  if (left <= kTileCols / 2) return ColTile{n - kTileCols / 2, kTileCols / 2, kTileCols / 2 - left};
-  return ColTile{n - kTileCols, kTileCols, kTileCols - left};
+  if (left <= kTileCols / 2) return ColTile{n - kTileCols / 2, kTileCols / 2, kTileCols / 2 - left, kTileCols / 2};
+  return ColTile{n - kTileCols, kTileCols, kTileCols - left, kTileCols};
+}
+// Column tiles over the hid neurons of one node when B is a node's weight matrix (W_mu or
+// its transpose): for 4 <= hid <= 12, one tile that reads hid rounded up to a multiple of
+// 4. The at most 3 extra values of B's last row are the node's first biases (hid >= 4 of
+// them follow the weights), so the read stays inside the parameters; those columns are
+// computed and dropped. hid = 10 is one 12-wide tile instead of an 8- and a 4-wide one.
+KOKKOS_INLINE_FUNCTION int node_col_tile_count(int hid) {
+  return hid >= 4 && hid <= kTileMaxCols ? 1 : col_tile_count(hid);
+}
+KOKKOS_INLINE_FUNCTION ColTile node_col_tile(int k, int hid) {
+  if (hid >= 4 && hid <= kTileMaxCols) return ColTile{0, hid, 0, (hid + 3) / 4 * 4};
+  return col_tile(k, hid);
 }
 
 // The rows of one team of a row-blocked kernel: kTileRows consecutive rows, fewer in the
@@ -78,11 +93,11 @@ inline v4 relu(v4 v) {
 }
 inline void store(const v4& v, double* p) { __builtin_memcpy(p, &v, sizeof v); }
 
-template <bool ReluA, bool ReluB, int Halves>  // Halves: 2 for 8 columns, 1 for 4
+template <bool ReluA, bool ReluB, int Halves>  // 4-wide vectors: 1, 2 or 3 for 4, 8 or 12 columns
 inline __attribute__((always_inline)) Tile product(const real* KOKKOS_RESTRICT a0, const real* KOKKOS_RESTRICT a1, const real* KOKKOS_RESTRICT a2,
                     const real* KOKKOS_RESTRICT a3, std::int64_t a_step, const real* KOKKOS_RESTRICT b,
                     std::int64_t b_step, int K) {
-  v4 c0[2] = {}, c1[2] = {}, c2[2] = {}, c3[2] = {};
+  v4 c0[3] = {}, c1[3] = {}, c2[3] = {}, c3[3] = {};
   for (int k = 0; k < K; ++k) {
     const std::int64_t ka = k * a_step;
     double x0 = a0[ka], x1 = a1[ka], x2 = a2[ka], x3 = a3[ka];
@@ -102,7 +117,7 @@ inline __attribute__((always_inline)) Tile product(const real* KOKKOS_RESTRICT a
     }
   }
   Tile t;
-  for (int h = 0; h < 2; ++h) {
+  for (int h = 0; h < 3; ++h) {
     store(h < Halves ? c0[h] : v4{}, &t.c[0][4 * h]);
     store(h < Halves ? c1[h] : v4{}, &t.c[1][4 * h]);
     store(h < Halves ? c2[h] : v4{}, &t.c[2][4 * h]);
@@ -143,94 +158,64 @@ inline bool add_fixed(const Tile& t, std::int64_t acc[kTileRows][kTileCols], Fix
 }  // namespace tile_vec
 #endif
 
+// t += A * B over cols = W columns, with constant bounds (registers, not local memory, on
+// a GPU); W = 0: the runtime cols.
+template <bool ReluA, bool ReluB, int W>
+KOKKOS_FORCEINLINE_FUNCTION void tile_accumulate(Tile& t, const real* const a[kTileRows], std::int64_t a_step,
+                                                 const real* b, std::int64_t b_step, int K, int cols) {
+  const int n = W > 0 ? W : cols;
+  for (int k = 0; k < K; ++k) {
+    const real* KOKKOS_RESTRICT bk = b + k * b_step;
+    double x[kTileRows];
+    for (int m = 0; m < kTileRows; ++m) x[m] = ReluA ? kmath::relu(a[m][k * a_step]) : a[m][k * a_step];
+    DUALNET_SIMD
+    for (int e = 0; e < n; ++e) {
+      const double y = ReluB ? kmath::relu(bk[e]) : bk[e];
+      for (int m = 0; m < kTileRows; ++m) t.c[m][e] += x[m] * y;
+    }
+  }
+}
+
 // A(m, k) = a[m][k * a_step], B(k, e) = b[k * b_step + e]; ReluA/ReluB pass A or B through
 // max(0, .) first (the inputs of a node are the ReLU of its children's pre-activations).
-// cols = 8 and cols = 4 are the fast paths; other cols < 8 read only B(k, e < cols) and
-// leave C(m, e >= cols) at zero. Rows of A that do not exist should repeat a valid pointer;
-// the caller drops them.
+// cols = 4, 8 and 12 are the fast paths; other cols < 12 read only B(k, e < cols). Columns
+// e >= cols are 0. Rows of A that do not exist should repeat a valid pointer; the caller
+// drops them.
 template <bool ReluA, bool ReluB>
 KOKKOS_FORCEINLINE_FUNCTION Tile tile_product(const real* const a[kTileRows], std::int64_t a_step, const real* b,
-                                         std::int64_t b_step, int K, int cols) {
+                                              std::int64_t b_step, int K, int cols) {
 #ifdef DUALNET_TILE_VECTORS
-  if (cols == kTileCols) return tile_vec::product<ReluA, ReluB, 2>(a[0], a[1], a[2], a[3], a_step, b, b_step, K);
-  if (cols == kTileCols / 2) return tile_vec::product<ReluA, ReluB, 1>(a[0], a[1], a[2], a[3], a_step, b, b_step, K);
+  if (cols == 12) return tile_vec::product<ReluA, ReluB, 3>(a[0], a[1], a[2], a[3], a_step, b, b_step, K);
+  if (cols == 8) return tile_vec::product<ReluA, ReluB, 2>(a[0], a[1], a[2], a[3], a_step, b, b_step, K);
+  if (cols == 4) return tile_vec::product<ReluA, ReluB, 1>(a[0], a[1], a[2], a[3], a_step, b, b_step, K);
 #endif
   Tile t;
   for (int m = 0; m < kTileRows; ++m)
-    for (int e = 0; e < kTileCols; ++e) t.c[m][e] = 0.0;
-  const real* KOKKOS_RESTRICT a0 = a[0];
-  const real* KOKKOS_RESTRICT a1 = a[1];
-  const real* KOKKOS_RESTRICT a2 = a[2];
-  const real* KOKKOS_RESTRICT a3 = a[3];
-  if (cols == kTileCols) {
-    for (int k = 0; k < K; ++k) {
-      const real* KOKKOS_RESTRICT bk = b + k * b_step;
-      const std::int64_t ka = k * a_step;
-      double x0 = a0[ka], x1 = a1[ka], x2 = a2[ka], x3 = a3[ka];
-      if (ReluA) {
-        x0 = kmath::relu(x0);
-        x1 = kmath::relu(x1);
-        x2 = kmath::relu(x2);
-        x3 = kmath::relu(x3);
-      }
-      DUALNET_SIMD
-      for (int e = 0; e < kTileCols; ++e) {
-        const double y = ReluB ? kmath::relu(bk[e]) : bk[e];
-        t.c[0][e] += x0 * y;
-        t.c[1][e] += x1 * y;
-        t.c[2][e] += x2 * y;
-        t.c[3][e] += x3 * y;
-      }
-    }
-  } else if (cols == kTileCols / 2) {
-    for (int k = 0; k < K; ++k) {
-      const real* KOKKOS_RESTRICT bk = b + k * b_step;
-      const std::int64_t ka = k * a_step;
-      double x0 = a0[ka], x1 = a1[ka], x2 = a2[ka], x3 = a3[ka];
-      if (ReluA) {
-        x0 = kmath::relu(x0);
-        x1 = kmath::relu(x1);
-        x2 = kmath::relu(x2);
-        x3 = kmath::relu(x3);
-      }
-      DUALNET_SIMD
-      for (int e = 0; e < kTileCols / 2; ++e) {
-        const double y = ReluB ? kmath::relu(bk[e]) : bk[e];
-        t.c[0][e] += x0 * y;
-        t.c[1][e] += x1 * y;
-        t.c[2][e] += x2 * y;
-        t.c[3][e] += x3 * y;
-      }
-    }
-  } else {
-    for (int k = 0; k < K; ++k) {
-      const std::int64_t ka = k * a_step;
-      const double x[kTileRows] = {a0[ka], a1[ka], a2[ka], a3[ka]};
-      for (int e = 0; e < cols; ++e) {
-        const double y = ReluB ? kmath::relu(b[k * b_step + e]) : b[k * b_step + e];
-        for (int m = 0; m < kTileRows; ++m) t.c[m][e] += (ReluA ? kmath::relu(x[m]) : x[m]) * y;
-      }
-    }
-  }
+    for (int e = 0; e < kTileMaxCols; ++e) t.c[m][e] = 0.0;
+  if (cols == 12) tile_accumulate<ReluA, ReluB, 12>(t, a, a_step, b, b_step, K, cols);
+  else if (cols == 8) tile_accumulate<ReluA, ReluB, 8>(t, a, a_step, b, b_step, K, cols);
+  else if (cols == 4) tile_accumulate<ReluA, ReluB, 4>(t, a, a_step, b, b_step, K, cols);
+  else tile_accumulate<ReluA, ReluB, 0>(t, a, a_step, b, b_step, K, cols);
   return t;
 }
 
-// Hands rows m < rows, columns e < cols of a tile to f(m, e, value). The full and half
-// widths loop over constant bounds, so the compiler keeps the tile in vector registers and
-// stores it with vector instructions (a runtime bound spilled it to the stack).
+// Hands rows m < rows, columns e < cols of a tile to f(m, e, value). The widths 4, 8 and 12
+// loop over constant bounds, so the compiler keeps the tile in vector registers and stores
+// it with vector instructions (a runtime bound spilled it to the stack).
+template <int W, class F>
+KOKKOS_FORCEINLINE_FUNCTION void tile_store_row(const Tile& t, int m, const F& f) {
+  DUALNET_SIMD
+  for (int e = 0; e < W; ++e) f(m, e, t.c[m][e]);
+}
 template <class F>
 KOKKOS_INLINE_FUNCTION void tile_store(const Tile& t, int rows, int cols, const F& f) {
   for (int m = 0; m < kTileRows; ++m) {
     if (m >= rows) break;
-    if (cols == kTileCols) {
-      DUALNET_SIMD
-      for (int e = 0; e < kTileCols; ++e) f(m, e, t.c[m][e]);
-    } else if (cols == kTileCols / 2) {
-      DUALNET_SIMD
-      for (int e = 0; e < kTileCols / 2; ++e) f(m, e, t.c[m][e]);
-    } else {
+    if (cols == 12) tile_store_row<12>(t, m, f);
+    else if (cols == 8) tile_store_row<8>(t, m, f);
+    else if (cols == 4) tile_store_row<4>(t, m, f);
+    else
       for (int e = 0; e < cols; ++e) f(m, e, t.c[m][e]);
-    }
   }
 }
 

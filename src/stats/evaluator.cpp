@@ -139,7 +139,7 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
   // of the four anchors' Jacobians is one 4 x 8 tile product (model/tile_product.hpp).
   // An anchor's Jacobians live at row slot(anchor) of jac.
   const auto jac = jac_;
-  const int b_tiles = col_tile_count(hid);
+  const int b_tiles = node_col_tile_count(hid);
   const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
   Kokkos::parallel_for("stats::jacobians", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
     const RowBlock rb(team.league_rank(), rows);
@@ -165,9 +165,9 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
             jc[m] = &jac(node, srow[m], a * hid);
           }
           for (int tile = 0; tile < b_tiles; ++tile) {
-            const ColTile ct = col_tile(tile, hid);
+            const ColTile ct = node_col_tile(tile, hid);
             // B(j, e) = W_parent(j, q*hid + b0 + e)
-            const Tile s = tile_product<false, false>(jp, 1, &params(w_off + ct.start), in, hid, ct.width);
+            const Tile s = tile_product<false, false>(jp, 1, &params(w_off + ct.start), in, hid, ct.read);
             const real* h = &pre(rb.first, node * hid + ct.start);
             tile_store(s, rb.count, ct.width, [&](int m, int e, double v) {
               jc[m][ct.start + e] = h[m * pre_step + e] > 0.0 ? v : 0.0;
@@ -209,7 +209,7 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
         for (int c = 0; c < 2; ++c) {
           const int k0 = c == 0 ? 0 : n0, kn = c == 0 ? n0 : n - n0;
           const real* a[kTileRows] = {x[0] + k0, x[1] + k0, x[2] + k0, x[3] + k0};
-          const Tile s = tile_product<false, false>(a, 1, &jac(node, r0 + k0, ct.start), hh, kn, ct.width);
+          const Tile s = tile_product<false, false>(a, 1, &jac(node, r0 + k0, ct.start), hh, kn, ct.read);
           const std::int64_t o = (c == 0 ? o_c0 : o_c1) + base + ct.start;
           for (int q = 0; q < inputs; ++q)
             for (int e = ct.skip; e < ct.width; ++e)
