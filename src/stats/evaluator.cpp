@@ -210,10 +210,11 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
           const int k0 = c == 0 ? 0 : n0, kn = c == 0 ? n0 : n - n0;
           const real* a[kTileRows] = {x[0] + k0, x[1] + k0, x[2] + k0, x[3] + k0};
           const Tile s = tile_product<false, false>(a, 1, &jac(node, r0 + k0, ct.start), hh, kn, ct.read);
+          std::int64_t fixed[kTileRows][kTileCols] = {};
+          add_fixed(s, fixed, &overflow, kStatFixed);  // the whole tile at once (vectors on the host)
           const std::int64_t o = (c == 0 ? o_c0 : o_c1) + base + ct.start;
           for (int q = 0; q < inputs; ++q)
-            for (int e = ct.skip; e < ct.width; ++e)
-              total(o + static_cast<std::int64_t>(q) * hh + e) += to_fixed(s.c[q][e], &overflow, kStatFixed);
+            for (int e = ct.skip; e < ct.width; ++e) total(o + static_cast<std::int64_t>(q) * hh + e) += fixed[q][e];
         }
         if (overflow) Kokkos::atomic_add(&total(total.extent(0) - 1), std::int64_t(1));
       });
