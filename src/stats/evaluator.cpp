@@ -29,8 +29,8 @@ Evaluator::Evaluator(const NetworkShape& net, std::int64_t max_chunk, bool all_p
   zh_width_ = all_pairs ? N : t.hid;  // per latent: every neuron, or its own
   o_conn0_ = o_sum_zh_ + L * zh_width_;
   o_conn1_ = o_conn0_ + t.n_conn();
-  // The conn sums are summed per block in registers (conn_sums); the others need a buffer.
-  acc_ = View1<double>("stats.block_sums", o_conn0_);
+  // The z*h and conn sums are summed per block in registers (tile products); the moments need a buffer.
+  acc_ = View1<double>("stats.block_sums", o_sum_zh_);
   shift_ = View1<real>("stats.shift", N);
   total_ = View1<std::int64_t>("stats.totals", o_conn1_ + t.n_conn() + 1);
   jac_ = View3<real>("stats.jacobian", t.n_latent, chunk_, t.hid * t.hid);
@@ -100,23 +100,44 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
       }
     }
   });
-  // sum of z_mu * h_n: one team per latent, anchors with z_mu = 1 only.
-  // Without all pairs, only the node's own neurons [mu*hid, mu*hid + hid) are summed (and stored).
+  // Sums of z_mu * (h_n - shift_n) per block of anchors, as tile products: rows are four
+  // latents' z (0/1), k the block's anchors, columns 8 neurons; the shift is taken off
+  // afterwards (shift_n times the block's count of z_mu = 1). One team per four latents with
+  // all pairs; without, one team per latent and only its own neurons (the tile's other
+  // rows repeat it and are dropped).
   const int width = static_cast<int>(zh_width_);
   const bool all = all_pairs_;
-  Kokkos::parallel_for("stats::cross_sums", teams(t.n_latent), KOKKOS_LAMBDA(const Team& team) {
-    const int mu = team.league_rank();
-    const int first = all ? 0 : mu * hid;
-    const std::int64_t base = o_zh + static_cast<std::int64_t>(mu) * width;
-    for (std::int64_t r = 0; r < rows; ++r) {
-      if (z(r, mu)) {
-        real* KOKKOS_RESTRICT out = &acc(base);
-        const real* KOKKOS_RESTRICT h = &pre(r, first);
-        const real* KOKKOS_RESTRICT c = &shift(first);
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, width), [&](const int n) { out[n] += h[n] - c[n]; });
+  const int L = t.n_latent;
+  const int zh_teams = all ? tile_count(L, kTileRows) : L;
+  const int zh_tiles = col_tile_count(width);
+  const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
+  Kokkos::parallel_for("stats::cross_sums", teams(zh_teams), KOKKOS_LAMBDA(const Team& team) {
+    const int mu0 = all ? kTileRows * team.league_rank() : team.league_rank();
+    const int mus = all ? (L - mu0 < kTileRows ? L - mu0 : kTileRows) : 1;
+    const int first = all ? 0 : mu0 * hid;  // first neuron summed
+    for (std::int64_t r0 = 0; r0 < rows; r0 += kEvalBlock) {
+      const int n = static_cast<int>(rows - r0 < kEvalBlock ? rows - r0 : kEvalBlock);
+      double zf[kTileRows][kEvalBlock], count[kTileRows] = {0.0, 0.0, 0.0, 0.0};
+      for (int m = 0; m < kTileRows; ++m) {
+        const int mu = mu0 + (m < mus ? m : mus - 1);
+        for (int r = 0; r < n; ++r) {
+          zf[m][r] = z(r0 + r, mu) ? 1.0 : 0.0;
+          count[m] += zf[m][r];
+        }
       }
-      if (closes_block(r, rows))
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, width), [&](const int n) { fold(acc, total, base + n); });
+      const real* a[kTileRows] = {zf[0], zf[1], zf[2], zf[3]};
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, zh_tiles), [&](const int tile) {
+        const ColTile ct = col_tile(tile, width);
+        const Tile s = tile_product<false, false>(a, 1, &pre(r0, first + ct.start), pre_step, n, ct.read);
+        bool overflow = false;
+        for (int m = 0; m < mus; ++m) {
+          const std::int64_t base = o_zh + static_cast<std::int64_t>(mu0 + m) * width + ct.start;
+          for (int e = ct.skip; e < ct.width; ++e)
+            total(base + e) += to_fixed(s.c[m][e] - shift(first + ct.start + e) * count[m], &overflow, kStatFixed);
+        }
+        if (overflow) Kokkos::atomic_add(&total(total.extent(0) - 1), std::int64_t(1));
+      });
+      team.team_barrier();
     }
   });
 
@@ -140,7 +161,6 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
   // An anchor's Jacobians live at row slot(anchor) of jac.
   const auto jac = jac_;
   const int b_tiles = node_col_tile_count(hid);
-  const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
   Kokkos::parallel_for("stats::jacobians", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
     const RowBlock rb(team.league_rank(), rows);
     std::int64_t srow[kTileRows];
