@@ -159,46 +159,50 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
   const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
   const std::int64_t leaf_step = static_cast<std::int64_t>(leaves.stride_0());
   Kokkos::deep_copy(Kokkos::subview(grad, std::make_pair(std::int64_t(0), t.n_params())), std::int64_t(0));
-  // One team per tile of 4 neurons x 8 inputs of one node: G(j, i) = sum over a chunk's rows
-  // of delta(row, j) * input(row, i). Each chunk's sum is rounded to fixed point where it
-  // is made and the integers are added up (threads of a team share the chunks); the thread
-  // of a node's first input tile also sums the biases' gradients.
-  // Overlapped entries of edge tiles (tile_start, col_tile) are added by one tile only.
-  const int j_tiles = tile_count(t.hid, kTileRows);
-  const int i_tiles = col_tile_count(t.k * t.hid);  // of the widest input
+  // One team per tile of 4 inputs x up to 12 neurons of one node: G(j, i) = sum over a
+  // chunk's rows of input(row, i) * delta(row, j); the neurons are the tile's columns, so a
+  // node of hid <= 12 is one tile wide (reading up to 3 columns of the next node's delta,
+  // dropped; the last node, whose next columns may not exist, reads exactly). Each chunk's
+  // sum is rounded to fixed point where it is made and the integers are added up (threads
+  // of a team share the chunks); the tiles of a node's first inputs also sum the biases'
+  // gradients (the same product with A = 1). Overlapped entries of edge tiles are added by
+  // one tile only.
+  const int i_tiles = tile_count(t.k * t.hid, kTileRows);  // of the widest input
+  const int j_tiles = col_tile_count(t.hid);                // at most; node_col_tile_count may be less
   Kokkos::parallel_for("model::weight_gradient", teams(t.n_latent * j_tiles * i_tiles), KOKKOS_LAMBDA(const Team& team) {
     const int idx = team.league_rank();
     const int node = idx / (j_tiles * i_tiles), jt = idx / i_tiles % j_tiles, it = idx % i_tiles;
     const int hid = t.hid, in = t.in_size(node), K = static_cast<int>(rows_per_chunk);
-    if (it >= col_tile_count(in)) return;
-    const int j0 = tile_start(jt, hid, kTileRows), jn = tile_width(hid, kTileRows);
-    const int j_skip = tile_overlap(jt, hid, kTileRows);
-    const ColTile ct = col_tile(it, in);
-    const int i0 = ct.start, cols = ct.width, i_skip = ct.skip;
+    const bool last = node == t.n_latent - 1;
+    if (it >= tile_count(in, kTileRows) || jt >= (last ? col_tile_count(hid) : node_col_tile_count(hid))) return;
+    const int i0 = tile_start(it, in, kTileRows), i_rows = tile_width(in, kTileRows);
+    const int i_skip = tile_overlap(it, in, kTileRows);
+    const ColTile ct = last ? col_tile(jt, hid) : node_col_tile(jt, hid);
     const std::int64_t off = t.param_offset(node);
     // This thread's chunks, summed as integers in registers; then one add per entry.
-    std::int64_t acc[kTileRows][kTileCols] = {}, acc_bias[kTileRows] = {};
+    std::int64_t acc[kTileRows][kTileMaxCols] = {}, acc_bias[kTileRows][kTileMaxCols] = {};
     bool overflow = false;
     Kokkos::parallel_for(Kokkos::TeamThreadRange(team, chunks), [&](const std::int64_t c) {
       const std::int64_t r0 = c * rows_per_chunk;
-      const real* d[kTileRows];  // A(m, r) = delta(r0 + r, node*hid + j0 + m); 0 behind a closed gate
-      for (int m = 0; m < kTileRows; ++m) d[m] = &delta(r0, node * hid + j0 + (m < jn ? m : jn - 1));
       const NodeInput x = node_input(t, pre, leaves, r0, node);
-      const Tile g = x.relu ? tile_product<false, true>(d, delta_step, x.x + i0, pre_step, K, cols)
-                            : tile_product<false, false>(d, delta_step, x.x + i0, leaf_step, K, cols);
+      const real* xi[kTileRows];  // A(m, r) = input(r0 + r, i0 + m)
+      for (int m = 0; m < kTileRows; ++m) xi[m] = x.x + i0 + (m < i_rows ? m : i_rows - 1);
+      const real* d = &delta(r0, node * hid + ct.start);  // B(r, e) = delta(r0 + r, j0 + e); 0 behind a closed gate
+      const Tile g = x.relu ? tile_product<true, false>(xi, pre_step, d, delta_step, K, ct.read)
+                            : tile_product<false, false>(xi, leaf_step, d, delta_step, K, ct.read);
       add_fixed(g, acc, &overflow, kGradFixed);
       if (it == 0 && bias) {
-        double gb[kTileRows] = {0.0, 0.0, 0.0, 0.0};  // rows outside: four independent sums
-        for (int r = 0; r < K; ++r)
-          for (int m = 0; m < kTileRows; ++m) gb[m] += d[m][r * delta_step];
-        for (int m = 0; m < kTileRows; ++m) acc_bias[m] += to_fixed(gb[m], &overflow);
+        const real one = 1.0;
+        const real* ones[kTileRows] = {&one, &one, &one, &one};
+        add_fixed(tile_product<false, false>(ones, 0, d, delta_step, K, ct.read), acc_bias, &overflow, kGradFixed);
       }
     });
-    for (int m = j_skip; m < jn; ++m) {
-      const std::int64_t row = off + static_cast<std::int64_t>(j0 + m) * in + i0;
-      for (int e = i_skip; e < cols; ++e) Kokkos::atomic_add(&grad(row + e), acc[m][e]);
-      if (it == 0) Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(hid) * in + j0 + m), acc_bias[m]);
-    }
+    for (int m = i_skip; m < i_rows; ++m)
+      for (int e = ct.skip; e < ct.width; ++e)
+        Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(ct.start + e) * in + i0 + m), acc[m][e]);
+    if (it == 0)
+      for (int e = ct.skip; e < ct.width; ++e)
+        Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(hid) * in + ct.start + e), acc_bias[0][e]);
     if (overflow) Kokkos::atomic_add(&grad(overflow_slot), std::int64_t(1));
   });
 }

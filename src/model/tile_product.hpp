@@ -129,12 +129,12 @@ inline __attribute__((always_inline)) Tile product(const real* KOKKOS_RESTRICT a
 // adding 1.5 * 2^52 rounds to an integer (ties to even, like to_fixed) whose bits are the
 // low bits of the sum, so the conversion is one add and one integer subtract per 4
 // values (AVX2 has no double-to-int64 conversion). Returns false, adding nothing, otherwise.
-inline bool add_fixed(const Tile& t, std::int64_t acc[kTileRows][kTileCols], FixedPoint f) {
+inline bool add_fixed(const Tile& t, std::int64_t acc[kTileRows][kTileMaxCols], FixedPoint f) {
   typedef long long i4 __attribute__((vector_size(32)));
   const double bound = 2251799813685248.0 / f.scale;  // 2^51 / scale
   i4 fits = {-1, -1, -1, -1};
   for (int m = 0; m < kTileRows; ++m)
-    for (int h = 0; h < 2; ++h) {
+    for (int h = 0; h < kTileMaxCols / 4; ++h) {
       const v4 v = load(&t.c[m][4 * h]);
       fits &= (v < bound) & (v > -bound);  // false for NaN
     }
@@ -144,7 +144,7 @@ inline bool add_fixed(const Tile& t, std::int64_t acc[kTileRows][kTileCols], Fix
   const v4 magic4 = {magic, magic, magic, magic};
   __builtin_memcpy(&magic_bits, &magic4, sizeof magic_bits);
   for (int m = 0; m < kTileRows; ++m)
-    for (int h = 0; h < 2; ++h) {
+    for (int h = 0; h < kTileMaxCols / 4; ++h) {
       // scale is a power of two: v * scale is exact, so a fused multiply-add rounds the same.
       const v4 y = load(&t.c[m][4 * h]) * f.scale + magic;
       i4 q, a;
@@ -221,13 +221,13 @@ KOKKOS_INLINE_FUNCTION void tile_store(const Tile& t, int rows, int cols, const 
 
 // acc(m, e) += to_fixed(t.c[m][e], overflow, f) for the whole tile (a tile's unused entries
 // are 0 and add 0); the host's vector path gives the same integers.
-KOKKOS_INLINE_FUNCTION void add_fixed(const Tile& t, std::int64_t acc[kTileRows][kTileCols], bool* overflow,
+KOKKOS_INLINE_FUNCTION void add_fixed(const Tile& t, std::int64_t acc[kTileRows][kTileMaxCols], bool* overflow,
                                       FixedPoint f) {
 #ifdef DUALNET_TILE_VECTORS
   if (tile_vec::add_fixed(t, acc, f)) return;
 #endif
   for (int m = 0; m < kTileRows; ++m)
-    for (int e = 0; e < kTileCols; ++e) acc[m][e] += to_fixed(t.c[m][e], overflow, f);
+    for (int e = 0; e < kTileMaxCols; ++e) acc[m][e] += to_fixed(t.c[m][e], overflow, f);
 }
 
 }  // namespace dualnet

@@ -230,7 +230,7 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
           const int k0 = c == 0 ? 0 : n0, kn = c == 0 ? n0 : n - n0;
           const real* a[kTileRows] = {x[0] + k0, x[1] + k0, x[2] + k0, x[3] + k0};
           const Tile s = tile_product<false, false>(a, 1, &jac(node, r0 + k0, ct.start), hh, kn, ct.read);
-          std::int64_t fixed[kTileRows][kTileCols] = {};
+          std::int64_t fixed[kTileRows][kTileMaxCols] = {};
           add_fixed(s, fixed, &overflow, kStatFixed);  // the whole tile at once (vectors on the host)
           const std::int64_t o = (c == 0 ? o_c0 : o_c1) + base + ct.start;
           for (int q = 0; q < inputs; ++q)
