@@ -93,10 +93,11 @@ inline v4 relu(v4 v) {
 }
 inline void store(const v4& v, double* p) { __builtin_memcpy(p, &v, sizeof v); }
 
-template <bool ReluA, bool ReluB, int Halves>  // 4-wide vectors: 1, 2 or 3 for 4, 8 or 12 columns
-inline __attribute__((always_inline)) Tile product(const real* KOKKOS_RESTRICT a0, const real* KOKKOS_RESTRICT a1, const real* KOKKOS_RESTRICT a2,
-                    const real* KOKKOS_RESTRICT a3, std::int64_t a_step, const real* KOKKOS_RESTRICT b,
-                    std::int64_t b_step, int K) {
+template <bool ReluA, bool ReluB, int Vectors>  // of 4 columns: 1, 2 or 3 for 4, 8 or 12 columns
+inline __attribute__((always_inline)) Tile product(const real* KOKKOS_RESTRICT a0, const real* KOKKOS_RESTRICT a1,
+                                                   const real* KOKKOS_RESTRICT a2, const real* KOKKOS_RESTRICT a3,
+                                                   std::int64_t a_step, const real* KOKKOS_RESTRICT b,
+                                                   std::int64_t b_step, int K) {
   v4 c0[3] = {}, c1[3] = {}, c2[3] = {}, c3[3] = {};
   for (int k = 0; k < K; ++k) {
     const std::int64_t ka = k * a_step;
@@ -107,7 +108,7 @@ inline __attribute__((always_inline)) Tile product(const real* KOKKOS_RESTRICT a
       x2 = kmath::relu(x2);
       x3 = kmath::relu(x3);
     }
-    for (int h = 0; h < Halves; ++h) {
+    for (int h = 0; h < Vectors; ++h) {
       v4 y = load(b + k * b_step + 4 * h);
       if (ReluB) y = relu(y);
       c0[h] += x0 * y;
@@ -118,13 +119,14 @@ inline __attribute__((always_inline)) Tile product(const real* KOKKOS_RESTRICT a
   }
   Tile t;
   for (int h = 0; h < 3; ++h) {
-    store(h < Halves ? c0[h] : v4{}, &t.c[0][4 * h]);
-    store(h < Halves ? c1[h] : v4{}, &t.c[1][4 * h]);
-    store(h < Halves ? c2[h] : v4{}, &t.c[2][4 * h]);
-    store(h < Halves ? c3[h] : v4{}, &t.c[3][4 * h]);
+    store(h < Vectors ? c0[h] : v4{}, &t.c[0][4 * h]);
+    store(h < Vectors ? c1[h] : v4{}, &t.c[1][4 * h]);
+    store(h < Vectors ? c2[h] : v4{}, &t.c[2][4 * h]);
+    store(h < Vectors ? c3[h] : v4{}, &t.c[3][4 * h]);
   }
   return t;
 }
+
 // acc += to_fixed(tile) (util/fixed_point.hpp) when every |value| * f.scale < 2^51: then
 // adding 1.5 * 2^52 rounds to an integer (ties to even, like to_fixed) whose bits are the
 // low bits of the sum, so the conversion is one add and one integer subtract per 4
