@@ -26,6 +26,24 @@ class MpiReducer final : public Reducer {
   void sum(const View1<double>& buf) override { reduce(buf, MPI_DOUBLE); }
   std::string name() const override { return "mpi"; }
 
+  void start_sum(const View1<std::int64_t>& buf) override {
+    if (pending_ != MPI_REQUEST_NULL) DUALNET_FAIL("MpiReducer: start_sum while a sum is in flight");
+    pending_buf_ = buf;
+    pending_host_ = Kokkos::create_mirror_view(buf);  // the same memory on host backends
+    Kokkos::deep_copy(pending_host_, buf);
+    if (buf.extent(0) == 0) return;
+    if (MPI_Iallreduce(MPI_IN_PLACE, pending_host_.data(), static_cast<int>(buf.extent(0)), MPI_INT64_T, MPI_SUM,
+                       comm_, &pending_) != MPI_SUCCESS)
+      DUALNET_FAIL("MPI_Iallreduce of " + std::to_string(buf.extent(0)) + " values failed");
+  }
+  void finish_sum() override {
+    if (pending_ != MPI_REQUEST_NULL && MPI_Wait(&pending_, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+      DUALNET_FAIL("MPI_Wait for an all-reduce failed");
+    if (pending_buf_.extent(0) > 0) Kokkos::deep_copy(pending_buf_, pending_host_);
+    pending_buf_ = View1<std::int64_t>();
+    pending_host_ = View1<std::int64_t>::HostMirror();
+  }
+
  private:
   template <class T>
   void reduce(const View1<T>& buf, MPI_Datatype type) {
@@ -38,6 +56,9 @@ class MpiReducer final : public Reducer {
     Kokkos::deep_copy(buf, host);
   }
   MPI_Comm comm_;
+  MPI_Request pending_ = MPI_REQUEST_NULL;  // the sum between start_sum and finish_sum
+  View1<std::int64_t> pending_buf_;
+  View1<std::int64_t>::HostMirror pending_host_;
 };
 
 }  // namespace

@@ -17,6 +17,12 @@ class Reducer {
   virtual ~Reducer() = default;
   virtual void sum(const View1<std::int64_t>& buf) = 0;
   virtual void sum(const View1<double>& buf) = 0;
+  // The same sum in two halves: between start_sum and finish_sum the caller may run work
+  // that does not touch buf (the trainer samples the next step's batch there), so a rank
+  // that is ahead does useful work instead of waiting. One sum in flight at a time.
+  // Default: all of it in start_sum.
+  virtual void start_sum(const View1<std::int64_t>& buf) { sum(buf); }
+  virtual void finish_sum() {}
   virtual std::string name() const = 0;
 };
 

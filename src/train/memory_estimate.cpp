@@ -22,7 +22,8 @@ std::int64_t estimate_memory_bytes(const Config& c, int world_size) {
   const double pairs = corr_full_enabled(c.corr_full, latents, neurons) ? latents * neurons : neurons;
   const double items = static_cast<double>(c.batch / std::max(1, world_size));
   const double rows = items * static_cast<double>(c.negatives + 2);
-  const double train = rows * (2.0 * neurons + leaves + latents / 8.0 + 2.0 * hid) + 4.0 * params;
+  // activations and dL/dh, two sample batches (this step's, the next one's), output buffers
+  const double train = rows * (2.0 * neurons + 2.0 * (leaves + latents / 8.0) + 2.0 * hid) + 4.0 * params;
   const double jac_bytes = std::min(64.0 * 1024 * 1024, static_cast<double>(c.eval_chunk) * latents * hid * hid * 8.0);
   const double chunk = std::max(1.0, jac_bytes / (latents * hid * hid * 8.0));
   const double eval = jac_bytes / 8.0 + chunk * (neurons + leaves + latents / 8.0) +

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <limits>
 #include <sstream>
+#include <utility>
 
 #include "io/metrics_file.hpp"
 #include "io/run_dir.hpp"
@@ -54,6 +55,7 @@ Trainer::Trainer(const Config& cfg, const World& world, const Checkpoint* resume
 
   const std::int64_t rows = local_items_ * views_;
   train_samples_.allocate(t, rows);
+  next_samples_.allocate(t, rows);
   train_act_.allocate(t, rows);
   dist_ = View2<real>("loss.dist", local_items_, views_ - 1);
   coef_ = View2<real>("loss.coef", local_items_, views_ - 1);
@@ -119,12 +121,22 @@ EvalResult Trainer::evaluate(std::int64_t epoch) {
 void Trainer::train_step(std::int64_t epoch, std::int64_t step) {
   const TreeShape& t = net_.tree;
   const std::int64_t rows = local_items_ * views_;
-  const std::int64_t first = stream_base(epoch, true) + step * cfg_.batch + world_.rank * local_items_;
   const std::int64_t n_params = t.n_params();
+  // This rank's items of a step: a pure function of (epoch, step), so a batch sampled ahead
+  // is the same batch.
+  const auto sample_step = [&](std::int64_t s, const SampleBatch& out) {
+    const std::int64_t first = stream_base(epoch, true) + s * cfg_.batch + world_.rank * local_items_;
+    sample_views(t, polarity_, static_cast<std::uint64_t>(cfg_.seed), static_cast<int>(cfg_.share_levels), first,
+                 local_items_, views_, out);
+  };
 
   timer_.start(kSample);
-  sample_views(t, polarity_, static_cast<std::uint64_t>(cfg_.seed), static_cast<int>(cfg_.share_levels), first,
-               local_items_, views_, train_samples_);
+  if (next_epoch_ == epoch && next_step_ == step) {
+    std::swap(train_samples_, next_samples_);
+  } else {
+    sample_step(step, train_samples_);
+  }
+  next_epoch_ = next_step_ = -1;
   timer_.start(kForward);
   forward(net_, params_, train_samples_.leaves, rows, train_act_);
   timer_.start(kLoss);
@@ -142,8 +154,18 @@ void Trainer::train_step(std::int64_t epoch, std::int64_t step) {
   backward(net_, params_, train_act_, grad_out_, rows, delta_);
   weight_gradient(net_, train_act_, train_samples_.leaves, delta_, rows, cfg_.micro_batch * views_, grad_,
                   n_params + 1);
+  // The gradient's all-reduce runs while this rank samples the next step's batch (which
+  // does not depend on the weights): a rank that is ahead works instead of waiting.
   timer_.start(kAllreduce);
-  reducer_->sum(grad_);
+  reducer_->start_sum(grad_);
+  if (step + 1 < steps_per_pass()) {
+    timer_.start(kSample);
+    sample_step(step + 1, next_samples_);
+    next_epoch_ = epoch;
+    next_step_ = step + 1;
+    timer_.start(kAllreduce);
+  }
+  reducer_->finish_sum();
   timer_.start(kUpdate);
   sgd_update(sgd_, params_, velocity_, grad_);
   record_loss(loss_, batch_sums_, grad_, n_params, step_losses_, step);

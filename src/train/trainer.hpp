@@ -68,6 +68,8 @@ class Trainer {
 
   // Training workspace, allocated once.
   SampleBatch train_samples_;
+  SampleBatch next_samples_;  // the batch of step (next_epoch_, next_step_), sampled ahead
+  std::int64_t next_epoch_ = -1, next_step_ = -1;
   Activations train_act_;
   View2<real> dist_, coef_, grad_out_, delta_;
   View1<real> item_loss_;

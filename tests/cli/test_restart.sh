@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Exact restart (the LBANN pattern), at 1 and 2 ranks:
-#   a run of 3 epochs, uninterrupted;
+#   a run of 8 epochs, uninterrupted (long enough that a signal sent after its second
+#   metrics row lands well before its end);
 #   the same run killed with SIGKILL in the middle of epoch 1, resumed to the end;
 #   the same run stopped with SIGUSR1 (Slurm's warning) mid-pass: every rank exits 0 after
 #   writing a checkpoint, and is resumed — on the other rank count;
-#   a finished 2-epoch run extended to 3 with resume= epochs=3.
+#   a finished 7-epoch run extended to 8 with resume= epochs=8.
 # All must give bit-identical metrics datasets and final weights.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cfg=(depth=4 hid=8 samples_per_pass=16384 batch=64 seed=11 epochs=3 momentum=0.5 checkpoint_every=1)
+cfg=(depth=4 hid=8 samples_per_pass=16384 batch=64 seed=11 epochs=8 momentum=0.5 checkpoint_every=1)
 
 # Waits until the run has a checkpoint and is well into a later epoch (>= 2 metrics rows
 # means the epoch-1 evaluation is written: the kill lands in epoch 1's pass or later).
@@ -55,8 +56,8 @@ for np in 1 2; do
 done
 
 echo "== extend a finished run"
-dualnet_np 1 train "${cfg[@]}" epochs=2 out="$work/short" >/dev/null
-dualnet_np 1 train resume="$work/short" epochs=3 >/dev/null
+dualnet_np 1 train "${cfg[@]}" epochs=7 out="$work/short" >/dev/null
+dualnet_np 1 train resume="$work/short" epochs=8 >/dev/null
 same_metrics "$work/full1" "$work/short"
 same_weights "$work/full1" "$work/short"
 echo "PASS: restart is exact at 1 and 2 ranks (SIGKILL, SIGUSR1, extension)"
