@@ -37,15 +37,26 @@ void SampleBatch::allocate(const TreeShape& tree, std::int64_t rows) {
   if (latent.extent(0) == static_cast<size_t>(rows)) return;
   latent = View2<std::uint8_t>("hltm.latent", rows, tree.n_latent);
   leaves = View2<real>("hltm.leaves", rows, tree.n_leaf);
+  keep_bound = View1<std::uint64_t>("hltm.keep_bound", tree.n_latent + tree.n_leaf);
 }
 
 void sample_views(const TreeShape& tree, const View1<real>& polarity, std::uint64_t seed, int share_levels,
                   std::int64_t first_item, std::int64_t items, int views, const SampleBatch& out) {
   const auto latent = out.latent;
   const auto leaves = out.leaves;
+  const auto keep = out.keep_bound;
   // Nodes before this index are shared by anchor and positive (levels < share_levels).
   const int shared_nodes = tree.level_start[share_levels];
   const int n_nodes = tree.n_latent + tree.n_leaf;
+  // A node keeps its parent's value with probability p = (1 + polarity) / 2 (the root is 1
+  // with p = 1/2): u = (x + 0.5) 2^-32 < p for the 32-bit draw x. Both sides scale by 2^32
+  // exactly, so that is x < ceil(p 2^32 - 0.5): the same decisions as comparing doubles,
+  // without converting every draw.
+  Kokkos::parallel_for("hltm::keep_bounds", range(n_nodes), KOKKOS_LAMBDA(const std::int64_t node) {
+    const double p = node == 0 ? 0.5 : 0.5 * (1.0 + polarity(node));
+    const double bound = kmath::ceil(p * 4294967296.0 - 0.5);
+    keep(node) = bound > 0.0 ? static_cast<std::uint64_t>(bound) : 0;
+  });
   Kokkos::parallel_for("hltm::sample_views", range(items * views), KOKKOS_LAMBDA(const std::int64_t row) {
     const std::int64_t item = row / views;
     const int view = static_cast<int>(row % views);
@@ -62,17 +73,14 @@ void sample_views(const TreeShape& tree, const View1<real>& polarity, std::uint6
         cached_group = group;
         cached_view = stream;
       }
-      const double u = to_unit(d.v[node & 3]);
-      std::uint8_t z;
-      if (node == 0) {
-        z = u < 0.5 ? 1 : 0;
-      } else {
+      const std::uint8_t below = d.v[node & 3] < keep(node) ? 1 : 0;
+      std::uint8_t z = below;  // the root
+      if (node > 0) {
         if (++sibling == tree.k) {
           sibling = 0;
           ++parent;
         }
-        const std::uint8_t zp = latent(row, parent);
-        z = (u < 0.5 * (1.0 + polarity(node))) ? zp : static_cast<std::uint8_t>(1 - zp);
+        z = latent(row, parent) ^ static_cast<std::uint8_t>(1 - below);  // keep the parent's value when below
       }
       if (node < tree.n_latent) latent(row, node) = z;
       else leaves(row, node - tree.n_latent) = static_cast<real>(z);

@@ -22,6 +22,9 @@ View1<real> root_correlations(const TreeShape& tree, const View1<real>& polarity
 struct SampleBatch {
   View2<std::uint8_t> latent;  // [rows][n_latent]
   View2<real> leaves;          // [rows][n_leaf]
+  // [node] sample_views' scratch: a node keeps its parent's value when its 32-bit draw is
+  // below this bound (the root: is 1 when below).
+  View1<std::uint64_t> keep_bound;
   void allocate(const TreeShape& tree, std::int64_t rows);
 };
 

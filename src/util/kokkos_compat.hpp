@@ -47,6 +47,7 @@ std::vector<double> host_vector(const V& v) {
 
 namespace kmath {
 #if KOKKOS_VERSION >= 40000
+using Kokkos::ceil;
 using Kokkos::fabs;
 using Kokkos::exp;
 using Kokkos::log;
@@ -54,6 +55,7 @@ using Kokkos::log1p;
 using Kokkos::nearbyint;
 using Kokkos::sqrt;
 #else
+using Kokkos::Experimental::ceil;
 using Kokkos::Experimental::fabs;
 using Kokkos::Experimental::exp;
 using Kokkos::Experimental::log;
