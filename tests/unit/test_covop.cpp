@@ -43,12 +43,6 @@ namespace {
 
 using dualnet_test::HostNet;
 
-template <class V>
-std::vector<double> flat(const V& v) {
-  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
-  return std::vector<double>(h.data(), h.data() + h.size());
-}
-
 NetworkShape small_net(bool bias, int depth = 3, int hid = 4) {
   NetworkShape net;
   net.tree = TreeShape(depth, 2, hid);
@@ -72,9 +66,9 @@ HostBatch run_batch(const NetworkShape& net, const View1<real>& params, std::int
   sample_views(t, pol, 11, 1, 0, items, views, s);
   forward(net, params, s.leaves, items * views, act);
   HostBatch b;
-  b.leaves = flat(s.leaves);
-  b.pre = flat(act.pre);
-  b.out = flat(act.out);
+  b.leaves = host_vector(s.leaves);
+  b.pre = host_vector(act.pre);
+  b.out = host_vector(act.out);
   auto z = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), s.latent);
   for (std::int64_t r = 0; r < items * views; ++r) b.root.push_back(z(r, 0));
   return b;
@@ -115,7 +109,7 @@ TEST(CovopIdentity, OutputIsKTransposeWAtEveryLevelOfABiasFreeNetwork) {
     const std::int64_t rows = 40;
     const HostBatch b = run_batch(net, params, rows, 1, s, act);
     const HostNet host(t.depth, t.k, t.hid, bias, false);
-    const std::vector<double> p = flat(params);
+    const std::vector<double> p = host_vector(params);
     double worst = 0.0, scale = 0.0;
     for (std::int64_t r = 0; r < rows; ++r)
       for (int l = 0; l < t.depth; ++l) {
@@ -162,7 +156,7 @@ TEST(CovopIdentity, SimpGradientIsTheDifferenceOfPairOperatorsOnAnyBatch) {
   auto hg = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), grad);
 
   const HostNet host(t.depth, t.k, t.hid, false, false);
-  const std::vector<double> p = flat(params);
+  const std::vector<double> p = host_vector(params);
   const size_t hid = static_cast<size_t>(t.hid);
   std::vector<double> expect(static_cast<size_t>(n_params), 0.0);
   for (int l = 0; l < t.depth; ++l)
@@ -344,7 +338,7 @@ TEST(CovopSpectrum, NodeSpectraAndAlignmentMatchTheDenseOperator) {
   View1<real> dv("delta", t.n_conn());
   double p0, p1;
   ev.class_mean_difference(dv, &p0, &p1);
-  const std::vector<double> delta = flat(dv), w = flat(params);
+  const std::vector<double> delta = host_vector(dv), w = host_vector(params);
   const int hid = t.hid;
   ASSERT_EQ(r.covop_eigenvalues.size(), static_cast<size_t>(t.n_latent * hid));
   {
@@ -359,7 +353,7 @@ TEST(CovopSpectrum, NodeSpectraAndAlignmentMatchTheDenseOperator) {
     covop_spectrum(
         t, gram, params, [&](std::int64_t first, const View1<real>& d) { ev.class_mean_difference(d, &q0, &q1, first); },
         values, alignment, 1);
-    const auto v = flat(values), a = flat(alignment);
+    const auto v = host_vector(values), a = host_vector(alignment);
     EXPECT_EQ(0, std::memcmp(v.data(), r.covop_eigenvalues.data(), v.size() * sizeof(double)));
     EXPECT_EQ(0, std::memcmp(a.data(), r.covop_alignment.data(), a.size() * sizeof(double)));
   }
@@ -555,7 +549,7 @@ TEST(CovopTraining, AlignmentGrowsForMostNodesOfTheLowestLevel) {
   }
   EXPECT_GT(2 * up, n) << up << " of " << n << " nodes of the lowest level gained alignment";
   // bias=false keeps the network bias-free through training (the theorem's setting).
-  const std::vector<double> p = flat(tr.params());
+  const std::vector<double> p = host_vector(tr.params());
   for (int mu = 0; mu < t.n_latent; ++mu)
     for (int j = 0; j < t.hid; ++j)
       EXPECT_EQ(p[static_cast<size_t>(t.param_offset(mu) + static_cast<std::int64_t>(t.hid) * t.in_size(mu) + j)], 0.0);
@@ -586,10 +580,10 @@ TEST(CovopMetrics, RowsCarryTheSpectrumAndAlignment) {
   const EvalResult r = tr.evaluate(0);
   const TreeShape& t = tr.network().tree;
   const std::string path = temp_dir("metrics") + "/metrics.h5";
-  create_metrics_file(path, cfg, t, flat(tr.polarity()), flat(root_correlations(t, tr.polarity())), 1);
+  create_metrics_file(path, cfg, t, host_vector(tr.polarity()), host_vector(root_correlations(t, tr.polarity())), 1);
   MetricsRow row;
   row.eval = &r;
-  row.weight_norm = flat(weight_norms(tr.network(), tr.params()));
+  row.weight_norm = host_vector(weight_norms(tr.network(), tr.params()));
   append_metrics_row(path, row);
   row.epoch = 1;
   append_metrics_row(path, row);
@@ -637,10 +631,10 @@ TEST(CovopCommand, WritesTheReportForAConfigAndForACheckpointRun) {
   c.epoch = 2;
   c.step = 0;
   NetworkShape net = small_net(false);
-  c.params = flat(init_params(net, 99));
+  c.params = host_vector(init_params(net, 99));
   c.velocity.assign(c.params.size(), 0.0);
   c.step_losses.assign(static_cast<size_t>(cfg.samples_per_pass / cfg.batch), 0.0);
-  c.polarity = flat(draw_polarities(net.tree, static_cast<std::uint64_t>(cfg.seed), cfg.delta_lower, cfg.delta_upper));
+  c.polarity = host_vector(draw_polarities(net.tree, static_cast<std::uint64_t>(cfg.seed), cfg.delta_lower, cfg.delta_upper));
   const std::string run = dir + "/run";
   write_checkpoint(run, c, 2);
   testing::internal::CaptureStdout();

@@ -32,14 +32,6 @@ std::string shape_name(const ::testing::TestParamInfo<Shape>& info) {
   return s.str();
 }
 
-template <class V>
-std::vector<double> flat(const V& v) {
-  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
-  std::vector<double> out(h.size());
-  for (size_t i = 0; i < h.size(); ++i) out[i] = static_cast<double>(h.data()[i]);
-  return out;
-}
-
 // |a - b| within tol relative to the largest |b| of the comparison (values near zero carry
 // the rounding of their larger neighbours).
 void expect_close(const std::vector<double>& got, const std::vector<double>& want, double tol, const char* what) {
@@ -89,7 +81,7 @@ TEST_P(KernelShapes, ForwardBackwardWeightGradientMatchHost) {
   View1<std::int64_t> grad("grad", P + 1);
   weight_gradient(net, act, s.leaves, delta, rows, kChunk, grad, P);
 
-  const auto p = flat(params), leaves = flat(s.leaves), go = flat(grad_out);
+  const auto p = host_vector(params), leaves = host_vector(s.leaves), go = host_vector(grad_out);
   std::vector<double> want_pre, want_delta, want_grad(static_cast<size_t>(P), 0.0);
   std::vector<double> pre, out, x;
   for (std::int64_t r = 0; r < rows; ++r) {
@@ -115,12 +107,12 @@ TEST_P(KernelShapes, ForwardBackwardWeightGradientMatchHost) {
       }
     }
   }
-  expect_close(flat(act.pre), want_pre, 1e-13, "pre-activations");
-  expect_close(flat(delta), want_delta, 1e-13, "dL/dh");
-  const auto g_fixed = flat(grad);
-  ASSERT_EQ(g_fixed[static_cast<size_t>(P)], 0) << "fixed-point overflow";
+  expect_close(host_vector(act.pre), want_pre, 1e-13, "pre-activations");
+  expect_close(host_vector(delta), want_delta, 1e-13, "dL/dh");
+  const auto g_fixed = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), grad);  // int64, exact
+  ASSERT_EQ(g_fixed(P), 0) << "fixed-point overflow";
   std::vector<double> g(static_cast<size_t>(P));
-  for (std::int64_t i = 0; i < P; ++i) g[static_cast<size_t>(i)] = from_fixed(static_cast<std::int64_t>(g_fixed[static_cast<size_t>(i)]));
+  for (std::int64_t i = 0; i < P; ++i) g[static_cast<size_t>(i)] = from_fixed(g_fixed(i));
   expect_close(g, want_grad, 1e-10, "weight gradient");
 }
 
@@ -149,7 +141,7 @@ TEST_P(KernelShapes, CovarianceOperatorClassMeansMatchHost) {
   double p0 = 0.0, p1 = 0.0;
   ev.class_mean_difference(delta, &p0, &p1);
 
-  const auto p = flat(params), leaves = flat(s.leaves);
+  const auto p = host_vector(params), leaves = host_vector(s.leaves);
   auto z = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), s.latent);
   std::vector<double> sum[2] = {std::vector<double>(static_cast<size_t>(t.n_conn()), 0.0),
                                 std::vector<double>(static_cast<size_t>(t.n_conn()), 0.0)};
@@ -176,7 +168,7 @@ TEST_P(KernelShapes, CovarianceOperatorClassMeansMatchHost) {
   std::vector<double> want(static_cast<size_t>(t.n_conn()));
   for (size_t e = 0; e < want.size(); ++e) want[e] = sum[0][e] / count[0] - sum[1][e] / count[1];
   // Fixed point at 2^-32 per block of 64 anchors: a few 1e-10 absolute.
-  expect_close(flat(delta), want, 1e-8, "class-mean difference of conn");
+  expect_close(host_vector(delta), want, 1e-8, "class-mean difference of conn");
 }
 
 INSTANTIATE_TEST_SUITE_P(TileEdges, KernelShapes,
