@@ -39,8 +39,8 @@ void Activations::allocate(const TreeShape& tree, std::int64_t rows) {
 }
 
 // One team per block of kTileRows rows: the block's activations stay in cache from the
-// leaves to the output. Each thread computes a 4-row x 8-neuron tile of a node from W_mu
-// transposed (model/tile_product.hpp).
+// leaves to the output. Each thread computes a node's tiles of 4 rows x up to 12 neurons
+// from W_mu transposed (model/tile_product.hpp).
 void forward(const NetworkShape& net, const View1<real>& params, const View2<real>& leaves, std::int64_t rows,
              const Activations& act) {
   const TreeShape t = net.tree;
@@ -123,7 +123,7 @@ void backward(const NetworkShape& net, const View1<real>& params, const Activati
     });
     team.team_barrier();
     // Top-down: each child pulls dL/dh from its parent through W_parent and its ReLU gate,
-    // 4 rows x 8 neurons per tile, one thread per node.
+    // 4 rows x up to 12 neurons per tile, one thread per node.
     for (int level = 1; level < t.depth; ++level) {
       const int first = t.level_start[level];
       Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level)), [&](const int i) {

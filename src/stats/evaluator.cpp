@@ -157,7 +157,8 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
 
   // Jacobians top-down, one team per block of 4 anchors: J_root = I; row a of J_c is
   // sum_j J_parent(a, j) W_parent(j, block c), then the ReLU gate of c closes columns. Row a
-  // of the four anchors' Jacobians is one 4 x 8 tile product (model/tile_product.hpp).
+  // of the four anchors' Jacobians is one tile product of 4 rows x up to 12 columns
+  // (model/tile_product.hpp).
   // An anchor's Jacobians live at row slot(anchor) of jac.
   const auto jac = jac_;
   const int b_tiles = node_col_tile_count(hid);
