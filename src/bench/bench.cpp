@@ -15,6 +15,8 @@
 #include "io/metrics_file.hpp"
 #include "train/trainer.hpp"
 #include "util/error.hpp"
+#include "util/regular_file.hpp"
+#include "util/text.hpp"
 
 namespace dualnet {
 namespace {
@@ -113,10 +115,22 @@ Result measure(const std::string& name, const Config& cfg, const World& world, s
   return r;
 }
 
+// A whole decimal number in [1, max]; "10x" or "1e3" is refused (std::stoll read a prefix).
+std::int64_t positive_integer(const std::string& key, const std::string& value, std::int64_t max) {
+  const bool digits = !value.empty() && value.size() <= 18 &&
+                      value.find_first_not_of("0123456789") == std::string::npos;
+  const std::int64_t x = digits ? std::stoll(value) : 0;
+  if (x < 1 || x > max)
+    throw UsageError("bench: " + key + " must be an integer in [1, " + std::to_string(max) + "], got '" + echo(value) +
+                     "'", true);
+  return x;
+}
+
 }  // namespace
 
 int bench_command(const std::vector<std::string>& args, const World& world) {
   std::string suite = "default", json;
+  bool json_given = false;
   std::int64_t steps = 300, anchors = 16384;
   std::vector<std::string> overrides;
   for (const auto& a : args) {
@@ -126,19 +140,18 @@ int bench_command(const std::vector<std::string>& args, const World& world) {
     }
     const auto eq = a.find('=');
     const std::string key = a.substr(0, eq), value = eq == std::string::npos ? "" : a.substr(eq + 1);
-    try {
-      if (key == "suite") suite = value;
-      else if (key == "steps") steps = std::stoll(value);
-      else if (key == "anchors") anchors = std::stoll(value);
-      else if (key == "json") json = value;
-      else overrides.push_back(a);
-    } catch (const std::exception&) {
-      throw UsageError("bench: " + key + " must be a positive integer, got '" + value + "'", true);
-    }
+    if (key == "suite") suite = value;
+    else if (key == "steps") steps = positive_integer(key, value, 1000000000);
+    else if (key == "anchors") anchors = positive_integer(key, value, std::int64_t(1) << 40);
+    else if (key == "json") json = value, json_given = true;
+    else overrides.push_back(a);
   }
   if (suite != "default" && suite != "depth" && suite != "reference")
-    throw UsageError("bench: suite must be default, reference or depth", true);
-  if (steps < 1 || anchors < 1) throw UsageError("bench: steps and anchors must be positive", true);
+    throw UsageError("bench: suite must be default, reference or depth, got '" + echo(suite) + "'", true);
+  // The JSON file is checked before the benchmark runs, not refused after it.
+  on_all_ranks(world, [&] {
+    if (json_given && world.root()) check_output_file(json, "bench: json file");
+  });
 
   std::vector<std::pair<std::string, std::vector<std::string>>> plan;
   if (suite == "reference") {
@@ -148,18 +161,20 @@ int bench_command(const std::vector<std::string>& args, const World& world) {
   } else {
     for (int d = 5; d <= 10; ++d) plan.push_back({"depth" + std::to_string(d), {"depth=" + std::to_string(d)}});
   }
+  // Every configuration is checked before the first measurement.
+  std::vector<Config> configs(plan.size());
+  on_all_ranks(world, [&] {
+    for (size_t i = 0; i < plan.size(); ++i) {
+      std::vector<std::string> all = plan[i].second;
+      all.insert(all.end(), overrides.begin(), overrides.end());
+      configs[i] = parse_config("", all);
+      validate(configs[i], world.size);
+    }
+  });
   const double peak = measure_peak_flops_per_core();
   std::vector<Result> results;
-  for (const auto& entry : plan) {
-    const std::string& name = entry.first;
-    Config cfg;
-    on_all_ranks(world, [&] {
-      std::vector<std::string> all = entry.second;
-      all.insert(all.end(), overrides.begin(), overrides.end());
-      cfg = parse_config("", all);
-      validate(cfg, world.size);
-    });
-    results.push_back(measure(name, cfg, world, steps, anchors));
+  for (size_t i = 0; i < plan.size(); ++i) {
+    results.push_back(measure(plan[i].first, configs[i], world, steps, anchors));
     if (world.root()) {
       const Result& r = results.back();
       std::printf("%-10s %7lld latents %9lld params  train %10.0f samples/s (%5.2f GFLOP/s/rank, %4.1f%% of peak)  "
@@ -193,9 +208,9 @@ int bench_command(const std::vector<std::string>& args, const World& world) {
   }
   j << "\n  ]\n}\n";
   std::printf("\n%s", j.str().c_str());
-  if (!json.empty()) {
+  if (json_given) {
     std::FILE* f = std::fopen(json.c_str(), "w");
-    if (!f) throw UsageError("bench: cannot write '" + json + "'", true);
+    if (!f) throw RuntimeError("bench: cannot write '" + echo(json, 200) + "'", true);
     std::fputs(j.str().c_str(), f);
     std::fclose(f);
   }

@@ -1,8 +1,12 @@
 #include "config/config.hpp"
 
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
-#include <fstream>
+#include <cstdio>
+#include <cstdlib>
 #include <iomanip>
 #include <limits>
 #include <map>
@@ -10,6 +14,8 @@
 #include <toml.hpp>
 
 #include "util/error.hpp"
+#include "util/regular_file.hpp"
+#include "util/text.hpp"
 
 namespace dualnet {
 namespace {
@@ -67,10 +73,20 @@ const std::vector<KeySpec>& config_keys() {
 
 namespace {
 
+// Free-form strings (paths) longer than this cannot name a file (PATH_MAX).
+constexpr std::size_t kMaxStringBytes = 4096;
+constexpr std::size_t kMaxRunIdBytes = 256;
+// toml11 parses arrays and inline tables recursively: a deep nesting overflows the stack.
+constexpr int kMaxNesting = 32;
+
 const KeySpec& find_key(const std::string& name, const std::string& origin) {
   for (const auto& k : config_keys())
     if (name == k.name) return k;
-  throw UsageError(origin + ": unknown key '" + name + "' (see 'dualnet train --help' for the keys)");
+  throw UsageError(origin + ": unknown key '" + echo(name) + "' (see 'dualnet train --help' for the keys)");
+}
+
+bool is_free_string(const KeySpec& k) {
+  return std::holds_alternative<std::string Config::*>(k.field) && k.choices.empty();
 }
 
 std::string allowed_text(const KeySpec& k) {
@@ -92,7 +108,9 @@ std::string allowed_text(const KeySpec& k) {
     }
     std::string operator()(bool Config::*) const { return "true or false"; }
     std::string operator()(std::string Config::*) const {
-      if (k.choices.empty()) return "a string";
+      if (k.choices.empty())
+        return std::string(std::string(k.name) == "resume" ? "a string" : "a non-empty string") +
+               " of at most " + std::to_string(kMaxStringBytes) + " bytes of UTF-8 without control characters";
       std::string s = "one of ";
       for (size_t i = 0; i < k.choices.size(); ++i) s += (i ? "|" : "") + k.choices[i];
       return s;
@@ -101,35 +119,124 @@ std::string allowed_text(const KeySpec& k) {
   return std::visit(Visitor{k}, k.field);
 }
 
+// A TOML basic string that reads back as exactly `s` (control characters, which the
+// setters refuse, are still escaped so that the text stays one valid line).
+std::string toml_quote(const std::string& s) {
+  std::string out = "\"";
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20 || c == 0x7F) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04X", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+std::string double_text(double x) {
+  if (x == 0.0) x = 0.0;  // -0.0 reads back as a different text: store +0.0
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof buf, x);  // shortest text that reads back exactly
+  std::string t(buf, res.ptr);
+  if (t.find_first_of(".eEin") == std::string::npos) t += ".0";  // keep it a TOML float
+  return t;
+}
+
 std::string value_text(const Config& cfg, const KeySpec& k) {
   struct Visitor {
     const Config& c;
     std::string operator()(std::int64_t Config::*f) const { return std::to_string(c.*f); }
-    std::string operator()(double Config::*f) const {
-      char buf[64];
-      const auto res = std::to_chars(buf, buf + sizeof buf, c.*f);  // shortest exact text
-      std::string t(buf, res.ptr);
-      if (t.find_first_of(".eEin") == std::string::npos) t += ".0";  // keep it a TOML float
-      return t;
-    }
+    std::string operator()(double Config::*f) const { return double_text(c.*f); }
     std::string operator()(bool Config::*f) const { return c.*f ? "true" : "false"; }
-    std::string operator()(std::string Config::*f) const {
-      std::ostringstream s;
-      s << std::quoted(c.*f);
-      return s.str();
-    }
+    std::string operator()(std::string Config::*f) const { return toml_quote(c.*f); }
   };
   return std::visit(Visitor{cfg}, k.field);
 }
 
-// Sets one key from a parsed TOML value; `raw` is the user's text for messages.
+// The text of a scalar value as it stood in the TOML source ("" if unknown). Scalars other
+// than multi-line strings sit on one line.
+std::string token_of(const toml::value& v) {
+  const auto loc = v.location();
+  const std::string& line = loc.line_str();
+  if (loc.column() < 1 || loc.column() - 1 + loc.region() > line.size()) return "";
+  return line.substr(loc.column() - 1, loc.region());
+}
+
+// What toml11 hides: it clamps decimal and hexadecimal integers beyond 64 bits to the
+// limits and wraps binary ones; it turns float overflow into +-DBL_MAX and underflow into 0
+// or a subnormal. The token is read again here. "" when the number is representable.
+std::string number_problem(const toml::value& v) {
+  std::string tok = token_of(v);
+  tok.erase(std::remove(tok.begin(), tok.end(), '_'), tok.end());
+  if (tok.empty()) return "";
+  if (v.is_integer()) {
+    std::size_t i = 0;
+    const bool negative = tok[0] == '-';
+    if (tok[0] == '-' || tok[0] == '+') ++i;
+    unsigned base = 10;
+    if (tok.size() > i + 1 && tok[i] == '0' && (tok[i + 1] == 'x' || tok[i + 1] == 'o' || tok[i + 1] == 'b')) {
+      base = tok[i + 1] == 'x' ? 16 : tok[i + 1] == 'o' ? 8 : 2;
+      i += 2;
+    }
+    const unsigned long long limit = negative ? 9223372036854775808ull : 9223372036854775807ull;
+    unsigned long long x = 0;
+    for (; i < tok.size(); ++i) {
+      const char ch = static_cast<char>(std::tolower(static_cast<unsigned char>(tok[i])));
+      const unsigned d = std::isdigit(static_cast<unsigned char>(ch)) ? static_cast<unsigned>(ch - '0')
+                                                                       : static_cast<unsigned>(ch - 'a' + 10);
+      if (d >= base) return "";  // not an integer token after all: leave it to toml11
+      if (x > (limit - d) / base) return "beyond the 64-bit integer range";
+      x = x * base + d;
+    }
+    return "";
+  }
+  if (v.is_floating()) {
+    if (tok.find_first_of("in") != std::string::npos) return "";  // inf, nan: refused as not finite
+    errno = 0;
+    const double x = std::strtod(tok.c_str(), nullptr);
+    const bool overflow = std::isinf(x) || (errno == ERANGE && std::fabs(x) >= 1.0);
+    if (overflow) return "beyond the range of a double, magnitude at most 1.7976931348623157e+308";
+    const auto mantissa_end = tok.find_first_of("eE");
+    const bool nonzero_text = tok.substr(0, mantissa_end).find_first_of("123456789") != std::string::npos;
+    if (nonzero_text && std::fabs(x) < std::numeric_limits<double>::min())
+      return "too close to zero for a double: nonzero magnitudes from 2.2250738585072014e-308";
+    return "";
+  }
+  return "";
+}
+
+std::string type_name(const toml::value& v) {
+  if (v.is_array()) return "an array";
+  if (v.is_table()) return "a table";
+  if (v.is_local_date() || v.is_local_time() || v.is_local_datetime() || v.is_offset_datetime())
+    return "a date/time";
+  return "";
+}
+
+// Sets one key from a parsed TOML value; `raw` is the user's text for messages ("" when the
+// value comes from a file: the value's own token is shown).
 void set_key(Config& cfg, const KeySpec& k, const toml::value& v, const std::string& raw,
              const std::string& origin) {
-  const auto bad = [&]() {
-    return UsageError(origin + ": key '" + std::string(k.name) + "' must be " + allowed_text(k) + ", got '" + raw + "'");
+  const auto bad = [&](const std::string& why = "") {
+    std::string got;
+    const std::string type = type_name(v);
+    if (!raw.empty() || v.is_string()) got = "'" + echo(raw.empty() ? v.as_string().str : raw) + "'";
+    else if (type.empty()) got = "'" + echo(token_of(v)) + "'";
+    if (!type.empty()) got += got.empty() ? type : " (" + type + ")";
+    if (got.empty()) got = "''";
+    return UsageError(origin + ": key '" + std::string(k.name) + "' must be " + allowed_text(k) + ", got " + got +
+                      (why.empty() ? "" : " (" + why + ")"));
   };
   if (auto f = std::get_if<std::int64_t Config::*>(&k.field)) {
     if (!v.is_integer()) throw bad();
+    const std::string problem = number_problem(v);
+    if (!problem.empty()) throw bad(problem);
     const auto x = v.as_integer();
     if (static_cast<double>(x) < k.min || static_cast<double>(x) > k.max) throw bad();
     cfg.**f = x;
@@ -138,7 +245,10 @@ void set_key(Config& cfg, const KeySpec& k, const toml::value& v, const std::str
     if (v.is_floating()) x = v.as_floating();
     else if (v.is_integer()) x = static_cast<double>(v.as_integer());
     else throw bad();
+    const std::string problem = number_problem(v);
+    if (!problem.empty()) throw bad(problem);
     if (!std::isfinite(x) || x < k.min || x > k.max) throw bad();
+    if (x == 0.0) x = 0.0;  // -0.0 -> +0.0: equal values must store equal texts
     cfg.**f = x;
   } else if (auto f = std::get_if<bool Config::*>(&k.field)) {
     if (!v.is_boolean()) throw bad();
@@ -152,10 +262,28 @@ void set_key(Config& cfg, const KeySpec& k, const toml::value& v, const std::str
       bool ok = false;
       for (const auto& c : k.choices) ok = ok || (c == s);
       if (!ok) throw bad();
+    } else {
+      const std::string problem = string_value_problem(s);
+      if (!problem.empty()) throw bad(problem);
+      if (s.size() > kMaxStringBytes) throw bad(std::to_string(s.size()) + " bytes");
     }
     if (s.empty() && std::string(k.name) != "resume") throw bad();  // resume="" means: a new run
     cfg.**f = s;
   }
+}
+
+void set_run_id(Config& cfg, const toml::value& v, const std::string& origin) {
+  const std::string allowed = "run_id must be a string of at most " + std::to_string(kMaxRunIdBytes) +
+                              " bytes of UTF-8 without control characters";
+  if (!v.is_string()) {
+    const std::string type = type_name(v);
+    throw UsageError(origin + ": " + allowed + ", got " + (type.empty() ? "'" + echo(token_of(v)) + "'" : type));
+  }
+  const std::string& s = v.as_string().str;
+  std::string problem = string_value_problem(s);
+  if (problem.empty() && s.size() > kMaxRunIdBytes) problem = std::to_string(s.size()) + " bytes";
+  if (!problem.empty()) throw UsageError(origin + ": " + allowed + ", got '" + echo(s) + "' (" + problem + ")");
+  cfg.run_id = s;
 }
 
 std::string first_line(const std::string& s) {
@@ -163,20 +291,62 @@ std::string first_line(const std::string& s) {
   // toml11 prefixes its messages with "[error] ".
   const std::string tag = "[error] ";
   if (line.rfind(tag, 0) == 0) line = line.substr(tag.size());
-  return line;
+  return echo(line, 200);
+}
+
+// Deepest nesting of arrays and inline tables (and [[table]] headers) outside strings and
+// comments, read without parsing: toml11 would overflow the stack on a deep one.
+int nesting_depth(const std::string& text) {
+  int depth = 0, deepest = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '#') {
+      i = text.find('\n', i);
+      if (i == std::string::npos) break;
+    } else if (c == '"' || c == '\'') {
+      const bool multi = text.compare(i, 3, std::string(3, c)) == 0;
+      const std::string close = multi ? std::string(3, c) : std::string(1, c);
+      std::size_t j = i + close.size();
+      for (; j < text.size(); ++j) {
+        if (c == '"' && text[j] == '\\') { ++j; continue; }
+        if (!multi && text[j] == '\n') break;
+        if (text.compare(j, close.size(), close) == 0) break;
+      }
+      i = j + close.size() - 1;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
 }
 
 void apply_table(Config& cfg, const toml::value& root, const std::string& origin) {
   if (!root.is_table()) throw UsageError(origin + ": expected a TOML table of keys");
-  for (const auto& [name, value] : root.as_table()) {
-    const KeySpec& k = find_key(name, origin);
-    std::ostringstream raw;
-    raw << value;
-    set_key(cfg, k, value, raw.str(), origin);
+  // In name order: the same file always gives the same first error.
+  std::map<std::string, const toml::value*> sorted;
+  for (const auto& [name, value] : root.as_table()) sorted[name] = &value;
+  for (const auto& [name, value] : sorted) {
+    if (name == "run_id") {
+      set_run_id(cfg, *value, origin);
+      continue;
+    }
+    set_key(cfg, find_key(name, origin), *value, "", origin);
   }
 }
 
 toml::value parse_toml_text(const std::string& text, const std::string& origin) {
+  // Binary data is refused before toml11 sees it (its messages would echo the bytes).
+  const std::size_t nul = text.find('\0');
+  if (nul != std::string::npos)
+    throw UsageError(origin + " is not a TOML text file: a NUL byte at byte " + std::to_string(nul + 1));
+  const std::size_t bad = invalid_utf8_at(text);
+  if (bad != std::string::npos)
+    throw UsageError(origin + " is not a TOML text file: invalid UTF-8 at byte " + std::to_string(bad + 1));
+  if (nesting_depth(text) > kMaxNesting)
+    throw UsageError(origin + ": malformed TOML: arrays or tables nested more than " + std::to_string(kMaxNesting) +
+                     " deep");
   std::istringstream in(text);
   try {
     return toml::parse(in, origin);
@@ -188,40 +358,66 @@ toml::value parse_toml_text(const std::string& text, const std::string& origin) 
   }
 }
 
+void apply_overrides(Config& cfg, const std::vector<std::string>& overrides) {
+  for (const auto& ov : overrides) {
+    const auto eq = ov.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw UsageError("argument '" + echo(ov) + "' is not of the form key=value");
+    const std::string name = ov.substr(0, eq);
+    const std::string raw = ov.substr(eq + 1);
+    if (name == "run_id")
+      throw UsageError("command line: run_id is assigned by dualnet; it cannot be set (start a new run for a new "
+                       "run_id, or resume=RUN to continue one)");
+    const KeySpec& k = find_key(name, "command line");
+    // Values are TOML (depth=5, lr=1e-2, bias=false, out="a b"); bare words are strings (loss=simp).
+    toml::value v;
+    bool parsed = false;
+    if (nesting_depth(raw) <= kMaxNesting && raw.find('\0') == std::string::npos &&
+        invalid_utf8_at(raw) == std::string::npos) {
+      try {
+        std::istringstream in("v = " + raw);
+        v = toml::parse(in, "override").at("v");
+        parsed = true;
+      } catch (const std::exception&) {
+      }
+    }
+    if (!parsed) v = toml::value(raw);
+    set_key(cfg, k, v, raw, "command line");
+  }
+}
+
 }  // namespace
 
 std::string Config::to_toml() const {
   std::string s;
+  if (!run_id.empty()) s += "run_id = " + toml_quote(run_id) + "\n";
   for (const auto& k : config_keys()) s += std::string(k.name) + " = " + value_text(*this, k) + "\n";
   return s;
 }
 
+std::string Config::to_stored_toml() const {
+  Config stored = *this;
+  stored.overwrite = false;
+  stored.resume = "";
+  return "# dualnet run config; reuse it as a template with: dualnet train THIS_FILE out=NEW_DIR "
+         "(run_id is then assigned anew; overwrite and resume are off)\n" +
+         stored.to_toml();
+}
+
 Config parse_config(const std::string& toml_path, const std::vector<std::string>& overrides, const Config& base) {
+  if (!toml_path.empty()) return parse_config_file(toml_path, overrides, base);
   Config cfg = base;
-  if (!toml_path.empty()) {
-    std::ifstream in(toml_path, std::ios::binary);
-    if (!in) throw UsageError("config file '" + toml_path + "' cannot be read (missing or not readable)");
-    std::stringstream text;
-    text << in.rdbuf();
-    apply_table(cfg, parse_toml_text(text.str(), toml_path), "config file '" + toml_path + "'");
-  }
-  for (const auto& ov : overrides) {
-    const auto eq = ov.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw UsageError("argument '" + ov + "' is not of the form key=value");
-    const std::string name = ov.substr(0, eq);
-    const std::string raw = ov.substr(eq + 1);
-    const KeySpec& k = find_key(name, "command line");
-    // Values are TOML (depth=5, lr=1e-2, bias=false, out="a b"); bare words are strings (loss=simp).
-    toml::value v;
-    try {
-      std::istringstream in("v = " + raw);
-      v = toml::parse(in, "override").at("v");
-    } catch (const std::exception&) {
-      v = toml::value(raw);
-    }
-    set_key(cfg, k, v, raw, "command line");
-  }
+  apply_overrides(cfg, overrides);
+  return cfg;
+}
+
+Config parse_config_file(const std::string& toml_path, const std::vector<std::string>& overrides,
+                         const Config& base) {
+  Config cfg = base;
+  const std::string text = read_regular_file(toml_path, "config file", kMaxConfigFileBytes);
+  const std::string origin = "config file '" + echo(toml_path, 200) + "'";
+  apply_table(cfg, parse_toml_text(text, origin), origin);
+  apply_overrides(cfg, overrides);
   return cfg;
 }
 
@@ -233,6 +429,18 @@ Config config_from_toml_text(const std::string& text, const std::string& origin)
 
 void validate(const Config& c, int world_size) {
   const auto fail = [](const std::string& m) { throw UsageError(m); };
+  // Paths and the run id: a Config can also be built in code, so the setters' checks repeat.
+  for (const auto& k : config_keys()) {
+    if (!is_free_string(k)) continue;
+    const std::string& s = c.*std::get<std::string Config::*>(k.field);
+    const std::string problem = string_value_problem(s);
+    if (!problem.empty() || s.size() > kMaxStringBytes || (s.empty() && std::string(k.name) != "resume"))
+      fail("key '" + std::string(k.name) + "' must be " + allowed_text(k) + ", got '" + echo(s) + "'" +
+           (problem.empty() ? "" : " (" + problem + ")"));
+  }
+  std::string id_problem = string_value_problem(c.run_id);
+  if (id_problem.empty() && c.run_id.size() > kMaxRunIdBytes) id_problem = "is longer than 256 bytes";
+  if (!id_problem.empty()) fail("run_id '" + echo(c.run_id) + "' " + id_problem);
   if (c.delta_lower > c.delta_upper)
     fail("delta_lower (" + value_text(c, find_key("delta_lower", "")) + ") must not exceed delta_upper (" +
          value_text(c, find_key("delta_upper", "")) + ")");
@@ -275,6 +483,8 @@ std::string config_help() {
     s << "  " << std::setw(20) << k.name << std::setw(14) << value_text(defaults, k) << " " << allowed_text(k)
       << "\n" << std::setw(37) << "" << k.help << "\n";
   }
+  s << "\nA run's saved config.toml also holds run_id, which dualnet assigns to each new run; it\n"
+       "cannot be set. Such a file is a template for a new run: dualnet train config.toml out=NEW_DIR\n";
   return s.str();
 }
 

@@ -2,6 +2,7 @@
 // The run configuration: one struct, one table of keys (name, type, range, meaning),
 // filled from an optional TOML file and then from key=value overrides on the command line.
 // Every value is validated before any work starts; problems are UsageError (exit 2).
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <variant>
@@ -10,6 +11,11 @@
 namespace dualnet {
 
 struct Config {
+  // The run's identity, assigned by dualnet when a run is created ("" until then). Not a
+  // key users set: it is kept out of config_keys(), refused on the command line, read from
+  // a config file (a saved config.toml used as a template: the caller decides) and ignored
+  // by science_difference().
+  std::string run_id;
   // HLTM (SPEC §1-2)
   std::int64_t depth = 5;
   std::int64_t num_children = 2;
@@ -46,8 +52,13 @@ struct Config {
   double checkpoint_seconds = 0.0;
   std::int64_t keep_checkpoints = 2;
 
-  // Resolved config as TOML text (every key, one per line, in table order).
+  // Resolved config as TOML text (`run_id = "..."` first when set, then every key, one per
+  // line, in table order). config_from_toml_text(to_toml()) gives back this config exactly.
   std::string to_toml() const;
+  // The text saved with a run (config.toml, checkpoints, metrics): to_toml() with
+  // overwrite = false and resume = "", after a comment line, so that re-running a saved
+  // config can never overwrite or resume anything by accident.
+  std::string to_stored_toml() const;
 };
 
 // One configurable key. `field` points into Config; min/max bound numbers (inclusive);
@@ -70,6 +81,15 @@ const std::vector<KeySpec>& config_keys();
 // Throws UsageError naming the key and what is allowed.
 Config parse_config(const std::string& toml_path, const std::vector<std::string>& overrides,
                     const Config& base = Config());
+
+// The same for a config file the user named: `toml_path` is always read, so an empty path
+// is refused like a missing file, a directory or a FIFO (read_regular_file). A run_id in
+// the file is kept in the result's run_id (the file may be a run's saved config.toml).
+Config parse_config_file(const std::string& toml_path, const std::vector<std::string>& overrides,
+                         const Config& base = Config());
+
+// Largest config file read (bytes).
+constexpr std::size_t kMaxConfigFileBytes = 1 << 20;
 
 // Reads a config back from the TOML text that to_toml() wrote (checkpoints, metrics files).
 Config config_from_toml_text(const std::string& text, const std::string& origin);
