@@ -2,9 +2,11 @@
 // Checkpoints: <out>/checkpoints/ckpt-e<epoch>-s<step>.h5 plus a `latest` file naming the
 // newest. A checkpoint is the whole state of a run at a step boundary: the resolved config,
 // weights, optimiser state, the position (epoch, step; the sample stream is a function of
-// it), the losses of the pass so far, and the polarities. Written by rank 0: temporary
-// name, flushed, fsync'd and closed, renamed, then `latest` replaced the same way; so a
-// crash mid-write never damages an earlier checkpoint. Every dataset carries a checksum.
+// it), the losses of the pass so far, and the polarities. Written by rank 0 as a sealed file
+// (io/sealed_file.hpp: kind "checkpoint", a SHA-256 over the whole file): temporary name,
+// fsync'd, renamed, then `latest` replaced the same way; so a crash or a full disk mid-write
+// never damages an earlier checkpoint. Read only after the seal is checked: a damaged or
+// foreign file is refused before HDF5 sees a byte of it.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -14,7 +16,9 @@
 namespace dualnet {
 
 constexpr const char* kCheckpointFormat = "dualnet-checkpoint";
-constexpr std::int64_t kCheckpointFormatVersion = 1;
+// 2: sealed (version 1 files, unsealed with a checksum per dataset, are refused).
+constexpr std::int64_t kCheckpointFormatVersion = 2;
+constexpr const char* kCheckpointKind = "checkpoint";  // the seal's kind
 
 // Position: the evaluation of `epoch` is in metrics.h5 (rows 0..epoch), and training steps
 // [0, step) of that epoch's pass are done.
@@ -28,16 +32,19 @@ struct Checkpoint {
   std::vector<double> velocity;
   std::vector<double> step_losses;  // [steps per pass], the first `step` are valid
   std::vector<double> polarity;     // [latents + leaves]
+  std::vector<double> row_params;   // the weights of metrics row `epoch` (for the next row's weight_change)
 };
 
 std::string checkpoint_dir(const std::string& run_dir);
 
 // Writes the checkpoint atomically, updates `latest`, keeps the newest `keep`.
-// Returns the checkpoint's path.
+// Returns the checkpoint's path. A failure (a full disk) is one RuntimeError line; the
+// earlier checkpoints and `latest` are then unchanged and no temporary file is left.
 std::string write_checkpoint(const std::string& run_dir, const Checkpoint& c, std::int64_t keep);
 
 // `where` is a run directory (its checkpoints/latest is used) or a checkpoint file.
-// Throws UsageError with one line naming the file and the problem.
+// Throws UsageError with one line naming the file and the problem. `latest` must name a
+// checkpoint (ckpt-e<epoch>-s<step>.h5) that resolves inside <run>/checkpoints.
 Checkpoint read_checkpoint(const std::string& where);
 
 // The run directory a checkpoint path belongs to.

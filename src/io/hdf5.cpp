@@ -2,20 +2,62 @@
 
 #include <H5DSpublic.h>
 
+#include <cstdlib>
+#include <cstring>
+#include <new>
 #include <utility>
 
+#include "io/sealed_file.hpp"
 #include "util/error.hpp"
 
 namespace dualnet::h5 {
 namespace {
 
+// HDF5's messages may hold line breaks; dualnet's errors are one line.
+std::string flatten(std::string text) {
+  for (char& c : text)
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+  return text;
+}
+
+// Why the last HDF5 call failed, from its error stack: the system's words where a system
+// call failed ("errno = 28" in the driver's message: "No space left on device"), else the
+// innermost HDF5 message.
+std::string error_reason() {
+  struct Found {
+    int err = 0;
+    std::string innermost;
+  } found;
+  const auto visit = [](unsigned, const H5E_error2_t* e, void* data) -> herr_t {
+    auto* f = static_cast<Found*>(data);
+    if (e->desc != nullptr) {
+      if (const char* p = std::strstr(e->desc, "errno = "); p != nullptr && f->err == 0) f->err = std::atoi(p + 8);
+      f->innermost = e->desc;
+    }
+    return 0;
+  };
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, visit, &found);
+  if (found.err > 0) return std::strerror(found.err);
+  return found.innermost.empty() ? std::string("HDF5 error") : flatten(found.innermost);
+}
+
 hid_t check(hid_t id, const std::string& what) {
-  if (id < 0) throw RuntimeError("HDF5: " + what + " failed");
+  if (id < 0) {
+    const std::string why = error_reason();
+    throw IoError("HDF5: " + what + " failed: " + why, why);
+  }
   return id;
 }
 
-void check_status(herr_t rc, const std::string& what) {
-  if (rc < 0) throw RuntimeError("HDF5: " + what + " failed");
+void check_status(herr_t rc, const std::string& what) { check(rc < 0 ? -1 : 0, what); }
+
+// File access in memory: the core driver without a backing store (HDF5 does no file I/O),
+// and a close that closes every object of the file, so nothing outlives it.
+Handle memory_access() {
+  Handle fapl(check(H5Pcreate(H5P_FILE_ACCESS), "file access properties"));
+  check_status(H5Pset_fapl_core(fapl.id(), 1 << 20, 0), "in-memory driver");
+  check_status(H5Pset_fclose_degree(fapl.id(), H5F_CLOSE_STRONG), "file close degree");
+  return fapl;
 }
 
 std::string object_name(const Handle& obj) {
@@ -64,7 +106,86 @@ Handle open_file(const std::string& path, bool writable) {
 
 bool is_hdf5(const std::string& path) { return H5Fis_hdf5(path.c_str()) > 0; }
 
+Handle create_sealable_file(const std::string& name) {
+  Handle fcpl(check(H5Pcreate(H5P_FILE_CREATE), "file creation properties"));
+  check_status(H5Pset_userblock(fcpl.id(), kSealBytes), "user block");
+  Handle fapl = memory_access();
+  return Handle(check(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, fcpl.id(), fapl.id()), "creating " + name));
+}
+
+Handle open_image(const std::string& name, const std::vector<char>& bytes, bool writable) {
+  Handle fapl = memory_access();
+  check_status(H5Pset_file_image(fapl.id(), const_cast<char*>(bytes.data()), bytes.size()), "file image");  // copied
+  // HDF5 refuses to open an image under the name of a file that exists on disk.
+  const std::string image_name = name + "#in-memory";
+  return Handle(
+      check(H5Fopen(image_name.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl.id()), "opening " + name));
+}
+
+std::vector<char> file_image(const Handle& file) {
+  check_status(H5Fflush(file.id(), H5F_SCOPE_LOCAL), "flushing file");
+  const ssize_t n = H5Fget_file_image(file.id(), nullptr, 0);
+  check(n < 0 ? -1 : 0, "sizing file image");
+  std::vector<char> bytes(static_cast<size_t>(n));
+  check(H5Fget_file_image(file.id(), bytes.data(), bytes.size()) != n ? -1 : 0, "copying file image");
+  return bytes;
+}
+
 void flush(const Handle& file) { check_status(H5Fflush(file.id(), H5F_SCOPE_GLOBAL), "flushing file"); }
+
+namespace {
+
+// The image of the file `open` gives after `build` fills it; any failure is the one line
+// "cannot write '<path>': <reason>".
+std::vector<char> build_image(const std::string& path, const std::string& advice, const std::function<Handle()>& open,
+                              const std::function<void(const Handle& file)>& build) {
+  const auto fail = [&](const std::string& reason) {
+    return RuntimeError("cannot write '" + path + "': " + reason + (advice.empty() ? "" : "; " + advice));
+  };
+  try {
+    Handle file = open();
+    build(file);
+    return file_image(file);
+  } catch (const UsageError&) {
+    throw;
+  } catch (const IoError& e) {
+    throw fail(e.reason);
+  } catch (const Error& e) {
+    throw fail(e.what());
+  } catch (const std::bad_alloc&) {
+    throw fail("out of memory");
+  }
+}
+
+}  // namespace
+
+void write_sealed_file(const std::string& path, const std::string& kind, const std::string& advice,
+                       const std::function<void(const Handle& file)>& build) {
+  const auto body = build_image(path, advice, [&] { return create_sealable_file(path); }, build);
+  write_sealed(path, kind, body, advice);
+}
+
+void update_sealed_file(const std::string& path, const std::string& kind, const std::string& what,
+                        const std::string& advice, const std::function<void(const Handle& file)>& build) {
+  std::vector<char> current = read_sealed(path, kind, what);
+  const auto body = build_image(path, advice, [&] {
+    Handle file = open_image(path, current, true);
+    std::vector<char>().swap(current);  // HDF5 holds its own copy now
+    return file;
+  }, build);
+  write_sealed(path, kind, body, advice);
+}
+
+Handle open_sealed_file(const std::string& path, const std::string& kind, const std::string& what,
+                        const std::string& advice) {
+  const std::vector<char> bytes = read_sealed(path, kind, what, advice);
+  try {
+    return open_image(path, bytes, false);
+  } catch (const Error& e) {
+    // Sealed by dualnet yet unreadable: written by a faulty dualnet; say so rather than crash.
+    throw UsageError(what + " '" + path + "' cannot be parsed although its checksum matches: " + e.what());
+  }
+}
 
 Handle create_group(const Handle& parent, const std::string& name) {
   return Handle(check(H5Gcreate2(parent.id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),

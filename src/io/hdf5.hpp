@@ -2,9 +2,12 @@
 // A thin RAII layer over the HDF5 C API: every call is checked, failures throw with the
 // call and the file named. Only what dualnet needs: groups, string/int attributes, fixed
 // and row-extendible datasets of double/int64, and dimension scales for named axes.
+// Files dualnet keeps are handled as in-memory images (see create_sealable_file): HDF5
+// never writes them to disk itself.
 #include <hdf5.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,6 +37,32 @@ Handle create_file(const std::string& path);  // truncates
 Handle open_file(const std::string& path, bool writable);
 bool is_hdf5(const std::string& path);
 void flush(const Handle& file);
+
+// A new HDF5 file held in memory (the core driver, no backing store) whose addresses start
+// after a kSealBytes user block, for a sealed file (io/sealed_file.hpp). HDF5 never writes
+// it to disk: dualnet writes file_image() itself, so a full disk is an error dualnet
+// reports, never a failed H5Fclose (HDF5 1.10 keeps a half-freed file after one and
+// crashes at exit). `name` only names the file in messages.
+Handle create_sealable_file(const std::string& name);
+// Opens the bytes of a whole sealed file (user block included), in memory, as above. The
+// file `name` + "#in-memory" must not exist (HDF5 refuses to open an image under the name
+// of a file on disk).
+Handle open_image(const std::string& name, const std::vector<char>& bytes, bool writable);
+// Everything after the user block, as it would be on disk; flushes the file first.
+std::vector<char> file_image(const Handle& file);
+
+// Writes the sealed file `path` whole: `build` fills a new in-memory file, which then
+// replaces `path` atomically (write_sealed). Any failure is one RuntimeError line
+// "cannot write '<path>': <reason>[; <advice>]" and leaves `path` as it was.
+void write_sealed_file(const std::string& path, const std::string& kind, const std::string& advice,
+                       const std::function<void(const Handle& file)>& build);
+// The same, starting from the current `path` (checked first: a UsageError "<what> '<path>'
+// ..." if it is damaged), e.g. to append a row: a sealed file is never changed in place.
+void update_sealed_file(const std::string& path, const std::string& kind, const std::string& what,
+                        const std::string& advice, const std::function<void(const Handle& file)>& build);
+// A sealed file opened read-only in memory after its check (refusals as in read_sealed).
+Handle open_sealed_file(const std::string& path, const std::string& kind, const std::string& what,
+                        const std::string& advice = "");
 
 Handle create_group(const Handle& parent, const std::string& name);
 Handle open_group(const Handle& parent, const std::string& name);
