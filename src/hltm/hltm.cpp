@@ -1,5 +1,6 @@
 #include "hltm/hltm.hpp"
 
+#include <cmath>
 #include <limits>
 
 #include "hltm/counter_rng.hpp"
@@ -38,6 +39,13 @@ void SampleBatch::allocate(const TreeShape& tree, std::int64_t rows) {
   latent = View2<std::uint8_t>("hltm.latent", rows, tree.n_latent);
   leaves = View2<real>("hltm.leaves", rows, tree.n_leaf);
   keep_bound = View1<std::uint64_t>("hltm.keep_bound", tree.n_latent + tree.n_leaf);
+}
+
+double SampleBatch::bytes(const TreeShape& tree, std::int64_t rows) {
+  const double r = static_cast<double>(rows), latents = tree.n_latent, leaf = tree.n_leaf;
+  // Kokkos rounds an allocation up to whole 8 bytes (the 0/1 latents are bytes).
+  return 8.0 * std::ceil(r * latents * sizeof(std::uint8_t) / 8.0) + r * leaf * sizeof(real) +
+         (latents + leaf) * sizeof(std::uint64_t);
 }
 
 void sample_views(const TreeShape& tree, const View1<real>& polarity, std::uint64_t seed, int share_levels,

@@ -26,6 +26,9 @@ struct SampleBatch {
   // below this bound (the root: is 1 when below).
   View1<std::uint64_t> keep_bound;
   void allocate(const TreeShape& tree, std::int64_t rows);
+  // Bytes allocate(tree, rows) holds, in floating point (the memory estimate sizes absurd
+  // configs with it); tests check it against the allocated Views.
+  static double bytes(const TreeShape& tree, std::int64_t rows);
 };
 
 void sample_views(const TreeShape& tree, const View1<real>& polarity, std::uint64_t seed, int share_levels,
