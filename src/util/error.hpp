@@ -25,6 +25,10 @@ struct RuntimeError : Error {
 // "file.cpp:123: what" — for checks on library calls whose failure is not the user's fault.
 std::string where(const char* file, int line, const std::string& what);
 
+// A message as one line: line breaks and other control characters become spaces, runs of
+// them one space (a library's multi-line text, or a user's value echoed back).
+std::string one_line(const std::string& text);
+
 }  // namespace dualnet
 
 #define DUALNET_FAIL(msg) throw ::dualnet::RuntimeError(::dualnet::where(__FILE__, __LINE__, (msg)))
