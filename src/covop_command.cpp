@@ -17,6 +17,8 @@
 #include "model/network.hpp"
 #include "stats/covop_check.hpp"
 #include "util/error.hpp"
+#include "util/regular_file.hpp"
+#include "util/text.hpp"
 
 namespace dualnet {
 namespace {
@@ -61,9 +63,10 @@ std::int64_t parse_int(const std::string& key, const std::string& v, std::int64_
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used == 0 || used != v.size() || x < min)
-    throw UsageError("command line: key '" + key + "' must be an integer >= " + std::to_string(min) + ", got '" + v +
-                     "'");
+  // Digits only: std::stoll also takes leading blanks and signs.
+  if (used == 0 || used != v.size() || x < min || v.find_first_not_of("0123456789") != std::string::npos)
+    throw UsageError("command line: key '" + key + "' must be an integer >= " + std::to_string(min) + ", got '" +
+                     echo(v) + "'");
   return x;
 }
 
@@ -76,7 +79,7 @@ double parse_positive(const std::string& key, const std::string& v) {
     used = 0;
   }
   if (used == 0 || used != v.size() || !(x > 0.0) || !std::isfinite(x))
-    throw UsageError("command line: key '" + key + "' must list numbers > 0, got '" + v + "'");
+    throw UsageError("command line: key '" + key + "' must list numbers > 0, got '" + echo(v) + "'");
   return x;
 }
 
@@ -91,10 +94,13 @@ std::vector<std::string> take_covop_keys(const std::vector<std::string>& args, C
     else if (key == "chunk") k.chunk = parse_int(key, v, 1);
     else if (key == "micro") k.micro = parse_int(key, v, 1);
     else if (key == "stream") k.stream = parse_int(key, v, 0);
-    else if (key == "file") k.file = v;
+    else if (key == "file") {
+      if (v.empty()) throw UsageError("command line: key 'file' needs a path (file=PATH)");
+      k.file = v;
+    }
     else if (key == "kbar") {
       if (v != "fresh" && v != "same")
-        throw UsageError("command line: key 'kbar' must be fresh or same, got '" + v + "'");
+        throw UsageError("command line: key 'kbar' must be fresh or same, got '" + echo(v) + "'");
       k.same_anchors = v == "same";
     }
     else if (key == "taus") {
@@ -121,14 +127,27 @@ std::string fmt(const char* f, double x) {
   return buf;
 }
 
+void write_report_content(const h5::Handle& file, const Config& cfg, const NetworkShape& net,
+                          const std::string& source, std::int64_t epoch, std::int64_t step,
+                          const CovopCheckSpec& spec, const CovopCheckResult& r, double seconds, int world_size);
+
 void write_report(const std::string& path, const Config& cfg, const NetworkShape& net, const std::string& source,
                   std::int64_t epoch, std::int64_t step, const CovopCheckSpec& spec, const CovopCheckResult& r,
                   double seconds, int world_size) {
+  // Built in memory and written whole (temporary name, seal, rename): a full disk leaves no
+  // partial report and ends with one line.
+  h5::write_sealed_file(path, "covop", "no report was written", [&](const h5::Handle& file) {
+    write_report_content(file, cfg, net, source, epoch, step, spec, r, seconds, world_size);
+  });
+}
+
+void write_report_content(const h5::Handle& file, const Config& cfg, const NetworkShape& net,
+                          const std::string& source, std::int64_t epoch, std::int64_t step,
+                          const CovopCheckSpec& spec, const CovopCheckResult& r, double seconds, int world_size) {
   const TreeShape& t = net.tree;
-  h5::Handle file = h5::create_file(path);
   h5::write_attr(file, "format", std::string(kCovopFormat));
   h5::write_attr(file, "format_version", kCovopFormatVersion);
-  h5::write_attr(file, "config_toml", cfg.to_toml());
+  h5::write_attr(file, "config_toml", cfg.to_stored_toml());
   h5::write_attr(file, "source", source);
   h5::write_attr(file, "epoch", epoch);
   h5::write_attr(file, "step", step);
@@ -223,7 +242,6 @@ void write_report(const std::string& path, const Config& cfg, const NetworkShape
     table("pred_norm", &CovopCheckRow::pred_norm, "|2 s_alpha OP_l w_l|");
     table("cosine", &CovopCheckRow::cosine, "cos(-g_l, OP_l w_l)");
   }
-  h5::flush(file);
 }
 
 void print_table(const NetworkShape& net, const std::string& source, const CovopCheckSpec& spec,
@@ -294,15 +312,19 @@ std::string covop_help() {
 
 int covop_command(const std::vector<std::string>& args, const World& world) {
   std::string where;
+  bool where_given = false;
   std::vector<std::string> rest;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--help" || args[i] == "-h" || args[i] == "help") {
       if (world.root()) std::fputs(covop_help().c_str(), stdout);
       return 0;
     }
-    if (i == 0 && args[i].find('=') == std::string::npos) where = args[i];
+    if (i == 0 && args[i].find('=') == std::string::npos) where = args[i], where_given = true;
     else rest.push_back(args[i]);
   }
+  if (where_given && where.empty())
+    throw UsageError("covop: the RUN|CHECKPOINT|CONFIG.toml argument is empty; name one, or leave it out for the "
+                     "default config", true);
   CovopKeys keys;
   Config cfg;
   std::unique_ptr<Checkpoint> ckpt;
@@ -333,6 +355,8 @@ int covop_command(const std::vector<std::string>& args, const World& world) {
       out_path = keys.file.empty() ? "covop.h5" : keys.file;
     }
     validate(cfg, 1);
+    // The report is written after minutes of work: its path is checked now.
+    if (world.root()) check_output_file(out_path, "covop: report file");
   });
 
   NetworkShape net;

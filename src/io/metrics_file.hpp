@@ -1,7 +1,10 @@
 #pragma once
 // <out>/metrics.h5: the measurements of every evaluation pass, one row per pass, written
-// by rank 0. The file is opened, extended by one row and closed again for every pass, so a
-// killed run leaves every finished row readable. Layout: docs/metrics-format.md.
+// by rank 0. A sealed file (io/sealed_file.hpp, kind "metrics"), never changed in place:
+// each row is added to a copy, which is sealed and renamed over the old file. So a killed
+// run or a full disk leaves every finished row readable and nothing half-written, and a
+// reader holding the file open (h5py, xarray, with or without file locking) keeps its
+// consistent old version and never blocks the writer. Layout: docs/metrics-format.md.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -13,37 +16,64 @@
 namespace dualnet {
 
 constexpr const char* kMetricsFormat = "dualnet-metrics";
-constexpr std::int64_t kMetricsFormatVersion = 1;
+// 2: sealed (a 512-byte user block with the seal before the HDF5 superblock); the HDF5
+// content is as in version 1, which the analysis still reads.
+constexpr std::int64_t kMetricsFormatVersion = 2;
+constexpr const char* kMetricsKind = "metrics";  // the seal's kind
+
+// A row (epoch >= 1) shows a collapsed network when the root's outputs all lie on one ray
+// (output_rank1_gap <= kCollapseGap; every root neuron dead included), or when the
+// training pass before it moved no weight at all. docs/metrics-format.md#collapse.
+constexpr double kCollapseGap = 1e-6;
+
+struct MetricsRow;
+bool is_collapsed(const MetricsRow& row);
 
 struct MetricsRow {
   std::int64_t epoch = 0;
   const EvalResult* eval = nullptr;
-  std::vector<double> weight_norm;  // [latent]
+  std::vector<double> weight_norm;    // [latent]
+  std::vector<double> weight_change;  // [latent]: |W(e) - W(e-1)| / |W(e-1)|, NaN in row 0
   double train_loss_mean = 0.0;     // NaN for row 0
   double train_loss_sem = 0.0;
   double samples_per_s = 0.0;
 };
 
-// Whether /metrics/corr_full is written for this config (key corr_full, auto: < 64 MiB a row).
+// Whether /metrics/corr_full is written for this config (key corr_full; auto: while the
+// whole run's corr_full, (epochs + 1) rows, is at most 64 MiB). A new run stores the
+// resolved value (true or false) in its config, and a resume keeps it.
 bool corr_full_enabled(const Config& cfg, const TreeShape& tree);
-// The same from the config key and the tree's sizes (in floating point: the memory estimate
-// sees absurd configs before they are refused).
-bool corr_full_enabled(const std::string& setting, double latents, double neurons);
+// The same from the config key and the sizes (in floating point: the memory estimate sees
+// absurd configs before they are refused).
+bool corr_full_enabled(const std::string& setting, double latents, double neurons, double rows);
 
 // Creates the file with /hltm (tree, polarities) and an empty /metrics; polarity and rho are
 // over all nodes (latents then leaves).
 void create_metrics_file(const std::string& path, const Config& cfg, const TreeShape& tree,
                          const std::vector<double>& polarity, const std::vector<double>& rho, int world_size);
 
+// Adds row `row.epoch`. The current file is checked (its seal) first, so a row is never
+// added to damaged bytes. Every failure is one RuntimeError line; the file is then unchanged.
 void append_metrics_row(const std::string& path, const MetricsRow& row);
 
-// For a resumed run, before any work: the file must be dualnet's, match the tree and hold at
-// least `rows` rows. Read-only; UsageError with one line otherwise.
+// What a resume needs to know of an existing file: its finished rows and the run it
+// belongs to (the run_id of its config_toml; "" if none).
+struct MetricsFileInfo {
+  std::int64_t rows = 0;
+  std::string run_id;
+};
+
+// For a resumed run, before any work: the file must carry an intact seal, be dualnet's and
+// match the tree. Read-only; UsageError with one line otherwise.
+MetricsFileInfo inspect_metrics_file(const std::string& path, const TreeShape& tree);
+
+// The same, and the file must hold at least `rows` rows.
 void check_metrics_file(const std::string& path, std::int64_t rows, const TreeShape& tree);
 
 // For a resumed run: checks the file (as above), keeps its first
-// `rows` rows (the evaluations the checkpoint has seen) and records the new config.
-// UsageError with one line if the file is not a dualnet metrics file.
+// `rows` rows (the evaluations the checkpoint has seen) and records the new config, in a
+// new sealed file renamed over the old one. UsageError with one line if the file is not an
+// intact dualnet metrics file; RuntimeError with one line if it cannot be written.
 void reopen_metrics_file(const std::string& path, std::int64_t rows, const Config& cfg, const TreeShape& tree,
                          int world_size);
 

@@ -38,6 +38,11 @@ void Activations::allocate(const TreeShape& tree, std::int64_t rows) {
   wt = View1<real>("model.weights_transposed", tree.n_params());
 }
 
+double Activations::bytes(const TreeShape& tree, std::int64_t rows) {
+  const double r = static_cast<double>(rows), neurons = static_cast<double>(tree.n_latent) * tree.hid;
+  return sizeof(real) * (r * neurons + r * tree.hid + r + static_cast<double>(tree.n_params()));
+}
+
 // One team per block of kTileRows rows: the block's activations stay in cache from the
 // leaves to the output. Each thread computes a node's tiles of 4 rows x up to 12 neurons
 // from W_mu transposed (model/tile_product.hpp).
@@ -218,6 +223,24 @@ View1<real> weight_norms(const NetworkShape& net, const View1<real>& params) {
     norms(node) = kmath::sqrt(s);
   });
   return norms;
+}
+
+View1<real> weight_changes(const NetworkShape& net, const View1<real>& params, const View1<real>& before) {
+  const TreeShape t = net.tree;
+  View1<real> change("model.weight_change", t.n_latent);
+  Kokkos::parallel_for("model::weight_changes", range(t.n_latent), KOKKOS_LAMBDA(const std::int64_t node) {
+    const std::int64_t off = t.param_offset(static_cast<int>(node));
+    const std::int64_t count = static_cast<std::int64_t>(t.hid) * t.in_size(static_cast<int>(node));
+    double moved = 0.0, was = 0.0;
+    for (std::int64_t p = 0; p < count; ++p) {
+      const double d = params(off + p) - before(off + p);
+      moved += d * d;
+      was += before(off + p) * before(off + p);
+    }
+    // Exactly 0 when no weight moved (the collapse warning relies on that).
+    change(node) = moved == 0.0 ? 0.0 : kmath::sqrt(moved) / kmath::sqrt(was);
+  });
+  return change;
 }
 
 }  // namespace dualnet

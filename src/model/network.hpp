@@ -27,6 +27,9 @@ struct Activations {
   View1<real> norm;    // [rows] |h_root|
   View1<real> wt;      // [n_params] the weights with each W_mu transposed (forward's layout)
   void allocate(const TreeShape& tree, std::int64_t rows);
+  // Bytes allocate(tree, rows) holds, in floating point (for the memory estimate); tests
+  // check it against the allocated Views.
+  static double bytes(const TreeShape& tree, std::int64_t rows);
 };
 
 // Bottom-up pass over `rows` rows of `leaves`.
@@ -47,6 +50,9 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
 
 // Frobenius norm of each node's weight matrix W_mu (biases excluded), [n_latent].
 View1<real> weight_norms(const NetworkShape& net, const View1<real>& params);
+// Per node, |W_mu - W_mu(before)|_F / |W_mu(before)|_F (biases excluded): how far the
+// weights moved since `before`; exactly 0 when none moved.
+View1<real> weight_changes(const NetworkShape& net, const View1<real>& params, const View1<real>& before);
 
 // The inputs of node mu for one row, contiguous: leaf values, or pre-activations of its
 // children (to be passed through ReLU). Kernels index [0, in_size(mu)).

@@ -1,6 +1,7 @@
 #include "stats/evaluator.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <utility>
 
@@ -13,29 +14,108 @@ namespace dualnet {
 
 namespace {
 constexpr std::int64_t kJacobianBytes = 64ll << 20;  // workspace cap for per-anchor Jacobians
+constexpr std::int64_t kCovopWorkBytes = 64ll << 20;  // covop_spectrum's workspace per batch of nodes
+}
+
+std::int64_t Evaluator::chunk_for(const NetworkShape& net, std::int64_t max_chunk) {
+  const TreeShape& t = net.tree;
+  const std::int64_t per_anchor = static_cast<std::int64_t>(t.n_latent) * t.hid * t.hid * sizeof(real);
+  const std::int64_t chunk = std::max<std::int64_t>(1, std::min(max_chunk, kJacobianBytes / per_anchor));
+  // Whole blocks: at least one, even when one block's Jacobians exceed kJacobianBytes.
+  return std::max(kEvalBlock, chunk / kEvalBlock * kEvalBlock);
+}
+
+Evaluator::Layout Evaluator::layout(const TreeShape& t, bool all_pairs) {
+  const std::int64_t L = t.n_latent, N = L * t.hid;
+  Layout l;
+  l.sum_z = 2;  // [0], [1]: anchors with root 0 and root 1
+  l.sum_h = l.sum_z + L;
+  l.sum_h2 = l.sum_h + N;
+  l.active = l.sum_h2 + N;  // per neuron: anchors with pre-activation > 0
+  l.root_gram = l.active + N;  // [hid][hid]: sums of relu(h_i) relu(h_j) over the root's neurons
+  l.sum_zh = l.root_gram + static_cast<std::int64_t>(t.hid) * t.hid;
+  l.zh_width = all_pairs ? N : t.hid;  // per latent: every neuron, or its own
+  l.conn0 = l.sum_zh + L * l.zh_width;
+  l.conn1 = l.conn0 + t.n_conn();
+  l.totals = l.conn1 + t.n_conn() + 1;  // + the overflow count
+  return l;
 }
 
 Evaluator::Evaluator(const NetworkShape& net, std::int64_t max_chunk, bool all_pairs)
     : net_(net), all_pairs_(all_pairs) {
   const TreeShape& t = net.tree;
-  const std::int64_t per_anchor = static_cast<std::int64_t>(t.n_latent) * t.hid * t.hid * sizeof(real);
-  chunk_ = std::max<std::int64_t>(1, std::min(max_chunk, kJacobianBytes / per_anchor));
-  chunk_ = std::max(kEvalBlock, chunk_ / kEvalBlock * kEvalBlock);
-  const std::int64_t L = t.n_latent, N = t.n_neuron();
-  o_sum_z_ = 2;  // [0], [1]: anchors with root 0 and root 1
-  o_sum_h_ = o_sum_z_ + L;
-  o_sum_h2_ = o_sum_h_ + N;
-  o_sum_zh_ = o_sum_h2_ + N;
-  zh_width_ = all_pairs ? N : t.hid;  // per latent: every neuron, or its own
-  o_conn0_ = o_sum_zh_ + L * zh_width_;
-  o_conn1_ = o_conn0_ + t.n_conn();
+  chunk_ = chunk_for(net, max_chunk);
+  const Layout l = layout(t, all_pairs);
+  o_sum_z_ = l.sum_z;
+  o_sum_h_ = l.sum_h;
+  o_sum_h2_ = l.sum_h2;
+  o_active_ = l.active;
+  o_root_gram_ = l.root_gram;
+  o_sum_zh_ = l.sum_zh;
+  zh_width_ = l.zh_width;
+  o_conn0_ = l.conn0;
+  o_conn1_ = l.conn1;
   // The z*h and conn sums are summed per block in registers (tile products); the moments need a buffer.
   acc_ = View1<double>("stats.block_sums", o_sum_zh_);
-  shift_ = View1<real>("stats.shift", N);
-  total_ = View1<std::int64_t>("stats.totals", o_conn1_ + t.n_conn() + 1);
+  shift_ = View1<real>("stats.shift", t.n_neuron());
+  total_ = View1<std::int64_t>("stats.totals", l.totals);
   jac_ = View3<real>("stats.jacobian", t.n_latent, chunk_, t.hid * t.hid);
   slot_ = View1<std::int64_t>("stats.class_order_slot", chunk_);
   class0_count_ = View1<int>("stats.class0_count", chunk_ / kEvalBlock);
+}
+
+std::int64_t Evaluator::totals_length(const NetworkShape& net, bool all_pairs) {
+  return layout(net.tree, all_pairs).totals;
+}
+
+// Keep in step with the constructor's Views.
+double Evaluator::workspace_bytes(const NetworkShape& net, std::int64_t chunk, bool all_pairs) {
+  const TreeShape& t = net.tree;
+  const Layout l = layout(t, all_pairs);
+  const double L = t.n_latent, N = L * t.hid, hh = static_cast<double>(t.hid) * t.hid, c = static_cast<double>(chunk);
+  return sizeof(double) * static_cast<double>(l.sum_zh) + sizeof(real) * N +
+         sizeof(std::int64_t) * static_cast<double>(l.totals) + sizeof(real) * L * c * hh + sizeof(std::int64_t) * c +
+         8.0 * std::ceil(sizeof(int) * static_cast<double>(chunk / kEvalBlock) / 8.0);  // Kokkos rounds to 8 bytes
+}
+
+// Keep in step with finish() and covop_spectrum(): the Views finish() holds to the end, then
+// whichever is larger of the spectrum's per-batch workspace and the EvalResult's vectors.
+double Evaluator::finish_bytes(const NetworkShape& net, bool all_pairs) {
+  const TreeShape& t = net.tree;
+  const Layout l = layout(t, all_pairs);
+  const double L = t.n_latent, hid = t.hid, hh = hid * hid;
+  const double views = static_cast<double>(l.totals - 1)      // acc
+                       + L * static_cast<double>(l.zh_width)  // corr_pairs
+                       + 2.0 * L + 2.0 * L * hid + t.depth    // best, dead, own, active, level_mean
+                       + 2.0 * L * hh + 2.0 * L               // gram_ref, gram_paper, both norms
+                       + L * hid + L;                         // eigenvalues, alignment
+  double spectrum = 0.0;
+  if (t.hid <= kCovopSpectrumMaxHid) {
+    // covop_spectrum's batch of nodes (its own sizing): gram copy, eigenvectors and Jacobi
+    // work (hid x hid each), values, alignment, and Delta over the batch's conn entries, the
+    // most in the first batch (nodes fed by neurons come first).
+    const std::int64_t t_hh = static_cast<std::int64_t>(t.hid) * t.hid;
+    const std::int64_t per_node = static_cast<std::int64_t>(sizeof(real)) * (3 * t_hh + t.k * t.hid * t_hh);
+    const int batch =
+        static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(t.n_latent, kCovopWorkBytes / per_node)));
+    spectrum = sizeof(real) * (batch * (3.0 * hh + hid + 1.0) + static_cast<double>(t.conn_offset(batch)));
+  }
+  return sizeof(real) * views + std::max(spectrum, result_bytes(net, all_pairs));
+}
+
+double Evaluator::result_bytes(const NetworkShape& net, bool all_pairs) {
+  const TreeShape& t = net.tree;
+  const double L = t.n_latent, hid = t.hid, N = L * hid;
+  const double values = (all_pairs ? L * N : 0.0)  // corr_full
+                        + 3.0 * L * hid            // corr, covop_eigenvalues, active_fraction
+                        + 5.0 * L + t.depth        // best_corr, dead_fraction, both norms, alignment, level means
+                        + L * hid * hid            // gram_paper
+                        + 2.0 * hid * hid;         // the root's output Gram (View and host copy)
+  // host_vector() copies through a host mirror where the Views are not in host memory: one
+  // mirror (at most the largest vector) is alive at a time.
+  const bool mirrored = !Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible;
+  const double largest = std::max({all_pairs ? L * N : 0.0, L * hid * hid, L * hid});
+  return sizeof(double) * (values + (mirrored ? largest : 0.0));
 }
 
 void Evaluator::set_shift(const Activations& act, std::int64_t row) {
@@ -79,7 +159,8 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
   const auto leaves = samples.leaves;
   const auto pre = act.pre;
   const int N = t.n_neuron(), hid = t.hid, hh = hid * hid;
-  const std::int64_t o_z = o_sum_z_, o_h = o_sum_h_, o_h2 = o_sum_h2_, o_zh = o_sum_zh_;
+  const std::int64_t o_z = o_sum_z_, o_h = o_sum_h_, o_h2 = o_sum_h2_, o_a = o_active_, o_g = o_root_gram_,
+                     o_zh = o_sum_zh_;
 
   // The sums below loop over anchors outside and over contiguous outputs inside, so host
   // backends vectorise them and GPU threads of a team own distinct outputs.
@@ -90,8 +171,13 @@ void Evaluator::accumulate(const View1<real>& params, const SampleBatch& samples
         const double h = pre(r, n) - shift(n);
         acc(o_h + n) += h;
         acc(o_h2 + n) += h * h;
+        acc(o_a + n) += pre(r, n) > 0.0 ? 1.0 : 0.0;
       });
       Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.n_latent), [&](const int mu) { acc(o_z + mu) += z(r, mu); });
+      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hh), [&](const int e) {  // the root's neurons come first
+        const double hi = pre(r, e / hid), hj = pre(r, e % hid);
+        acc(o_g + e) += (hi > 0.0 ? hi : 0.0) * (hj > 0.0 ? hj : 0.0);
+      });
       Kokkos::single(Kokkos::PerTeam(team), [&]() { acc(z(r, 0) ? 1 : 0) += 1.0; });
       if (closes_block(r, rows)) {
         team.team_barrier();
@@ -288,6 +374,20 @@ EvalResult Evaluator::finish() const {
     }
     best(mu) = b;
   });
+  // A neuron is dead on this pass when no anchor activated it (an exact integer count).
+  const std::int64_t o_a = o_active_;
+  View1<real> dead("stats.dead_fraction", L);
+  View2<real> active("stats.active_fraction", L, hid);
+  Kokkos::parallel_for("stats::dead_fraction", range(L), KOKKOS_LAMBDA(const std::int64_t mu) {
+    const double count = acc(0) + acc(1);
+    int never = 0;
+    for (int j = 0; j < hid; ++j) {
+      const double n = acc(o_a + mu * hid + j);
+      never += n == 0.0 ? 1 : 0;
+      active(mu, j) = n / count;
+    }
+    dead(mu) = static_cast<double>(never) / hid;
+  });
   View1<real> level_mean("stats.level_mean_best_corr", t.depth);
   Kokkos::parallel_for("stats::level_means", range(t.depth), KOKKOS_LAMBDA(const std::int64_t l) {
     double s = 0.0;
@@ -346,7 +446,7 @@ EvalResult Evaluator::finish() const {
     covop_spectrum(
         t, gram_paper, params_,
         [&](std::int64_t first, const View1<real>& delta) { class_mean_difference(delta, &p0, &p1, first); },
-        eigenvalues, alignment);
+        eigenvalues, alignment, kCovopWorkBytes);
   }
 
   EvalResult r;
@@ -359,6 +459,17 @@ EvalResult Evaluator::finish() const {
   r.covop_eigenvalues = host_vector(eigenvalues);
   r.covop_alignment = host_vector(alignment);
   r.corr = host_vector(own);
+  r.dead_fraction = host_vector(dead);
+  {
+    View1<real> root_gram("stats.root_gram", static_cast<std::int64_t>(hid) * hid);
+    Kokkos::deep_copy(root_gram, Kokkos::subview(acc, Kokkos::make_pair(o_root_gram_, o_root_gram_ + hid * hid)));
+    const auto gram = host_vector(root_gram);
+    double trace = 0.0, frob2 = 0.0;
+    for (int i = 0; i < hid; ++i) trace += gram[static_cast<size_t>(i * hid + i)];
+    for (double g : gram) frob2 += g * g;
+    r.output_rank1_gap = trace > 0.0 ? std::max(0.0, 1.0 - std::sqrt(frob2) / trace) : 0.0;
+  }
+  r.active_fraction = host_vector(active);
   auto counts = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), Kokkos::subview(acc, Kokkos::make_pair(0, 2)));
   r.samples = static_cast<std::int64_t>(counts(0) + counts(1));
   return r;

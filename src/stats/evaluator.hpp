@@ -1,6 +1,9 @@
 #pragma once
-// The measurements of one evaluation pass (SPEC §6), accumulated as sufficient statistics:
+// The measurements of one evaluation pass (docs/science.md#measurements), accumulated as
+// sufficient statistics:
 //  - neuron-latent correlation: sums of z, h, h^2 and z*h for every latent z and neuron h;
+//  - dead neurons: per neuron, the number of anchors on which it is active (h > 0);
+//  - collapse: sums of h_i h_j over the root's neurons after the ReLU (the output's Gram);
 //  - covariance operator: for every node mu, the sums of conn = input_mu (x) J_mu per root
 //    class, where J_mu = d h_root / d h_mu (ReLU gate of mu included).
 // Anchors are summed in blocks of kEvalBlock (fixed by global index); each block's sums are
@@ -28,6 +31,11 @@ struct EvalResult {
   std::vector<double> gram_paper;            // [latent][hid][hid]: p0 p1 Delta^T Delta, paper reshape
   std::vector<double> covop_eigenvalues;     // [latent][hid]: eigenvalues of gram_paper, descending
   std::vector<double> covop_alignment;       // [latent]: |projection of vec W_mu on OP_mu's top eigenspace| / |W_mu|
+  std::vector<double> dead_fraction;         // [latent]: share of the node's neurons with pre-activation <= 0 on every anchor
+  std::vector<double> active_fraction;       // [latent][hid]: share of the anchors on which each neuron is active
+  // 1 - |M|_F / tr M for M = E[h h^T] over the root's outputs (after ReLU): 0 when every
+  // output lies on one ray (or is zero), i.e. the representation has collapsed to a line.
+  double output_rank1_gap = 0.0;
   std::int64_t samples = 0;
 };
 
@@ -39,6 +47,19 @@ class Evaluator {
 
   // Anchors per accumulate() call this evaluator was sized for: a multiple of kEvalBlock.
   std::int64_t chunk() const { return chunk_; }
+  // The chunk an evaluator built with max_chunk uses (max_chunk rounded to whole blocks and
+  // capped by the Jacobian workspace): the constructor and the memory estimate both use it.
+  static std::int64_t chunk_for(const NetworkShape& net, std::int64_t max_chunk);
+  // Bytes the constructor allocates for `chunk` anchors (in floating point, for the memory
+  // estimate; tests check it against the allocations).
+  static double workspace_bytes(const NetworkShape& net, std::int64_t chunk, bool all_pairs);
+  // Peak bytes finish() allocates while it runs: its Views, then the larger of the covop
+  // spectrum's workspace and the EvalResult's host vectors (which outlive finish()).
+  static double finish_bytes(const NetworkShape& net, bool all_pairs);
+  // Length of totals() (what each evaluation all-reduces).
+  static std::int64_t totals_length(const NetworkShape& net, bool all_pairs);
+  // Bytes of the host vectors of one EvalResult.
+  static double result_bytes(const NetworkShape& net, bool all_pairs);
   void reset();
   // Pre-activations are summed relative to those of one reference anchor (row `row` of
   // act): correlations do not change, and the fixed-point sums keep their precision for
@@ -61,8 +82,13 @@ class Evaluator {
   NetworkShape net_;
   std::int64_t chunk_;
   bool all_pairs_;
+  // Where each sum sits in acc_ and total_: one layout for the constructor and the sizing.
+  struct Layout {
+    std::int64_t sum_z, sum_h, sum_h2, active, root_gram, sum_zh, conn0, conn1, zh_width, totals;
+  };
+  static Layout layout(const TreeShape& t, bool all_pairs);
   // Offsets into acc_.
-  std::int64_t o_sum_z_, o_sum_h_, o_sum_h2_, o_sum_zh_, o_conn0_, o_conn1_;
+  std::int64_t o_sum_z_, o_sum_h_, o_sum_h2_, o_active_, o_root_gram_, o_sum_zh_, o_conn0_, o_conn1_;
   std::int64_t zh_width_;  // z*h sums per latent: n_neuron with all_pairs, else hid
   View1<double> acc_;          // sums of the block in progress (all but conn)
   View1<real> shift_;          // [neuron] reference pre-activations (set_shift)

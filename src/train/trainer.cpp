@@ -11,6 +11,7 @@
 
 #include "io/metrics_file.hpp"
 #include "io/run_dir.hpp"
+#include "train/memory_estimate.hpp"
 #include "train/stop_request.hpp"
 #include "util/fixed_point.hpp"
 
@@ -52,6 +53,7 @@ Trainer::Trainer(const Config& cfg, const World& world, const Checkpoint* resume
   polarity_ = draw_polarities(t, static_cast<std::uint64_t>(cfg.seed), cfg.delta_lower, cfg.delta_upper);
   params_ = init_params(net_, static_cast<std::uint64_t>(cfg.seed));
   velocity_ = View1<real>("train.velocity", t.n_params());
+  row_params_ = View1<real>("train.row_params", t.n_params());
 
   const std::int64_t rows = local_items_ * views_;
   train_samples_.allocate(t, rows);
@@ -89,6 +91,7 @@ Trainer::Trainer(const Config& cfg, const World& world, const Checkpoint* resume
     load(resume->params, params_, "weights");
     load(resume->velocity, velocity_, "optimiser state");
     load(resume->step_losses, step_losses_, "loss history");
+    load(resume->row_params, row_params_, "weights of the last metrics row");
     resumed_ = true;
     epoch_ = resume->epoch;
     step_ = resume->step;
@@ -211,6 +214,7 @@ void Trainer::save_checkpoint(std::int64_t epoch, std::int64_t step) {
     c.velocity = host_vector(velocity_);
     c.step_losses = host_vector(step_losses_);
     c.polarity = host_vector(polarity_);
+    c.row_params = host_vector(row_params_);
     write_checkpoint(cfg_.out, c, cfg_.keep_checkpoints);
     timer_.stop();
   });
@@ -218,17 +222,36 @@ void Trainer::save_checkpoint(std::int64_t epoch, std::int64_t step) {
 }
 
 void Trainer::write_row(std::int64_t epoch, const EvalResult& r, double loss_mean, double loss_sem, double rate) {
-  if (!world_.root()) return;
-  timer_.start(kIo);
-  MetricsRow row;
-  row.epoch = epoch;
-  row.eval = &r;
-  row.weight_norm = host_vector(weight_norms(net_, params_));
-  row.train_loss_mean = loss_mean;
-  row.train_loss_sem = loss_sem;
-  row.samples_per_s = rate;
-  append_metrics_row(metrics_path(cfg_), row);
-  timer_.stop();
+  // Every rank waits for rank 0's write: a failure (a full disk) ends every rank together.
+  on_all_ranks(world_, [&] {
+    if (!world_.root()) return;
+    timer_.start(kIo);
+    MetricsRow row;
+    row.epoch = epoch;
+    row.eval = &r;
+    row.weight_norm = host_vector(weight_norms(net_, params_));
+    row.weight_change = epoch == 0 ? std::vector<double>(row.weight_norm.size(), std::numeric_limits<double>::quiet_NaN())
+                                   : host_vector(weight_changes(net_, params_, row_params_));
+    row.train_loss_mean = loss_mean;
+    row.train_loss_sem = loss_sem;
+    row.samples_per_s = rate;
+    append_metrics_row(metrics_path(cfg_), row);
+    warn_if_collapsed(epoch, row);
+    timer_.stop();
+  });
+  Kokkos::deep_copy(row_params_, params_);
+}
+
+// One line on rank 0, once per run, when the network has collapsed (is_collapsed()).
+void Trainer::warn_if_collapsed(std::int64_t epoch, const MetricsRow& row) {
+  if (collapse_reported_ || !is_collapsed(row)) return;
+  collapse_reported_ = true;
+  std::fprintf(stderr,
+               "dualnet: warning: the network collapsed by epoch %lld (%s); its correlations are those of a network "
+               "that no longer learns (docs/metrics-format.md#collapse)\n",
+               static_cast<long long>(epoch),
+               row.eval->output_rank1_gap <= kCollapseGap ? "every output lies on one line" : "no weight moved");
+  std::fflush(stderr);
 }
 
 bool Trainer::run() {
@@ -279,6 +302,7 @@ bool Trainer::run() {
                 static_cast<long long>(epoch_), static_cast<long long>(step_), static_cast<long long>(resumed_world_size_), world_.size);
   if (!resumed_) {
     evaluate_and_write(0, nan, nan, nan);
+    save_checkpoint(0, 0);  // from here on the run can be resumed, whatever happens
     if (cfg_.epochs > 0 && poll() == Poll::stop) return stop_here(0, 0);
   }
   const std::int64_t steps = steps_per_pass();
@@ -315,7 +339,9 @@ bool Trainer::run() {
     evaluate_and_write(epoch + 1, mean, sem, last_rate_);
     if (epoch + 1 < cfg_.epochs && poll() == Poll::stop) return stop_here(epoch + 1, 0);
   }
-  if (world_.root()) write_timing(seconds_since(start_), train_s_, eval_s_, steps_run_);
+  on_all_ranks(world_, [&] {
+    if (world_.root()) write_timing(seconds_since(start_), train_s_, eval_s_, steps_run_);
+  });
   return true;
 }
 
@@ -329,6 +355,8 @@ void Trainer::print_header() const {
               t.n_neuron(), static_cast<long long>(t.n_params()));
   std::printf("%-18s %lld items x %d views per rank and step\n", "local batch", static_cast<long long>(local_items_),
               views_);
+  std::printf("%-18s %.1f MB per rank (upper bound)\n", "memory estimate",
+              static_cast<double>(estimate_memory_bytes(cfg_, world_.size)) / 1e6);
   std::istringstream keys(cfg_.to_toml());
   for (std::string line; std::getline(keys, line);) std::printf("  %s\n", line.c_str());
   std::printf("level numbering: dualnet level l (root 0) = reference d = %d - l\n", t.depth);

@@ -12,6 +12,7 @@
 #include "config/config.hpp"
 #include "hltm/hltm.hpp"
 #include "io/checkpoint.hpp"
+#include "io/metrics_file.hpp"
 #include "loss/loss.hpp"
 #include "model/network.hpp"
 #include "stats/evaluator.hpp"
@@ -52,6 +53,8 @@ class Trainer {
   Poll poll() const;  // agreed by all ranks
   void save_checkpoint(std::int64_t epoch, std::int64_t step);
   void write_row(std::int64_t epoch, const EvalResult& r, double loss_mean, double loss_sem, double rate);
+  void warn_if_collapsed(std::int64_t epoch, const MetricsRow& row);
+  bool collapse_reported_ = false;
 
   Config cfg_;
   World world_;
@@ -65,6 +68,7 @@ class Trainer {
   View1<real> polarity_;  // [latents + leaves]
   View1<real> params_;
   View1<real> velocity_;
+  View1<real> row_params_;  // the weights of the last metrics row: weight_change is measured from them
 
   // Training workspace, allocated once.
   SampleBatch train_samples_;

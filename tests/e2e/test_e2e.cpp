@@ -126,7 +126,7 @@ void check_layout(const std::string& path, const Layout& x, const dualnet::Confi
   ASSERT_TRUE(h5::is_hdf5(path)) << path;
   Handle f = h5::open_file(path, false);
   EXPECT_EQ(h5::read_attr_string(f, "format"), "dualnet-metrics");
-  EXPECT_EQ(h5::read_attr_int(f, "format_version"), 1);
+  EXPECT_EQ(h5::read_attr_int(f, "format_version"), 2);
   const dualnet::Config cfg = dualnet::config_from_toml_text(h5::read_attr_string(f, "config_toml"), "config_toml");
   EXPECT_EQ(dualnet::science_difference(cfg, expect_cfg), "");
   EXPECT_EQ(cfg.epochs, x.epochs);
@@ -137,11 +137,11 @@ void check_layout(const std::string& path, const Layout& x, const dualnet::Confi
   EXPECT_FALSE(h5::read_attr_string(f, "execution_space").empty());
 
   Handle t = h5::open_group(f, "hltm");
-  for (const char* n : {"latent", "level", "ref_level", "parent", "polarity", "rho_root"})
+  for (const char* n : {"latent", "latent_level", "latent_ref_level", "parent", "polarity", "rho_root"})
     EXPECT_EQ(shape_of(t, n), V{HL}) << "/hltm/" << n;
   for (const char* n : {"leaf", "leaf_parent", "leaf_polarity", "leaf_rho_root"})
     EXPECT_EQ(shape_of(t, n), V{HF}) << "/hltm/" << n;
-  const auto level = h5::read_ints(t, "level"), ref_level = h5::read_ints(t, "ref_level");
+  const auto level = h5::read_ints(t, "latent_level"), ref_level = h5::read_ints(t, "latent_ref_level");
   const auto parent = h5::read_ints(t, "parent"), leaf_parent = h5::read_ints(t, "leaf_parent");
   const auto pol = h5::read_doubles(t, "polarity"), rho = h5::read_doubles(t, "rho_root");
   const auto lpol = h5::read_doubles(t, "leaf_polarity"), lrho = h5::read_doubles(t, "leaf_rho_root");

@@ -584,6 +584,7 @@ TEST(CovopMetrics, RowsCarryTheSpectrumAndAlignment) {
   MetricsRow row;
   row.eval = &r;
   row.weight_norm = host_vector(weight_norms(tr.network(), tr.params()));
+  row.weight_change.assign(row.weight_norm.size(), 0.0);
   append_metrics_row(path, row);
   row.epoch = 1;
   append_metrics_row(path, row);
@@ -633,6 +634,7 @@ TEST(CovopCommand, WritesTheReportForAConfigAndForACheckpointRun) {
   NetworkShape net = small_net(false);
   c.params = host_vector(init_params(net, 99));
   c.velocity.assign(c.params.size(), 0.0);
+  c.row_params = c.params;
   c.step_losses.assign(static_cast<size_t>(cfg.samples_per_pass / cfg.batch), 0.0);
   c.polarity = host_vector(draw_polarities(net.tree, static_cast<std::uint64_t>(cfg.seed), cfg.delta_lower, cfg.delta_upper));
   const std::string run = dir + "/run";
