@@ -26,9 +26,24 @@ endif()
 
 # Command-line behaviour of the real binary: exact restart, rank-count invariance, bad input.
 string(REPLACE ";" " " _dualnet_mpiexec "${MPIEXEC_EXECUTABLE};${MPIEXEC_PREFLAGS}")
-foreach(_t restart rank_invariance bad_input)
+set(_dualnet_cli_env
+  "DUALNET_BIN=$<TARGET_FILE:dualnet>;DUALNET_MPIEXEC=${_dualnet_mpiexec};DUALNET_PYTHON=${DUALNET_VENV}/bin/python")
+foreach(_t restart rank_invariance)
   add_test(NAME cli.${_t} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/test_${_t}.sh)
-  set_tests_properties(cli.${_t} PROPERTIES
-    ENVIRONMENT "DUALNET_BIN=$<TARGET_FILE:dualnet>;DUALNET_MPIEXEC=${_dualnet_mpiexec};DUALNET_PYTHON=${DUALNET_VENV}/bin/python"
-    LABELS "cli;mpi" TIMEOUT 900 PROCESSORS 2)
+  set_tests_properties(cli.${_t} PROPERTIES ENVIRONMENT "${_dualnet_cli_env}" LABELS "cli;mpi" TIMEOUT 900 PROCESSORS 2)
 endforeach()
+# Signals (SIGKILL, SIGUSR1) are the restart test's class of fault.
+set_property(TEST cli.restart APPEND PROPERTY LABELS "integrity;signals")
+
+# Integrity: one script per class of fault (tests/integrity/); a new case is one line.
+foreach(_class values config_files paths checkpoints bitflip disk readers concurrency)
+  add_test(NAME integrity.${_class} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integrity/${_class}.sh)
+  set_tests_properties(integrity.${_class} PROPERTIES ENVIRONMENT "${_dualnet_cli_env}"
+    LABELS "integrity;cli;${_class}" TIMEOUT 900 PROCESSORS 2 SKIP_RETURN_CODE 77)
+endforeach()
+
+# Sweeps without Slurm: `jobs/sweep.py run` with the real binary (tests/sweep/).
+add_test(NAME sweep.local COMMAND bash ${CMAKE_SOURCE_DIR}/tests/sweep/test_local_sweep.sh)
+set_tests_properties(sweep.local PROPERTIES
+  ENVIRONMENT "DUALNET_BIN=$<TARGET_FILE:dualnet>;DUALNET_MPIEXEC=${_dualnet_mpiexec}"
+  LABELS "sweep" TIMEOUT 600 PROCESSORS 2)

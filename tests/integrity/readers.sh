@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Class "readers": reading a live run never stops, stalls or changes it. A 2-rank run is
+# read throughout by h5py (default file locking) and xarray holding metrics.h5 open, and by
+# repeated h5py/xarray/dualnet-analyze reads (tests/integrity/live_reader.py); the run must
+# finish (exit 0) with metrics bit-identical to an unread run, and every read must have
+# seen whole rows only.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+make_work
+cfg=(depth=4 hid=6 samples_per_pass=8192 batch=64 epochs=60)
+
+dualnet_np 2 train "${cfg[@]}" out=quiet >/dev/null
+dualnet_np 2 train "${cfg[@]}" out=read >"$logs/run" 2>&1 &
+pid=$!
+rc=0
+"$py" "$here/live_reader.py" read "$pid" || rc=$?
+run_rc=0
+wait "$pid" || run_rc=$?
+[[ $run_rc == 0 ]] || fail "the run read live exited $run_rc: $(tail -3 "$logs/run")"
+[[ $rc == 0 ]] || fail "the live reader failed"
+same_metrics quiet read
+# dualnet-analyze on the finished run while a reader still holds it open.
+"$py" - <<'PY'
+import h5py, subprocess, sys, os
+held = h5py.File("read/metrics.h5", "r")
+out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "dualnet-analyze"), "summary", "read"],
+                     capture_output=True, text=True)
+held.close()
+if out.returncode != 0:
+    sys.exit("FAIL: dualnet-analyze summary with the file held open: " + out.stderr)
+PY
+echo "PASS: readers"
