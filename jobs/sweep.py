@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Expand a dualnet sweep file into a manifest and submit it as one Slurm array job.
+"""Expand a dualnet sweep file into a manifest and run it: as one Slurm array job, or here.
 
     python3 jobs/sweep.py expand SWEEP.toml [--dir DIR]
     python3 jobs/sweep.py submit SWEEP.toml [--dir DIR] [--throttle N] [--wait] [--dry-run]
                                             [--force] [-- SBATCH OPTIONS ...]
+    python3 jobs/sweep.py run    SWEEP.toml [--dir DIR] [--jobs N] [--ranks R] [--bin PATH]
+                                            [--mpiexec "mpiexec ..."] [--dry-run]
     python3 jobs/sweep.py status SWEEP.toml [--dir DIR] [--list]
 
 A sweep file (TOML) names axes and seeds; every combination of axis values times every seed
@@ -24,8 +26,8 @@ Layout of the sweep directory:
     manifest.json    the same with the parameters of each run, for analysis
     manifests/       the manifest each submission used (array tasks read theirs, by hash)
     runs/<name>/     one dualnet run directory per task, named from its parameters
-    logs/            Slurm output, <array job id>_<task>.out
-    submissions.log  one line per submission
+    logs/            Slurm output, <array job id>_<task>.out; logs/local/<name>.log from `run`
+    submissions.log  one line per submission (and per `run` that starts something)
 
 A run is finished when its run directory has timing.json (dualnet writes it last).
 `submit` submits only the tasks whose run is not finished (an interrupted run resumes from
@@ -33,8 +35,22 @@ its checkpoint), as one array job `--array=<indices>%<throttle>` of jobs/sweep.s
 jobs/submit.sh (which adds the site settings). It refuses while an earlier submission of the
 same sweep is still queued or running, unless --force.
 
+`run` runs the same unfinished runs on this machine, without Slurm, up to N at once
+(default: cores // R), each as `dualnet train ARGS out=<run dir>` (R > 1: under
+`mpiexec -n R`; --mpiexec or $DUALNET_MPIEXEC, default `mpiexec`, plus --allow-run-as-root
+--oversubscribe as root with Open MPI). The run directories, manifests and run states are
+those of `submit`, so `status` and a later `submit` agree with it: a finished run is skipped,
+one with a checkpoint resumes, a directory without checkpoint starts again (overwrite=true).
+Each run's output goes to logs/local/<run name>.log. The progress (done / running / failed /
+left, elapsed, ETA) goes to stderr. A run dualnet refuses because its directory is in use by
+another dualnet process is skipped ("running elsewhere"), not failed. Ctrl-C or SIGTERM
+stops every run at a checkpoint (the signal is forwarded to each dualnet) and prints how to
+continue (the same command); a second Ctrl-C kills the runs (their last checkpoint remains).
+
 Exit status: 0 success (also when nothing is left to run), 2 bad sweep file or arguments,
 1 submission failed; with --wait, sbatch's status (non-zero if a task failed).
+`run`: 0 every run finished (or runs elsewhere), 1 a run failed (they are listed), 2 bad sweep
+file or arguments, 130 / 143 stopped by SIGINT / SIGTERM.
 Only the Python standard library is used (Python >= 3.11 for tomllib).
 """
 
@@ -47,9 +63,14 @@ import itertools
 import json
 import os
 import re
+import selectors
+import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -378,6 +399,474 @@ def cmd_submit(sweep: dict, args) -> int:
     return rc
 
 
+# ----------------------------------------------------------------- run: a sweep without Slurm
+
+IN_USE = b"in use by another dualnet process"  # dualnet's refusal of a second writer (exit 2)
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # respects taskset and cpusets
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def is_openmpi(exe: str) -> bool:
+    try:
+        r = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "Open MPI" in r.stdout + r.stderr or "OpenRTE" in r.stdout + r.stderr
+
+
+def mpiexec_command(given: str | None) -> list[str]:
+    """The launcher for R > 1 ranks: --mpiexec, else $DUALNET_MPIEXEC, else mpiexec."""
+    spec = given if given is not None else os.environ.get("DUALNET_MPIEXEC", "")
+    try:
+        cmd = shlex.split(spec)
+    except ValueError as e:
+        raise SweepError(f"--mpiexec {spec!r}: {e}") from e
+    if not cmd:
+        cmd = ["mpiexec"]
+        if shutil.which("mpiexec") and is_openmpi("mpiexec"):
+            # As tests/cli/lib.sh: Open MPI refuses root without --allow-run-as-root, and more
+            # ranks than free cores (several runs at once) without --oversubscribe.
+            cmd += ["--allow-run-as-root", "--oversubscribe"] if os.geteuid() == 0 else ["--oversubscribe"]
+    if shutil.which(cmd[0]) is None:
+        raise SweepError(f"launcher {cmd[0]!r} not found (pass --mpiexec or set DUALNET_MPIEXEC)")
+    return cmd
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below pid (from /proc; empty where there is none)."""
+    kids: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for e in entries:
+        if not e.isdigit():
+            continue
+        try:
+            with open(f"/proc/{e}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        kids.setdefault(ppid, []).append(int(e))
+    out, todo = [], [pid]
+    while todo:
+        for c in kids.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def fmt_seconds(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def last_error_line(tail: bytes) -> str:
+    """The line that best says why a run failed: the last dualnet error, else the last line
+    with text (mpiexec ends with banners of dashes)."""
+    lines = [l.strip() for l in tail.decode(errors="replace").splitlines() if l.strip()]
+    for l in reversed(lines):
+        if l.startswith("dualnet") and "error" in l:
+            return l
+    for l in reversed(lines):
+        if any(c.isalnum() for c in l):
+            return l
+    return "(nothing on stderr)"
+
+
+class LocalRun:
+    """One run of a sweep executed by `run`."""
+
+    def __init__(self, task: dict):
+        self.task = task
+        self.dir = Path(task["run_dir"])
+        self.name = self.dir.name
+        self.state = ""  # run_state() when it was started
+        self.proc: subprocess.Popen | None = None
+        self.log_fd = -1
+        self.tail = b""  # end of its stderr
+        self.in_use = False
+        self.started = 0.0
+        self.signalled: set[int] = set()
+        self.retried = False
+        self.rc: int | None = None
+        self.outcome = ""  # finished | failed | stopped | killed | elsewhere | skipped
+
+
+class LocalSweep:
+    """Runs the unfinished runs of a sweep on this machine (see the module docstring)."""
+
+    def __init__(self, sweep: dict, args, binary: str, launcher: list[str], jobs: int):
+        self.sweep = sweep
+        self.args = args
+        self.binary = binary
+        self.launcher = launcher
+        self.ranks = args.ranks
+        self.jobs = jobs
+        self.logs = sweep["dir"] / "logs" / "local"
+        self.pending: list[LocalRun] = []
+        self.running: list[LocalRun] = []
+        self.ended: list[LocalRun] = []
+        self.durations: list[float] = []
+        self.sel = selectors.DefaultSelector()
+        self.signals: list[int] = []
+        self.stop_sig = 0
+        self.killing = False
+        self.tty = sys.stderr.isatty()
+        self.t0 = time.monotonic()
+        self.drawn = 0.0
+        try:
+            self.bin_stat = os.stat(binary)
+        except OSError:
+            self.bin_stat = None
+
+    # ------------------------------------------------------------------ commands
+    def command(self, run: LocalRun, state: str) -> list[str]:
+        d = str(run.dir)
+        mode = {"resumable": [f"resume={d}"], "stale": [f"out={d}", "overwrite=true"]}.get(state, [f"out={d}"])
+        cmd = [self.binary, "train", *run.task["args"], *mode]
+        if self.ranks > 1:
+            cmd = [*self.launcher, "-n", str(self.ranks), *cmd]
+        return cmd
+
+    def launch(self, run: LocalRun) -> None:
+        # The state is read again now: another `run` or a Slurm task may have moved it on.
+        state = run_state(str(run.dir))
+        if state == "finished":
+            run.outcome = "skipped"
+            self.ended.append(run)
+            self.event(run, "already finished: skipped")
+            return
+        run.state = state
+        cmd = self.command(run, state)
+        run.dir.parent.mkdir(parents=True, exist_ok=True)
+        run.log_fd = os.open(self.logs / f"{run.name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.write(run.log_fd, f"=== {stamp()} sweep.py run (pid {os.getpid()}): {state}: {shlex.join(cmd)}\n".encode())
+        run.started = time.monotonic()
+        try:
+            # Own session: a Ctrl-C in the terminal reaches sweep.py only, which decides what
+            # the runs get; stdin closed so that no run reads the terminal.
+            run.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=run.log_fd, stderr=subprocess.PIPE,
+                                        start_new_session=True)
+        except OSError as e:
+            run.rc, run.tail = 127, f"cannot start {cmd[0]}: {e.strerror}".encode()
+            self.finish(run, "failed")
+            return
+        assert run.proc.stderr is not None
+        os.set_blocking(run.proc.stderr.fileno(), False)
+        self.sel.register(run.proc.stderr, selectors.EVENT_READ, run)
+        self.running.append(run)
+        self.event(run, f"started ({state})")
+
+    def read_stderr(self, run: LocalRun, until_eof: bool = False) -> None:
+        pipe = run.proc.stderr if run.proc else None
+        if pipe is None or pipe.closed:
+            return
+        while True:
+            try:
+                chunk = os.read(pipe.fileno(), 65536)
+            except BlockingIOError:
+                chunk = None
+            if not chunk:
+                if chunk == b"" or until_eof:
+                    # EOF, or the run has ended and what is left is held open by a stray process.
+                    self.sel.unregister(pipe)
+                    pipe.close()
+                return
+            os.write(run.log_fd, chunk)
+            run.tail = (run.tail + chunk)[-8192:]
+            run.in_use = run.in_use or IN_USE in run.tail
+            if not until_eof:
+                return
+
+    def reap(self, run: LocalRun) -> None:
+        self.read_stderr(run, until_eof=True)
+        rc = run.proc.returncode
+        run.rc = rc
+        if rc == 0 and (run.dir / "timing.json").exists():
+            outcome = "finished"
+        elif rc != 0 and run.in_use:
+            outcome = "elsewhere"
+        elif rc != 0 and (self.killing or run.signalled):
+            # Killed by us, or hit by the forwarded signal before dualnet could handle it (it
+            # had just started): interrupted, not failed; its state says how to continue.
+            outcome = "killed"
+        elif rc != 0:
+            outcome = "failed"
+        elif run_state(str(run.dir)) == "resumable":
+            outcome = "stopped"  # by our signal, or by one sent to dualnet itself
+        else:
+            outcome = "failed"
+            run.tail += b"\ndualnet exited 0 but the run has neither timing.json nor a checkpoint"
+        self.running.remove(run)
+        if (outcome == "failed" and rc == 2 and run.state == "new" and not run.retried and not self.stop_sig
+                and b"already exists" in run.tail):
+            # Another process created the directory between our look and dualnet's mkdir: look
+            # again (it is now in use, resumable or finished) instead of calling that a failure.
+            os.write(run.log_fd, f"=== {stamp()} sweep.py: the directory appeared meanwhile; trying again\n".encode())
+            os.close(run.log_fd)
+            run.retried, run.tail = True, b""
+            self.pending.insert(0, run)
+            return
+        if outcome != "elsewhere" and run.dir.is_dir():
+            # One line per attempt, as jobs/lib/dualnet-job.sh writes from Slurm jobs.
+            try:
+                with (run.dir / "jobs.log").open("a") as f:
+                    f.write(f"{stamp(' ')} job=local-{os.getpid()} restart=0 state={run.state} rc={rc} warned=0\n")
+            except OSError:
+                pass
+        self.finish(run, outcome)
+
+    def finish(self, run: LocalRun, outcome: str) -> None:
+        run.outcome = outcome
+        took = time.monotonic() - run.started
+        if outcome == "finished":
+            self.durations.append(took)
+        os.write(run.log_fd, f"=== {stamp()} sweep.py: {outcome}, exit status {run.rc}\n".encode())
+        os.close(run.log_fd)
+        self.ended.append(run)
+        what = {
+            "finished": f"finished ({took:.1f} s)",
+            "failed": f"FAILED (exit status {run.rc}): {last_error_line(run.tail)}",
+            "killed": "killed" if self.killing else "ended by the signal before dualnet could handle it",
+            "stopped": "stopped at a checkpoint",
+            "elsewhere": "skipped: running elsewhere (its directory is in use by another dualnet process)",
+        }[outcome]
+        self.event(run, what)
+
+    # ------------------------------------------------------------------ signals
+    def on_signal(self, signum, _frame) -> None:
+        self.signals.append(signum)  # handled in the loop, never inside the handler
+
+    def handle_signals(self) -> None:
+        while self.signals:
+            sig = self.signals.pop(0)
+            if not self.stop_sig:
+                self.stop_sig = sig
+                self.say(f"{signal.Signals(sig).name}: stopping {len(self.running)} running run(s) at a "
+                         f"checkpoint, starting no more (again to kill them)")
+            elif not self.killing:
+                self.killing = True
+                self.say(f"{signal.Signals(sig).name} again: killing {len(self.running)} run(s) (SIGKILL)")
+                self.kill_all()
+        if self.stop_sig and not self.killing:
+            self.forward(self.stop_sig)
+
+    def forward(self, sig: int) -> None:
+        """Send sig once to every dualnet process of the running runs. Under mpiexec the ranks
+        are signalled themselves: Open MPI's mpiexec turns SIGINT/SIGTERM into SIGKILL for its
+        ranks after a moment, too soon for a checkpoint. Called on every loop turn, so ranks that
+        appear later are signalled too."""
+        for run in self.running:
+            if self.ranks == 1:
+                targets = [run.proc.pid]
+            else:
+                targets = [p for p in descendants(run.proc.pid) if p not in run.signalled and self.is_dualnet(p)]
+            for pid in targets:
+                if pid in run.signalled:
+                    continue
+                run.signalled.add(pid)
+                try:
+                    os.kill(pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+    def is_dualnet(self, pid: int) -> bool:
+        try:
+            if self.bin_stat is not None and os.path.samestat(os.stat(f"/proc/{pid}/exe"), self.bin_stat):
+                return True
+            with open(f"/proc/{pid}/comm") as f:
+                return f.read().strip() in {"dualnet", Path(self.binary).name[:15]}
+        except OSError:
+            return False
+
+    def kill_all(self) -> None:
+        for run in self.running:
+            below = descendants(run.proc.pid)  # ranks may have left the launcher's process group
+            for kill, target in [(os.killpg, run.proc.pid)] + [(os.kill, p) for p in below]:
+                try:
+                    kill(target, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+    # ------------------------------------------------------------------ progress
+    def counts(self) -> dict[str, int]:
+        c = {k: 0 for k in ("finished", "failed", "stopped", "killed", "elsewhere", "skipped")}
+        for r in self.ended:
+            c[r.outcome] += 1
+        return c
+
+    def eta(self, now: float) -> str:
+        if not self.durations:
+            return "?"
+        mean = sum(self.durations) / len(self.durations)
+        left = 0 if self.stop_sig else len(self.pending)
+        work = left * mean + sum(max(mean - (now - r.started), 0.0) for r in self.running)
+        par = min(self.jobs, left + len(self.running))
+        return fmt_seconds(work / par if par else 0.0)
+
+    def progress(self) -> str:
+        now = time.monotonic()
+        c = self.counts()
+        extra = "".join(
+            f", {c[k]} {label}" for k, label in (("stopped", "stopped"), ("killed", "killed"),
+                                                 ("elsewhere", "elsewhere"), ("skipped", "skipped"))
+            if c[k]
+        )
+        return (f"{c['finished']} done, {len(self.running)} running, {c['failed']} failed, "
+                f"{len(self.pending)} left{extra} | elapsed {fmt_seconds(now - self.t0)} | ETA {self.eta(now)}")
+
+    def say(self, text: str) -> None:
+        """A line that stays (on a terminal: above the progress line)."""
+        if self.tty:
+            sys.stderr.write("\r\x1b[K")
+        sys.stderr.write(f"sweep.py [{fmt_seconds(time.monotonic() - self.t0)}] {text}\n")
+        self.drawn = 0.0
+        self.draw()
+
+    def event(self, run: LocalRun, what: str) -> None:
+        if self.tty:
+            # Only what needs attention stays on a terminal; the rest is in the progress line.
+            if run.outcome in ("failed", "elsewhere", "killed"):
+                self.say(f"{run.name}: {what}")
+            else:
+                self.drawn = 0.0
+                self.draw()
+        else:
+            sys.stderr.write(f"sweep.py [{fmt_seconds(time.monotonic() - self.t0)}] {run.name}: {what} -- "
+                             f"{self.progress()}\n")
+            sys.stderr.flush()
+
+    def draw(self) -> None:
+        now = time.monotonic()
+        if self.tty and now - self.drawn >= 1.0:
+            sys.stderr.write("\r\x1b[K" + self.progress())
+            sys.stderr.flush()
+            self.drawn = now
+
+    # ------------------------------------------------------------------ main loop
+    def execute(self, todo: list[dict]) -> int:
+        self.pending = [LocalRun(t) for t in todo]
+        old = {s: signal.signal(s, self.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while True:
+                self.handle_signals()
+                while not self.stop_sig and self.pending and len(self.running) < self.jobs:
+                    self.launch(self.pending.pop(0))
+                if not self.running:
+                    break
+                for key, _ in self.sel.select(timeout=0.2):
+                    self.read_stderr(key.data)
+                for run in list(self.running):
+                    if run.proc.poll() is not None:
+                        self.reap(run)
+                self.draw()
+        finally:
+            if self.running:  # only after an error in this loop: leave nothing behind
+                self.kill_all()
+                for run in self.running:
+                    run.proc.wait()
+            for s, h in old.items():
+                signal.signal(s, h)
+            if self.tty:
+                sys.stderr.write("\r\x1b[K")
+                sys.stderr.flush()
+        return self.report()
+
+    def report(self) -> int:
+        by = {k: [r for r in self.ended if r.outcome == k] for k in self.counts()}
+        c = {k: len(v) for k, v in by.items()}
+        total = len(self.sweep["tasks"])
+        print(f"sweep {self.sweep['name']}: {c['finished']} run(s) finished, {c['failed']} failed, "
+              f"{c['stopped'] + c['killed']} stopped, {c['elsewhere']} running elsewhere, "
+              f"{len(self.pending)} not started, in {fmt_seconds(time.monotonic() - self.t0)} "
+              f"({total} runs in the sweep)")
+        status_cmd = shlex.join(["python3", sys.argv[0], "status", str(self.args.sweep_file),
+                                 "--dir", str(self.sweep["dir"]), "--list"])
+        if by["elsewhere"]:
+            print("running elsewhere (another dualnet process writes them; not run here):")
+            for r in by["elsewhere"]:
+                print(f"  {r.name}")
+            print(f"see how they end with: {status_cmd}")
+        if by["failed"]:
+            print("failed runs:")
+            for r in by["failed"]:
+                print(f"  {r.name}: exit status {r.rc}: {last_error_line(r.tail)}\n"
+                      f"    log: {self.logs / (r.name + '.log')}")
+        # Stopped although sweep.py was not: someone signalled that dualnet. Unfinished, so
+        # the exit status says so, but resumable with the same command.
+        halted = [] if self.stop_sig else by["stopped"]
+        if halted:
+            print("stopped at a checkpoint by a signal to dualnet itself (run the same command again to resume):")
+            for r in halted:
+                print(f"  {r.name}\n    log: {self.logs / (r.name + '.log')}")
+        if self.stop_sig:
+            again = shlex.join(["python3", sys.argv[0], *self.args.argv])
+            name = signal.Signals(self.stop_sig).name
+            if by["stopped"] or by["killed"]:
+                print(f"stopped by {name}:")
+                for r in by["stopped"]:
+                    print(f"  {r.name}: checkpoint written")
+                for r in by["killed"]:
+                    later = "resumes from its last checkpoint" if run_state(str(r.dir)) == "resumable" \
+                        else "no checkpoint yet: starts afresh"
+                    print(f"  {r.name}: killed ({later})")
+            print(f"{len(self.pending)} run(s) not started. Continue with:\n  {again}")
+            return 128 + self.stop_sig
+        return 1 if by["failed"] or halted else 0
+
+
+def stamp(sep: str = "T") -> str:
+    return datetime.datetime.now().isoformat(sep=sep, timespec="seconds")
+
+
+def cmd_run(sweep: dict, args) -> int:
+    if args.jobs is not None and args.jobs < 1:
+        raise SweepError(f"--jobs must be at least 1 (got {args.jobs})")
+    if args.ranks < 1:
+        raise SweepError(f"--ranks must be at least 1 (got {args.ranks})")
+    jobs = args.jobs or max(1, usable_cores() // args.ranks)
+    binary = args.bin or site_value("DUALNET_BIN")
+    if "/" not in binary and shutil.which(binary):
+        binary = shutil.which(binary)
+    binary = os.path.abspath(binary)
+    launcher = mpiexec_command(args.mpiexec) if args.ranks > 1 else []
+
+    tasks = sweep["tasks"]
+    states = {t["index"]: run_state(t["run_dir"]) for t in tasks}
+    todo = [t for t in tasks if states[t["index"]] != "finished"]
+    n = {s: sum(1 for v in states.values() if v == s) for s in ("finished", "resumable", "stale", "new")}
+    total = len(tasks)
+    if not todo:
+        print(f"sweep {sweep['name']}: all {total} runs finished; nothing to run (skipped {total})")
+        if not args.dry_run:
+            write_manifest(sweep)
+        return 0
+    if not args.dry_run and not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        raise SweepError(f"dualnet binary {binary!r} is missing or not executable (pass --bin or set DUALNET_BIN)")
+    ranks = f"{args.ranks} rank{'s' if args.ranks > 1 else ''} each"
+    print(f"sweep {sweep['name']}: {total} runs: {n['finished']} finished (skipped), {n['resumable']} to resume, "
+          f"{n['stale']} to restart (no checkpoint), {n['new']} new; up to {jobs} at once, {ranks}", flush=True)
+    runner = LocalSweep(sweep, args, binary, launcher, jobs)
+    if args.dry_run:
+        for t in todo:
+            run = LocalRun(t)
+            print(f"  {run.name} ({states[t['index']]}): {shlex.join(runner.command(run, states[t['index']]))}")
+        return 0
+    hashed = write_manifest(sweep)
+    runner.logs.mkdir(parents=True, exist_ok=True)
+    print(f"logs: {runner.logs}/<run name>.log", flush=True)
+    with (sweep["dir"] / "submissions.log").open("a") as f:
+        f.write(f"{stamp()}\tlocal={socket.gethostname()}:{os.getpid()}\truns={compress([t['index'] for t in todo])}"
+                f"\tmanifest={hashed.name}\n")
+    return runner.execute(todo)
+
+
 def main(argv: list[str]) -> int:
     # Everything after a lone "--" goes to sbatch.
     sbatch_extra: list[str] = []
@@ -386,13 +875,14 @@ def main(argv: list[str]) -> int:
         argv, sbatch_extra = argv[:i], argv[i + 1 :]
     p = argparse.ArgumentParser(
         prog="sweep.py",
-        description="Expand a dualnet sweep file and submit it as a Slurm array job.",
+        description="Expand a dualnet sweep file and submit it as a Slurm array job, or run it here.",
         epilog="See the module docstring (head of jobs/sweep.py) and docs/cluster.md.",
     )
     sub = p.add_subparsers(dest="command", required=True)
     for name, helptext in (
         ("expand", "write the manifest only"),
         ("submit", "write the manifest and submit the unfinished tasks"),
+        ("run", "write the manifest and run the unfinished tasks on this machine (no Slurm)"),
         ("status", "count finished / unfinished runs"),
     ):
         sp = sub.add_parser(name, help=helptext)
@@ -405,18 +895,32 @@ def main(argv: list[str]) -> int:
             sp.add_argument("--dry-run", action="store_true", help="print the sbatch command only")
             sp.add_argument("--force", action="store_true",
                             help="submit even if an earlier submission is still queued")
+        if name == "run":
+            sp.add_argument("--jobs", "-j", type=int, help="at most N runs at once (default: cores // R)")
+            sp.add_argument("--ranks", type=int, default=1, help="MPI ranks per run (default 1: no mpiexec)")
+            sp.add_argument("--bin", help="the dualnet binary (default: $DUALNET_BIN or the site "
+                            "setting, else <repo>/build/dualnet)")
+            sp.add_argument("--mpiexec", help="launcher for R > 1, e.g. \"mpiexec --bind-to none\" "
+                            "(default: $DUALNET_MPIEXEC, else mpiexec)")
+            sp.add_argument("--dry-run", action="store_true", help="print the dualnet commands only")
         if name == "status":
             sp.add_argument("--list", action="store_true", help="list the unfinished runs")
     args = p.parse_args(argv)
     args.sbatch = sbatch_extra
+    args.argv = argv  # `run` prints it back as the command that continues an interrupted sweep
     if sbatch_extra and args.command != "submit":
         p.error("sbatch options after -- only go with submit")
     try:
         sweep = load_sweep(args.sweep_file, args.dir)
-        return {"expand": cmd_expand, "submit": cmd_submit, "status": cmd_status}[args.command](sweep, args)
+        commands = {"expand": cmd_expand, "submit": cmd_submit, "run": cmd_run, "status": cmd_status}
+        return commands[args.command](sweep, args)
     except SweepError as e:
         print(f"sweep.py: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C outside `run`'s own handling (which forwards it to the runs): no traceback.
+        print("sweep.py: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
