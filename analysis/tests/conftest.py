@@ -78,6 +78,67 @@ def runs(tmp_path_factory):
             "no_corr_full": root / "no_corr_full", "partial": root / "partial"}
 
 
+def train_each(root, jobs):
+    """Run every training of {name: keys} below root at once; {name: its stderr}; fail naming
+    the one that failed."""
+    procs = {name: subprocess.Popen(train_command(root / name, **keys), stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True) for name, keys in jobs.items()}
+    errors = {}
+    for name, proc in procs.items():
+        output, errors[name] = proc.communicate(timeout=120)
+        if proc.returncode != 0:
+            pytest.fail(f"dualnet train for {name} failed ({proc.returncode}):\n{output}{errors[name]}",
+                        pytrace=False)
+    return errors
+
+
+def train_all(root, jobs):
+    train_each(root, jobs)
+    return root
+
+
+# The table bug this guards against: six runs, all seed 1, of 0, 2, 2, 8, 20 and 2 epochs
+# were once averaged into one row "6 seeds".
+SIX_EPOCHS = (0, 2, 2, 8, 20, 2)
+GRID_LOSSES = ("ref_nce", "simp")
+GRID_DELTA_LOWER = (0.6, 0.8)
+
+
+@pytest.fixture(scope="session")
+def six_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("six")
+    return train_all(root, {f"r{i}": {"hid": 2, "seed": 1, "epochs": e} for i, e in enumerate(SIX_EPOCHS)})
+
+
+@pytest.fixture(scope="session")
+def grid(runs, tmp_path_factory):
+    """With the `runs` sweep (ref_nce, delta_lower 0.8): a full loss x delta_lower x hid x seed grid.
+
+    Only the 12 runs the sweep lacks are made here, so a comparison reads two directories.
+    """
+    root = tmp_path_factory.mktemp("grid")
+    jobs = {f"{loss}/dl{dl}/hid{h}/seed{s}": {"loss": loss, "delta_lower": dl, "hid": h, "seed": s}
+            for loss in GRID_LOSSES for dl in GRID_DELTA_LOWER for h in SWEEP_HID for s in SWEEP_SEEDS
+            if (loss, dl) != ("ref_nce", 0.8)}
+    return train_all(root, jobs)
+
+
+# hid=2 networks often collapse. With these settings (dualnet's defaults otherwise: depth 5,
+# batch 128), seed 2 collapses by epoch 1 (output_rank1_gap ~2e-9) and seed 1 trains (~0.08).
+COLLAPSE_KEYS = {"depth": 5, "hid": 2, "batch": 128, "samples_per_pass": 12800, "epochs": 2}
+COLLAPSING_SEED, TRAINING_SEED = 2, 1
+
+
+@pytest.fixture(scope="session")
+def collapse_runs(tmp_path_factory):
+    """One configuration, two seeds: one collapses, one trains (about 1 s each)."""
+    root = tmp_path_factory.mktemp("collapse")
+    seeds = (TRAINING_SEED, COLLAPSING_SEED)
+    stderr = train_each(root, {f"seed{s}": COLLAPSE_KEYS | {"seed": s} for s in seeds})
+    return {"root": root, "collapsed": root / f"seed{COLLAPSING_SEED}", "trained": root / f"seed{TRAINING_SEED}",
+            "stderr": {s: stderr[f"seed{s}"] for s in seeds}}
+
+
 @pytest.fixture
 def analyze(capsys):
     """Run the command in-process: returns (exit code, stdout, stderr)."""

@@ -4,6 +4,8 @@ import h5py
 import numpy as np
 import pytest
 
+from dualnet_analysis.sealed import seal
+
 
 def assert_refused(result, path):
     code, out, err = result
@@ -26,8 +28,16 @@ def test_foreign_hdf5(analyze_exe, tmp_path):
     assert_refused(analyze_exe("summary", path), path)
 
 
-@pytest.mark.parametrize("change", ["format_version", "drop_dataset", "shape"])
-def test_damaged_dualnet_file(runs, analyze, tmp_path, change):
+# What each edit breaks, as the refusal names it once the file is resealed.
+DAMAGE = {"format_version": "unsupported format_version 99", "drop_dataset": "missing dataset /metrics/best_corr",
+          "shape": "/hltm/rho_root has shape (3,)"}
+
+
+@pytest.mark.parametrize("resealed", [True, False], ids=["resealed", "unresealed"])
+@pytest.mark.parametrize("change", list(DAMAGE))
+def test_damaged_dualnet_file(runs, analyze, tmp_path, change, resealed):
+    """Resealed, the edit itself is refused (the seal says nothing about content); left
+    unresealed, the checksum refuses it before HDF5 reads a byte."""
     path = tmp_path / "metrics.h5"
     path.write_bytes((runs["single"] / "metrics.h5").read_bytes())
     with h5py.File(path, "r+") as file:
@@ -38,7 +48,15 @@ def test_damaged_dualnet_file(runs, analyze, tmp_path, change):
         else:
             del file["hltm/rho_root"]
             file["hltm/rho_root"] = np.ones(3)
-    assert_refused(analyze("summary", path), path)
+    if resealed:
+        seal(path)
+    result = analyze("summary", path)
+    assert_refused(result, path)
+    reason = result[2]
+    if resealed:
+        assert DAMAGE[change] in reason and "checksum" not in reason
+    else:
+        assert "damaged (its checksum does not match)" in reason and DAMAGE[change] not in reason
 
 
 def test_missing_path_and_empty_sweep(analyze, tmp_path):

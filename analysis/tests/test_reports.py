@@ -5,6 +5,7 @@ import csv
 import numpy as np
 
 from conftest import SWEEP_HID, SWEEP_SEEDS, finished_rows
+from dualnet_analysis.run import COLLAPSE_GAP
 from helpers import level_means, read
 
 
@@ -37,6 +38,12 @@ def expected_stats(run_dirs):
     return init.mean(0), init.std(0, ddof=1), final.mean(0), final.std(0, ddof=1)
 
 
+def last_row_collapsed(run_dir):
+    """The collapse rule of docs/metrics-format.md#collapse at the last row, from the datasets."""
+    gap, change = read(run_dir, "metrics/output_rank1_gap"), read(run_dir, "metrics/weight_change")
+    return bool(gap[-1] <= COLLAPSE_GAP or (change[-1] == 0).all())
+
+
 def test_table_matches_hdf5(runs, analyze, tmp_path):
     code, out, _ = analyze("table", runs["sweep"], "--by", "hid", "--csv", tmp_path / "t.csv")
     assert code == 0
@@ -54,11 +61,17 @@ def test_table_matches_hdf5(runs, analyze, tmp_path):
             np.testing.assert_allclose(got, [init_mean[lv], init_std[lv], final_mean[lv], final_std[lv]], rtol=1e-12)
         cells = " | ".join(f"{m[lv]:.4f} ± {s[lv]:.4f}" for lv in range(3)
                            for m, s in ((init_mean, init_std), (final_mean, final_std)))
-        assert f"| {hid} | 2 | 2 | {cells} |" in out
+        collapsed = sum(last_row_collapsed(runs["sweep"] / f"hid{hid}/seed{s}") for s in SWEEP_SEEDS)
+        assert {r["n_collapsed"] for r in mine} == {str(collapsed)} and {r["n_collapse_unknown"] for r in mine} == {"0"}
+        assert f"| {hid} | 2 | 2 | {collapsed}/2 | {cells} |" in out
 
 
 def test_table_default_keys(runs, analyze):
-    code, out, _ = analyze("table", runs["sweep"])
-    assert code == 0
-    assert out.splitlines()[0].startswith("| hid | delta_lower | loss | seeds |")
-    assert len([line for line in out.splitlines() if line.startswith("| ") and "±" in line]) == len(SWEEP_HID)
+    """Without --by: the keys that vary as columns, the others once above the table."""
+    code, out, err = analyze("table", runs["sweep"])
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith("Constant over all runs: depth=3, num_children=2, delta_lower=0.8")
+    assert "epochs=2" in lines[0] and "hid=" not in lines[0] and "seed" not in lines[0] and "out=" not in lines[0]
+    assert lines[2].startswith("| hid | seeds | final epoch | collapsed |")
+    assert len([line for line in lines if line.startswith("| ") and "±" in line]) == len(SWEEP_HID)

@@ -7,3 +7,11 @@ exception is a bug and keeps its traceback.
 
 class InputError(Exception):
     """An input path that cannot be analysed; the message names the file and the reason."""
+
+
+class Refusal(InputError):
+    """Several problems found at once (e.g. in a sweep); the command prints one line per problem."""
+
+    def __init__(self, lines):
+        super().__init__("; ".join(lines))
+        self.lines = list(lines)

@@ -22,11 +22,12 @@ def summary(run):
         f"- build: dualnet {attrs.get('dualnet_version', '?')} ({attrs.get('git_commit', '?')}), "
         f"{attrs.get('execution_space', '?')}, world_size {attrs.get('world_size', '?')}",
         f"- training loss (mean ± sem over the pass's steps): {_loss(run)}",
+        f"- collapse: {collapse_text(run)}",
         "",
     ]
     best = run.metrics["level_mean_best_corr"]
     ref, paper = run.level_mean("covop_norm_ref"), run.level_mean("covop_norm_paper")
-    counts = np.bincount(run.hltm["level"], minlength=run.depth)
+    counts = np.bincount(run.hltm["latent_level"], minlength=run.depth)
     rows = [
         [lv, run.depth - lv, counts[lv], number(best[first, lv]), number(best[last, lv]),
          _sci(ref[first, lv]), _sci(ref[last, lv]), _sci(paper[first, lv]), _sci(paper[last, lv])]
@@ -43,6 +44,18 @@ def _loss(run):
     if run.n_rows < 2:
         return "n/a (no training pass finished)"
     return f"first pass {mean_std(mean[1], sem[1], 6)}, last pass {mean_std(mean[-1], sem[-1], 6)}"
+
+
+def collapse_text(run):
+    """Whether the run collapsed (docs/metrics-format.md#collapse), with the last row's
+    evidence, so a reader sees why its correlations may be those of a dead network."""
+    if run.collapsed is None:
+        return "unknown (the file has no output_rank1_gap / weight_change: written by an older dualnet)"
+    state = f"COLLAPSED since epoch {run.collapse_epoch}" if run.collapsed else "no"
+    root_dead = number(run.metrics["dead_fraction"][-1, 0]) if "dead_fraction" in run.metrics else "n/a"
+    gap = run.metrics["output_rank1_gap"][-1]
+    return (f"{state} (epoch {run.n_rows - 1}: output_rank1_gap {gap:.3e}, "
+            f"dead fraction of the root {root_dead})")
 
 
 def _sci(value):
