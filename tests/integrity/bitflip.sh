@@ -42,7 +42,7 @@ trial() {
     fail "$file byte $pos: crash output: $(head -c 500 "$logs/err")"
   fi
   if [[ $rc != 0 ]]; then
-    [[ $(wc -l <"$logs/err") == 1 ]] || fail "$file byte $pos: exit $rc with $(wc -l <"$logs/err") lines: $(head -c 500 "$logs/err")"
+    [[ $(error_lines "$logs/err") == 1 ]] || fail "$file byte $pos: exit $rc with $(error_lines "$logs/err") lines: $(head -c 500 "$logs/err")"
     refused=$((refused + 1))
   else
     if ! same_metrics reference damaged 2>"$logs/diff" || ! same_weights reference damaged 2>>"$logs/diff"; then

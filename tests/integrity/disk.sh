@@ -66,7 +66,7 @@ sweep() {
       same_metrics "$work/ref-$name" "$disk/run" >/dev/null || fail "$name: a run that fit differs"
       continue
     fi
-    [[ $(wc -l <"$logs/err") == 1 ]] || fail "$name, $free bytes free: exit $rc, $(wc -l <"$logs/err") lines: $(head -c 1500 "$logs/err")"
+    [[ $(error_lines "$logs/err") == 1 ]] || fail "$name, $free bytes free: exit $rc, $(error_lines "$logs/err") lines: $(head -c 1500 "$logs/err")"
     grep -qiE 'terminate|abort|backtrace|core dumped|segmentation' "$logs/err" && fail "$name, $free bytes free: crash: $(cat "$logs/err")"
     writer=$(grep -oE 'config\.toml|metrics\.h5|ckpt-|timing\.json|latest' "$logs/err" | head -1 || true)
     [[ -n $writer ]] || fail "$name, $free bytes free: the error does not name the file: $(cat "$logs/err")"
@@ -103,7 +103,7 @@ rm "$work/late/timing.json"
 mkdir "$work/late/timing.json.tmp"
 rc=0
 "$bin" train resume="$work/late" >/dev/null 2>"$logs/err" || rc=$?
-if [[ $rc == 0 || $(wc -l <"$logs/err") != 1 ]] || ! grep -q timing.json "$logs/err"; then
+if [[ $rc == 0 || $(error_lines "$logs/err") != 1 ]] || ! grep -q timing.json "$logs/err"; then
   fail "timing.json failure: exit $rc: $(cat "$logs/err")"
 fi
 rmdir "$work/late/timing.json.tmp"
@@ -116,6 +116,6 @@ rm -rf "${disk:?}"/*
 head -c "$capacity" /dev/zero >"$disk/pad" 2>/dev/null || true
 rc=0
 "$bin" covop "$work/ref-metrics-heavy" batch=4096 anchors=4096 file="$disk/report.h5" >/dev/null 2>"$logs/err" || rc=$?
-[[ $rc != 0 && $(wc -l <"$logs/err") == 1 ]] || fail "covop on a full disk: exit $rc: $(cat "$logs/err")"
+[[ $rc != 0 && $(error_lines "$logs/err") == 1 ]] || fail "covop on a full disk: exit $rc: $(cat "$logs/err")"
 if [[ -e $disk/report.h5 ]] || find "$disk" -name '*.tmp*' | grep -q .; then fail "covop left a partial report"; fi
 echo "PASS: disk full"

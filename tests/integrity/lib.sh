@@ -71,6 +71,10 @@ run_refusals() {
   echo "ok: $n refusals (${#cases[@]} cases at 1 and 2 ranks), each one line, nothing changed"
 }
 
+# error_lines FILE: the lines of a stderr log that are not warnings (a run may warn, e.g. of a
+# collapsed network, before it fails; what is checked is the failure's own report).
+error_lines() { grep -cv '^dualnet: warning:' "$1" || true; }
+
 # A fresh work directory (and a log directory outside it), removed at exit.
 make_work() {
   work=$(mktemp -d)
