@@ -250,8 +250,18 @@ void print_table(const NetworkShape& net, const std::string& source, const Covop
   std::printf("dualnet covop: %s\n", source.c_str());
   std::printf("tree depth %d, k %d, hid %d; bias=%s normalize_output=%s\n", t.depth, t.k, t.hid,
               net.bias ? "true" : "false", net.normalize_output ? "true" : "false");
-  if (net.bias || net.normalize_output)
-    std::printf("note: the identity -grad E[L_simp] = 2 OP w is exact only for bias=false normalize_output=false\n");
+  if (net.bias || net.normalize_output) {
+    // Why the errors below are large, and what checks the theorem instead (docs/covop.md).
+    std::string keys = net.bias ? "bias=true" : "";
+    if (net.normalize_output) keys += std::string(keys.empty() ? "" : " ") + "normalize_output=true";
+    const bool trained = source.rfind("checkpoint", 0) == 0;
+    std::printf("note: this network has %s, so -grad E[L_simp] = 2 OP w does not hold for it and the errors below do "
+                "not test the theorem; %s (docs/covop.md#why-bias-free)\n",
+                keys.c_str(),
+                trained ? "check a bias-free run instead: dualnet train configs/covop-bias-free.toml out=DIR, then "
+                          "dualnet covop DIR"
+                        : "add bias=false normalize_output=false to this command");
+  }
   std::printf("gradient: %lld items (anchor, positive, %d negative%s); mean d+^2 = %.4e, d-^2 = %.4e\n",
               static_cast<long long>(spec.items), spec.negatives, spec.negatives > 1 ? "s" : "", r.d2_pos, r.d2_neg);
   std::printf("class means of K: %lld %s anchors, p0 = %.5f, p1 = %.5f\n", static_cast<long long>(spec.anchors),
@@ -394,6 +404,12 @@ int covop_command(const std::vector<std::string>& args, const World& world) {
   spec.share_levels = static_cast<int>(cfg.share_levels);
   spec.seed = static_cast<std::uint64_t>(cfg.seed);
 
+  if (world.root() && spec.items >= (std::int64_t(1) << 20)) {
+    std::printf("covop: %lld items per gradient take minutes on a workstation (about 3 minutes on 2 cores for the "
+                "reference tree); batch=65536 gives a check within a few percent in seconds\n",
+                static_cast<long long>(spec.items));
+    std::fflush(stdout);
+  }
   const auto reducer = make_reducer(world, cfg.reducer);
   const auto t0 = std::chrono::steady_clock::now();
   CovopCheckResult result;
