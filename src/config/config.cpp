@@ -38,7 +38,7 @@ const std::vector<KeySpec>& config_keys() {
       {"bias", &Config::bias, 0, 0, {}, true, "give every neuron a bias (false: bias-free network)"},
       {"normalize_output", &Config::normalize_output, 0, 0, {}, true, "output f = h_root/(|h_root|+1e-4) (false: f = h_root)"},
       {"loss", &Config::loss, 0, 0, {"simp", "triplet", "infonce", "ref_nce", "ref_subtract"}, true,
-       "contrastive loss (SPEC section 4)"},
+       "contrastive loss: simp, triplet, infonce, or the reference script's batch-coupled ref_nce and ref_subtract; defined in docs/science.md#losses"},
       {"temp", &Config::temp, 1e-6, 1e6, {}, true, "temperature tau of triplet, infonce, ref_nce"},
       {"margin", &Config::margin, 0, kNoMax, {}, true, "margin r of the triplet loss"},
       {"lr", &Config::lr, 0, kNoMax, {}, true, "SGD learning rate"},

@@ -16,18 +16,18 @@ struct Config {
   // a config file (a saved config.toml used as a template: the caller decides) and ignored
   // by science_difference().
   std::string run_id;
-  // HLTM (SPEC §1-2)
+  // HLTM and views (docs/science.md#hltm, #views)
   std::int64_t depth = 5;
   std::int64_t num_children = 2;
   double delta_lower = 0.8;
   double delta_upper = 1.0;
   std::int64_t share_levels = 1;
   std::int64_t negatives = 1;
-  // network (SPEC §3)
+  // network (docs/science.md#network)
   std::int64_t hid = 10;
   bool bias = true;
   bool normalize_output = true;
-  // loss and optimiser (SPEC §4)
+  // loss, optimiser, schedule (docs/science.md#losses, #optimiser, #schedule)
   std::string loss = "ref_nce";
   double temp = 0.1;
   double margin = 0.0;

@@ -1,5 +1,5 @@
 #pragma once
-// The hierarchical latent tree model: edge polarities and the sampler of views (SPEC §1-2).
+// The hierarchical latent tree model: edge polarities and the sampler of views (docs/science.md#hltm, #views).
 // An item is an anchor (view 0), a positive (view 1) and H negatives (views 2..H+1). Every
 // view of item g is drawn from counters (node group, view, g) under the run's seed, so the
 // stream is a pure function of (seed, global item index).

@@ -1,5 +1,5 @@
 #pragma once
-// The five contrastive losses of SPEC §4, as the mean over the global batch.
+// The five contrastive losses of docs/science.md#losses, as the mean over the global batch.
 // Every loss depends on an item only through the squared distances E_j = |f0 - f_{j+1}|^2
 // between the anchor (view 0) and view j+1 (j = 0: the positive, j >= 1: negatives), so each
 // loss is a rule for the coefficients C_j = dL/dE_j; dL/df then follows in one kernel.

@@ -1,5 +1,5 @@
 #pragma once
-// The twin network (SPEC §3): one ReLU sub-network per latent node, mirroring the tree,
+// The twin network (docs/science.md#network): one ReLU sub-network per latent node, mirroring the tree,
 // applied with shared weights to every view. Rows of the activation arrays are
 // (item, view) pairs; columns are neurons (node*hid + j).
 #include <cstdint>

@@ -1,5 +1,5 @@
 #pragma once
-// The run: epoch loop of SPEC §5 (evaluation pass, then training pass), data parallel over
+// The run: epoch loop of docs/science.md#schedule (evaluation pass, then training pass), data parallel over
 // the MPI ranks. Host code only orchestrates kernels; all per-sample work is in kernels.
 #include <chrono>
 #include <cstdint>

@@ -220,7 +220,7 @@ double upper_mean(const std::vector<double>& lm, int depth, std::int64_t row) {
   return s / (depth - 1);
 }
 
-// The reference configuration (every key at its default, SPEC §7) learns what the paper
+// The reference configuration (every key at its default, docs/science.md#reference-configuration) learns what the paper
 // says: within 3 epochs the mean of level_mean_best_corr over every level except depth-1 (the
 // one above the leaves, already ~0.95 at initialisation) rises by at least 0.05.
 //
@@ -253,7 +253,7 @@ TEST(E2E, ReferenceConfigurationLearns) {
   }
   EXPECT_GE(best - start, 0.05) << "mean best_corr over levels 0..3 did not rise by 0.05 within 3 epochs:"
                                 << trace.str();
-  // The level above the leaves is already good at initialisation (SPEC §7: about 0.95).
+  // The level above the leaves is already good at initialisation (docs/science.md#reference-configuration: about 0.95).
   EXPECT_GT(lm[4], 0.9);
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// An independent host implementation of the twin network and the losses (SPEC §3-4), used as
+// An independent host implementation of the twin network and the losses (docs/science.md#network, #losses), used as
 // the reference the kernels are tested against. It shares nothing with src/ except the
 // documented flat parameter layout (tree.hpp: node by node, W_mu row-major, then b_mu), which
 // it derives on its own.
@@ -116,7 +116,7 @@ inline HostLoss host_loss_kind(const std::string& s) {
   throw std::invalid_argument(s);
 }
 
-// The mean loss of SPEC §4 over `items` items of `views` = H + 2 rows each (anchor,
+// The mean loss of docs/science.md#losses over `items` items of `views` = H + 2 rows each (anchor,
 // positive, negatives); out: [items*views][dim], row-major.
 inline double host_mean_loss(HostLoss kind, double tau, double margin, int H, int items, int dim,
                              const std::vector<double>& out) {

@@ -1,5 +1,5 @@
 // Config: every bad input is a UsageError whose message names the offending key; the help
-// text lists every key; the defaults are the reference configuration of SPEC §7.
+// text lists every key; the defaults are the reference configuration (docs/science.md#reference-configuration).
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-// HLTM sampler (SPEC §1-2): edge statistics, root-to-node correlations, the share_levels
+// HLTM sampler (docs/science.md#hltm, #views): edge statistics, root-to-node correlations, the share_levels
 // augmentation, and the stream being a pure function of (seed, global item index).
 #include <gtest/gtest.h>
 

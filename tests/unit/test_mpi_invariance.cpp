@@ -1,4 +1,4 @@
-// Rank-count invariance (SPEC §2, §6; util/fixed_point.hpp): run at 1, 2 and 4 ranks. Every
+// Rank-count invariance (docs/science.md#sample-stream, #exactness; util/fixed_point.hpp): run at 1, 2 and 4 ranks. Every
 // rank compares the distributed computation with a 1-rank computation of its own (a Trainer
 // on a World over MPI_COMM_SELF). All collectives are made unconditionally, and checks are
 // non-fatal, so a failure on one rank never leaves the others waiting.

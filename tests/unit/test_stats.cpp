@@ -1,4 +1,4 @@
-// Evaluation statistics (SPEC §6) against direct host computations from the same samples:
+// Evaluation statistics (docs/science.md#measurements) against direct host computations from the same samples:
 // Pearson correlations by the two-pass formula, and both covariance-operator norms by forming
 // the full dd x dd operator sum_j p_j (C_j - C)(C_j - C)^T.
 #include <gtest/gtest.h>
@@ -104,7 +104,7 @@ TEST_F(Stats, CorrelationsMatchTwoPassPearson) {
     for (std::int64_t m = 0; m < N; ++m) ASSERT_NEAR(pre[static_cast<size_t>(m)], p.pre[static_cast<size_t>(a)][static_cast<size_t>(m)], 1e-12);
   }
 
-  // Two-pass Pearson, population moments, SPEC §6's zero rule and clamp.
+  // Two-pass Pearson, population moments, the zero rule and clamp of docs/science.md#correlations.
   //
   // Tolerance: 1e-10, plus what the Evaluator's documented exactness scheme can account for:
   // each statistic is summed per block of kEvalBlock anchors and the block sum rounded to
