@@ -3,7 +3,7 @@
 #
 #   jobs/submit.sh [SBATCH OPTIONS] JOB_SCRIPT [SCRIPT ARGUMENTS...]
 #
-# e.g.  jobs/submit.sh -J hid10 jobs/train.sbatch configs/reference.toml hid=10
+# e.g.  jobs/submit.sh -J hid20 jobs/train.sbatch configs/reference.toml hid=20
 #
 # Reads the site settings (DUALNET_SITE_ENV, else jobs/site.env, else
 # ~/.config/dualnet/site.env; variables already set in the environment win), then runs
