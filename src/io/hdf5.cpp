@@ -139,22 +139,13 @@ namespace {
 // "cannot write '<path>': <reason>".
 std::vector<char> build_image(const std::string& path, const std::string& advice, const std::function<Handle()>& open,
                               const std::function<void(const Handle& file)>& build) {
-  const auto fail = [&](const std::string& reason) {
-    return RuntimeError("cannot write '" + path + "': " + reason + (advice.empty() ? "" : "; " + advice));
-  };
-  try {
+  std::vector<char> image;
+  as_write(path, advice, [&] {
     Handle file = open();
     build(file);
-    return file_image(file);
-  } catch (const UsageError&) {
-    throw;
-  } catch (const IoError& e) {
-    throw fail(e.reason);
-  } catch (const Error& e) {
-    throw fail(e.what());
-  } catch (const std::bad_alloc&) {
-    throw fail("out of memory");
-  }
+    image = file_image(file);
+  });
+  return image;
 }
 
 }  // namespace

@@ -218,6 +218,28 @@ std::string sha256_hex(const void* data, std::size_t n) {
 }
 
 // ---------------------------------------------------------------- POSIX helpers
+void as_write(const std::string& path, const std::string& advice, const std::function<void()>& body,
+              const std::function<void()>& cleanup) {
+  const auto fail = [&](const std::string& reason) {
+    if (cleanup) cleanup();
+    return RuntimeError("cannot write '" + path + "': " + reason + (advice.empty() ? "" : "; " + advice));
+  };
+  try {
+    body();
+  } catch (const UsageError&) {
+    if (cleanup) cleanup();
+    throw;
+  } catch (const IoError& e) {
+    throw fail(e.reason);
+  } catch (const Error& e) {
+    throw fail(e.what());
+  } catch (const std::bad_alloc&) {
+    throw fail("out of memory");
+  } catch (const std::system_error& e) {
+    throw fail(e.code().message());
+  }
+}
+
 namespace {
 
 constexpr const char* kSealMagic = "dualnet-sealed ";
@@ -310,27 +332,12 @@ void write_new_file(const std::string& path, std::initializer_list<std::pair<con
 void replace_via_temp(const std::string& path, const std::string& advice,
                       const std::function<void(const std::string& tmp)>& fill) {
   const std::string tmp = temp_path(path);
-  const auto fail = [&](const std::string& reason) {
-    ::unlink(tmp.c_str());
-    return RuntimeError("cannot write '" + path + "': " + reason + (advice.empty() ? "" : "; " + advice));
-  };
-  try {
+  as_write(path, advice, [&] {
     if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) fail_io("cannot remove", tmp, errno);  // a killed writer's
     fill(tmp);
     if (::rename(tmp.c_str(), path.c_str()) != 0) fail_io("cannot rename", tmp, errno);
     fsync_path(parent_dir(path));
-  } catch (const UsageError&) {
-    ::unlink(tmp.c_str());
-    throw;
-  } catch (const IoError& e) {
-    throw fail(e.reason);
-  } catch (const Error& e) {
-    throw fail(e.what());
-  } catch (const std::bad_alloc&) {
-    throw fail("out of memory");
-  } catch (const std::system_error& e) {
-    throw fail(e.code().message());
-  }
+  }, [&] { ::unlink(tmp.c_str()); });
 }
 
 bool valid_kind(const std::string& kind) {

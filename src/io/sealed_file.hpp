@@ -53,6 +53,12 @@ struct IoError : RuntimeError {
   std::string reason;
 };
 
+// Runs `body`, which writes `path`. A UsageError passes through; any other failure (I/O,
+// HDF5, memory) runs `cleanup` and becomes the one line "cannot write '<path>': <reason>;
+// <advice>" every failed write ends in.
+void as_write(const std::string& path, const std::string& advice, const std::function<void()>& body,
+              const std::function<void()>& cleanup = {});
+
 // The canonical seal: "dualnet-sealed 1\nkind K\nbytes N\nsha256 H\n", zero bytes to 512.
 // Any other user block (one more space, a stray byte in the padding) is not a seal.
 std::string seal_block(const std::string& kind, std::uint64_t bytes, const std::string& sha256_hex);
