@@ -1,4 +1,4 @@
-"""The `dualnet-analyze` command: summary, table, plot, compare, scaling.
+"""The `dualnet-analyze` command: summary, table, plot, compare, scaling, claims.
 
 Input problems (InputError) end the command with one line per problem on stderr and exit
 code 2; anything else is a bug and keeps its traceback.
@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__, plots, scaling, table
+from . import __version__, claims, plots, scaling, table
 from .errors import InputError, Refusal
 from .summary import summary
 from .sweep import BOOKKEEPING_KEYS, configurations, drop_collapsed, drop_unfinished, find_runs, problems
@@ -103,6 +103,21 @@ def _parser():
     _figure_options(p)
     _sweep_options(p, by=False)
 
+    p = commands.add_parser("claims", help="the paper's six HLTM claims checked on a sweep and covop reports "
+                            "(markdown)",
+                            description="One row per claim of the paper's HLTM study: the measured numbers "
+                            "(mean ± std over seeds), the criterion and whether it holds. Claims 1-4 from the "
+                            "runs below SWEEP_DIR, claims 5-6 from the `dualnet covop` reports below --covop. "
+                            "Collapsed runs count in claims 1-2 and are left out of 3-4; the verdict says what "
+                            "the other choice gives. " + GROUPING_HELP)
+    p.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR", help="directory searched for **/metrics.h5")
+    p.add_argument("--covop", type=Path, metavar="DIR", help="directory searched for covop reports (**/*.h5)")
+    p.add_argument("--allow-duplicates", action="store_true",
+                   help="count a seed that appears twice in a configuration as two samples (default: refuse)")
+    p.add_argument("--complete-only", action="store_true", help="drop unfinished (killed) runs")
+    # claims weighs collapsed runs itself, both ways, so it has no --exclude-collapsed
+    p.set_defaults(exclude_collapsed=False)
+
     p = commands.add_parser("scaling", help="speed-up and efficiency of a scaling study")
     p.add_argument("results", type=Path, metavar="RESULTS", help="CSV written by the scaling driver")
     p.add_argument("--out", type=Path, required=True, help="directory for scaling.csv and the figures")
@@ -120,10 +135,14 @@ def _note_partial(runs):
                  "'final' is its last finished epoch")
 
 
-def _sweep(args, paths):
+def _sweep(args, paths, keep=None):
     """Runs grouped by every science key and the keys to show, after the checks: warnings
-    are printed, errors refuse the command (Refusal)."""
+    are printed, errors refuse the command (Refusal). `keep` filters the runs found."""
     runs = find_runs(paths)
+    if keep is not None:
+        runs = keep(runs)
+        if not runs:
+            raise InputError(f"{', '.join(map(str, paths))}: no run outside the covop directory")
     for wanted, drop, what in ((args.complete_only, drop_unfinished, "complete run (--complete-only)"),
                                (args.exclude_collapsed, drop_collapsed, "run left (--exclude-collapsed)")):
         if not wanted:
@@ -168,6 +187,10 @@ def _run(args):
                              "nothing to compare")
         for path in written:
             print(path)
+    elif args.command == "claims":
+        sweep, shown = _sweep(args, [args.sweep_dir], keep=lambda runs: claims.covop_inside(runs, args.covop))
+        result = claims.claims(sweep, shown, args.covop)
+        print(claims.markdown(result, sweep, [args.sweep_dir], args.covop), end="")
     else:
         studies = scaling.read_results(args.results)
         print(scaling.markdown(studies), end="")
