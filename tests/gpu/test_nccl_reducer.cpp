@@ -10,6 +10,7 @@
 #include <Kokkos_Core.hpp>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -163,9 +164,13 @@ int main(int argc, char** argv) {
   }
   int rc = 0;
   {
-    dualnet::KokkosArgs args(argc, argv, g_world);
+    // Kokkos gets the --kokkos-* options (checked as dualnet checks them), gtest the rest.
+    std::vector<std::string> kokkos_args;
+    for (int i = 1; i < argc; ++i)
+      if (dualnet::is_kokkos_argument(argv[i])) kokkos_args.emplace_back(argv[i]);
+    dualnet::KokkosArgs args(argv[0], dualnet::parse_kokkos_options(kokkos_args, std::getenv), g_world);
     Kokkos::initialize(args.argc(), args.argv());
-    ::testing::InitGoogleTest(&args.argc(), args.argv());
+    ::testing::InitGoogleTest(&argc, argv);
     if (!g_world.root()) delete ::testing::UnitTest::GetInstance()->listeners().Release(
         ::testing::UnitTest::GetInstance()->listeners().default_result_printer());
     rc = RUN_ALL_TESTS();
