@@ -261,10 +261,6 @@ MetricsFileInfo inspect_metrics_file(const std::string& path, const TreeShape& t
   return inspect_open(file, path, tree);
 }
 
-void check_metrics_file(const std::string& path, std::int64_t rows, const TreeShape& tree) {
-  check_rows(inspect_metrics_file(path, tree), path, rows);
-}
-
 void reopen_metrics_file(const std::string& path, std::int64_t rows, const Config& cfg, const TreeShape& tree,
                          int world_size) {
   h5::update_sealed_file(path, kMetricsKind, kResumeWhat, "", [&](const h5::Handle& file) {

@@ -67,9 +67,6 @@ struct MetricsFileInfo {
 // match the tree. Read-only; UsageError with one line otherwise.
 MetricsFileInfo inspect_metrics_file(const std::string& path, const TreeShape& tree);
 
-// The same, and the file must hold at least `rows` rows.
-void check_metrics_file(const std::string& path, std::int64_t rows, const TreeShape& tree);
-
 // For a resumed run: checks the file (as above), keeps its first
 // `rows` rows (the evaluations the checkpoint has seen) and records the new config, in a
 // new sealed file renamed over the old one. UsageError with one line if the file is not an

@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "io/sealed_file.hpp"
+#include "io/sealed_file.hpp"
 #include "util/error.hpp"
 
 namespace fs = std::filesystem;
@@ -63,8 +64,11 @@ void discard_unstarted_run(const Config& cfg) {
   const fs::path out(cfg.out);
   std::error_code ec;
   if (fs::exists(out / "checkpoints" / "latest", ec)) return;  // resumable: keep everything
-  for (const char* name : {"metrics.h5", "metrics.h5.tmp", "config.toml", "config.toml.tmp", "checkpoints"})
-    fs::remove_all(out / name, ec);
+  for (const char* name : {"metrics.h5", "config.toml"}) {
+    fs::remove((out / name).string(), ec);
+    fs::remove(temp_path((out / name).string()), ec);  // left by the write that failed
+  }
+  fs::remove_all(out / "checkpoints", ec);
   fs::remove(out, ec);  // only if empty: other files in the directory were not ours
 }
 
