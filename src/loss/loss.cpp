@@ -5,15 +5,6 @@
 
 namespace dualnet {
 
-LossKind loss_kind(const std::string& name) {
-  if (name == "simp") return LossKind::simp;
-  if (name == "triplet") return LossKind::triplet;
-  if (name == "infonce") return LossKind::infonce;
-  if (name == "ref_nce") return LossKind::ref_nce;
-  if (name == "ref_subtract") return LossKind::ref_subtract;
-  throw UsageError("loss must be one of simp|triplet|infonce|ref_nce|ref_subtract, got '" + name + "'");
-}
-
 namespace {
 
 // The reference's batch means: pos = sum E_pos / (B*hid), neg = sum E_neg / (B*H*hid).

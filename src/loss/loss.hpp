@@ -7,13 +7,10 @@
 #include <cstdint>
 #include <string>
 
+#include "loss/loss_names.hpp"
 #include "util/kokkos_compat.hpp"
 
 namespace dualnet {
-
-enum class LossKind { simp, triplet, infonce, ref_nce, ref_subtract };
-
-LossKind loss_kind(const std::string& name);
 
 struct LossParams {
   LossKind kind = LossKind::ref_nce;

@@ -23,8 +23,10 @@ std::vector<Variant> variants(const CovopCheckSpec& spec, int hid) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   std::vector<Variant> out;
   for (const auto& name : spec.losses) {
-    if (name != "simp" && name != "infonce" && name != "triplet")
-      throw UsageError("covop: losses must be among simp|infonce|triplet (the theorem's losses), got '" + name + "'");
+    const auto theorem = loss_name_list(true);
+    if (std::find(theorem.begin(), theorem.end(), name) == theorem.end())
+      throw UsageError("covop: losses must be among " + loss_name_text(true) + " (the theorem's losses), got '" + name +
+                       "'");
     if (name == "triplet" && spec.negatives != 1)
       throw UsageError("covop: triplet needs negatives=1, got " + std::to_string(spec.negatives));
     LossParams p;

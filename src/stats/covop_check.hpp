@@ -62,7 +62,8 @@ struct CovopCheckResult {
 
 // Runs the check on every rank of `world` (items and anchors are split in whole chunks and
 // blocks, the sums are exact, so the numbers do not depend on the rank count). Throws
-// UsageError for sizes that do not fit and for a loss outside simp|infonce|triplet.
+// UsageError for sizes that do not fit and for a loss the theorem does not cover
+// (loss/loss_names.hpp).
 CovopCheckResult covop_check(const NetworkShape& net, const View1<real>& params, const View1<real>& polarity,
                              const CovopCheckSpec& spec, const World& world, Reducer& reducer);
 
