@@ -9,7 +9,7 @@
 #include "hltm/hltm.hpp"
 #include "io/metrics_file.hpp"
 #include "loss/loss.hpp"
-#include "model/network.hpp"
+#include "model/config_network.hpp"
 #include "stats/evaluator.hpp"
 
 namespace dualnet {
@@ -62,8 +62,7 @@ MemoryEstimate estimate_memory(const Config& c, int world_size) {
     m.persistent = std::numeric_limits<double>::infinity();
     return m;
   }
-  NetworkShape net;
-  net.tree = TreeShape(static_cast<int>(c.depth), static_cast<int>(c.num_children), static_cast<int>(c.hid));
+  const NetworkShape net = network_shape(c);
   const TreeShape& t = net.tree;
   const double L = t.n_latent, nodes = L + t.n_leaf, hid = t.hid, N = L * hid;
   const double P = static_cast<double>(t.n_params());

@@ -9,6 +9,7 @@
 
 #include "io/metrics_file.hpp"
 #include "io/run_dir.hpp"
+#include "model/config_network.hpp"
 #include "util/error.hpp"
 #include "util/regular_file.hpp"
 
@@ -90,8 +91,7 @@ void check_resume(const Config& cfg, const Checkpoint& ckpt) {
   if (config_id != id)
     throw UsageError("resume: '" + config_path + "' belongs to run '" + config_id + "', the checkpoint to run '" + id +
                      "'; files of two runs are mixed in '" + cfg.out + "'");
-  const MetricsFileInfo metrics = inspect_metrics_file(metrics_path(cfg), TreeShape(static_cast<int>(cfg.depth),
-                                                       static_cast<int>(cfg.num_children), static_cast<int>(cfg.hid)));
+  const MetricsFileInfo metrics = inspect_metrics_file(metrics_path(cfg), tree_shape(cfg));
   if (metrics.run_id != id)
     throw UsageError("resume: '" + metrics_path(cfg) + "' belongs to run '" + metrics.run_id +
                      "', the checkpoint to run '" + id + "'; files of two runs are mixed in '" + cfg.out + "'");

@@ -11,6 +11,7 @@
 
 #include "io/metrics_file.hpp"
 #include "io/run_dir.hpp"
+#include "model/config_network.hpp"
 #include "train/memory_estimate.hpp"
 #include "train/stop_request.hpp"
 #include "util/fixed_point.hpp"
@@ -35,9 +36,7 @@ std::string duration_text(double s) {
 
 Trainer::Trainer(const Config& cfg, const World& world, const Checkpoint* resume)
     : cfg_(cfg), world_(world), last_rate_(std::numeric_limits<double>::quiet_NaN()) {
-  net_.tree = TreeShape(static_cast<int>(cfg.depth), static_cast<int>(cfg.num_children), static_cast<int>(cfg.hid));
-  net_.bias = cfg.bias;
-  net_.normalize_output = cfg.normalize_output;
+  net_ = network_shape(cfg);
   loss_.kind = loss_kind(cfg.loss);
   loss_.temp = cfg.temp;
   loss_.margin = cfg.margin;
