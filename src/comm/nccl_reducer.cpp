@@ -19,29 +19,15 @@ void mpi_check(int rc, const char* file, int line, const char* what) {
 }
 #define DUALNET_NCCL_MPI(call) mpi_check((call), __FILE__, __LINE__, #call)
 
-std::vector<std::string> all_host_names(const World& w) {
-  char mine[MPI_MAX_PROCESSOR_NAME] = {};
+// This rank's host, for messages.
+[[maybe_unused]] std::string host_name() {
+  char name[MPI_MAX_PROCESSOR_NAME] = {};
   int len = 0;
-  DUALNET_NCCL_MPI(MPI_Get_processor_name(mine, &len));
-  std::vector<char> all(static_cast<size_t>(w.size) * MPI_MAX_PROCESSOR_NAME);
-  DUALNET_NCCL_MPI(MPI_Allgather(mine, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all.data(), MPI_MAX_PROCESSOR_NAME, MPI_CHAR,
-                                 w.comm));
-  std::vector<std::string> names;
-  for (int r = 0; r < w.size; ++r) {
-    const char* p = all.data() + static_cast<size_t>(r) * MPI_MAX_PROCESSOR_NAME;
-    names.emplace_back(p, strnlen(p, MPI_MAX_PROCESSOR_NAME));
-  }
-  return names;
+  DUALNET_NCCL_MPI(MPI_Get_processor_name(name, &len));
+  return std::string(name, strnlen(name, MPI_MAX_PROCESSOR_NAME));
 }
 
 }  // namespace
-
-int local_rank_from_host_names(const World& w) {
-  const auto names = all_host_names(w);
-  int local = 0;
-  for (int r = 0; r < w.rank; ++r) local += names[static_cast<size_t>(r)] == names[static_cast<size_t>(w.rank)];
-  return local;
-}
 
 struct NcclReducer::State {
   ncclComm_t comm = nullptr;
@@ -57,16 +43,10 @@ NcclReducer::NcclReducer(const World& w) : s_(std::make_unique<State>()) {
   if (!std::is_same<ExecSpace, Kokkos::Cuda>::value)
     throw UsageError("reducer=nccl needs Kokkos's default execution space to be Cuda (it is " +
                      std::string(ExecSpace::name()) + ")");
-  // One GPU per rank: the i-th rank of a host (by host name) uses GPU i of that host, the
-  // one main() handed to Kokkos with --kokkos-device-id (comm/device_select.hpp).
-  const auto names = all_host_names(w);
-  const std::string& host = names[static_cast<size_t>(w.rank)];
-  int local_rank = 0, local_size = 0;
-  for (int r = 0; r < w.size; ++r) {
-    if (names[static_cast<size_t>(r)] != host) continue;
-    local_size += 1;
-    if (r < w.rank) local_rank += 1;
-  }
+  // One GPU per rank: the i-th rank of a host (World::local_rank) uses GPU i of that host,
+  // the one main() handed to Kokkos with --kokkos-device-id (comm/device_select.hpp).
+  const std::string host = host_name();
+  const int local_rank = w.local_rank, local_size = w.local_size;
   int devices = 0;
   DUALNET_CUDA_CHECK(cudaGetDeviceCount(&devices));
   std::string err;

@@ -1,7 +1,7 @@
 #pragma once
 // The NCCL reducer (CUDA builds with DUALNET_ENABLE_NCCL): ncclAllReduce(sum) in place on
-// device Views, one GPU per rank. Set-up follows nccl-tests: the local rank comes from the
-// host names, rank 0 makes the unique id, MPI_Bcast, MPI_Barrier, ncclCommInitRank.
+// device Views, one GPU per rank. Set-up follows nccl-tests: the local rank (World::local_rank)
+// picks the GPU, rank 0 makes the unique id, MPI_Bcast, MPI_Barrier, ncclCommInitRank.
 // make_reducer() (comm/reducer.hpp) returns it for reducer=nccl, and for reducer=auto when
 // Kokkos's memory space is CUDA memory.
 #include <cstdint>
@@ -12,9 +12,6 @@
 #include "comm/world.hpp"
 
 namespace dualnet {
-
-// Rank among the ranks whose MPI_Get_processor_name is the same (collective).
-int local_rank_from_host_names(const World& w);
 
 class NcclReducer final : public Reducer {
  public:

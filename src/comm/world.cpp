@@ -20,6 +20,7 @@ World World::from_mpi() {
   MPI_Comm local;
   DUALNET_MPI_CHECK(MPI_Comm_split_type(w.comm, MPI_COMM_TYPE_SHARED, w.rank, MPI_INFO_NULL, &local));
   DUALNET_MPI_CHECK(MPI_Comm_rank(local, &w.local_rank));
+  DUALNET_MPI_CHECK(MPI_Comm_size(local, &w.local_size));
   int leader = w.local_rank == 0 ? 1 : 0;
   DUALNET_MPI_CHECK(MPI_Allreduce(&leader, &w.nodes, 1, MPI_INT, MPI_SUM, w.comm));
   MPI_Comm_free(&local);

@@ -12,7 +12,10 @@ struct World {
   MPI_Comm comm = MPI_COMM_WORLD;
   int rank = 0;
   int size = 1;
+  // The one place the local rank is computed (from_mpi: the ranks sharing memory with this
+  // one, MPI_COMM_TYPE_SHARED); the device choice and the NCCL reducer read it here.
   int local_rank = 0;  // rank among the ranks on the same host
+  int local_size = 1;  // ranks on the same host
   int nodes = 1;       // distinct hosts
   static World from_mpi();
   bool root() const { return rank == 0; }

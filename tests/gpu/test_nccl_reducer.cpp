@@ -139,7 +139,7 @@ TEST(NcclReducer, MakeReducerChoosesNccl) {
 
 TEST(NcclReducer, OneGpuPerRank) {
   dualnet::NcclReducer red(g_world);
-  EXPECT_EQ(red.device(), dualnet::local_rank_from_host_names(g_world));
+  EXPECT_EQ(red.device(), g_world.local_rank);
   EXPECT_EQ(red.device(), Kokkos::Cuda().cuda_device());
 }
 
