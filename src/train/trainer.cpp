@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <limits>
@@ -289,7 +290,8 @@ bool Trainer::run() {
     if (world_.root()) {
       std::printf("dualnet: stopped by %s at epoch %lld, step %lld; checkpoint written. Continue with:\n"
                   "  dualnet train resume=%s\n",
-                  signal_name(pending_stop_signal() ? pending_stop_signal() : 15), static_cast<long long>(epoch),
+                  // Another rank may have caught the signal: SIGTERM is what stops a whole job.
+                  signal_name(pending_stop_signal() ? pending_stop_signal() : SIGTERM), static_cast<long long>(epoch),
                   static_cast<long long>(step), cfg_.out.c_str());
       std::fflush(stdout);
     }
