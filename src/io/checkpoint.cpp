@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "config/schedule.hpp"
 #include "dualnet_version.hpp"
 #include "io/hdf5.hpp"
 #include "io/run_dir.hpp"
@@ -89,7 +90,7 @@ std::string write_checkpoint(const std::string& run_dir, const Checkpoint& c, st
     h5::write_attr(file, "git_commit", std::string(DUALNET_GIT_COMMIT));
     h5::write_attr(file, "epoch", c.epoch);
     h5::write_attr(file, "step", c.step);
-    h5::write_attr(file, "stream_position", (2 * c.epoch + 1) * c.config.samples_per_pass + c.step * c.config.batch);
+    h5::write_attr(file, "stream_position", step_first_item(c.config, c.epoch, c.step));
     h5::write_attr(file, "world_size", c.world_size);
     h5::write_attr(file, "last_train_rate", c.last_train_rate);
     // The seal's SHA-256 covers every byte; no checksum per dataset is needed.
@@ -160,7 +161,7 @@ Checkpoint read_checkpoint(const std::string& where) {
   c.step_losses = read_vector(file, "step_losses", path);
   c.polarity = read_vector(file, "polarity", path);
   c.row_params = read_vector(file, "row_params", path);
-  const std::int64_t steps = c.config.samples_per_pass / c.config.batch;
+  const std::int64_t steps = steps_per_pass(c.config);
   if (c.epoch < 0 || c.step < 0 || c.step > steps || static_cast<std::int64_t>(c.step_losses.size()) != steps ||
       c.params.size() != c.velocity.size() || c.params.size() != c.row_params.size())
     throw UsageError("resume: checkpoint '" + path + "' is inconsistent (position or sizes do not match its config)");

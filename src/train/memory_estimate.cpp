@@ -6,6 +6,7 @@
 #include <limits>
 #include <string>
 
+#include "config/schedule.hpp"
 #include "hltm/hltm.hpp"
 #include "io/metrics_file.hpp"
 #include "loss/loss.hpp"
@@ -68,7 +69,7 @@ MemoryEstimate estimate_memory(const Config& c, int world_size) {
   const double P = static_cast<double>(t.n_params());
   const std::int64_t items = c.batch / ranks, views = c.negatives + 2;
   const std::int64_t rows = items * views;
-  const double steps = static_cast<double>(c.samples_per_pass / c.batch);  // Trainer::steps_per_pass
+  const double steps = static_cast<double>(steps_per_pass(c));
   const bool all_pairs = corr_full_enabled(c, t);
   const std::int64_t chunk = Evaluator::chunk_for(net, c.eval_chunk);
   // host_vector() goes through a host mirror where the Views are not in host memory.

@@ -104,7 +104,7 @@ EvalResult Trainer::evaluate(std::int64_t epoch) {
   evaluator_->reset();
   std::int64_t begin, end;
   Evaluator::rank_range(cfg_.samples_per_pass, world_.rank, world_.size, &begin, &end);
-  const std::int64_t base = stream_base(epoch, false);
+  const std::int64_t base = pass_first_item(cfg_, epoch, false);
   // The pass's first anchor is every rank's reference for the shifted moment sums.
   sample_views(net_.tree, polarity_, static_cast<std::uint64_t>(cfg_.seed), static_cast<int>(cfg_.share_levels), base,
                1, 1, eval_samples_);
@@ -128,7 +128,7 @@ void Trainer::train_step(std::int64_t epoch, std::int64_t step) {
   // This rank's items of a step: a pure function of (epoch, step), so a batch sampled ahead
   // is the same batch.
   const auto sample_step = [&](std::int64_t s, const SampleBatch& out) {
-    const std::int64_t first = stream_base(epoch, true) + s * cfg_.batch + world_.rank * local_items_;
+    const std::int64_t first = step_first_item(cfg_, epoch, s) + world_.rank * local_items_;
     sample_views(t, polarity_, static_cast<std::uint64_t>(cfg_.seed), static_cast<int>(cfg_.share_levels), first,
                  local_items_, views_, out);
   };

@@ -10,6 +10,7 @@
 #include "comm/reducer.hpp"
 #include "comm/world.hpp"
 #include "config/config.hpp"
+#include "config/schedule.hpp"
 #include "hltm/hltm.hpp"
 #include "io/checkpoint.hpp"
 #include "io/metrics_file.hpp"
@@ -37,13 +38,9 @@ class Trainer {
   const NetworkShape& network() const { return net_; }
   const View1<real>& polarity() const { return polarity_; }
   const PhaseTimer& timer() const { return timer_; }
-  std::int64_t steps_per_pass() const { return cfg_.samples_per_pass / cfg_.batch; }
+  std::int64_t steps_per_pass() const { return dualnet::steps_per_pass(cfg_); }
 
  private:
-  // First global item index of a pass: passes are numbered eval 0, train 0, eval 1, ...
-  std::int64_t stream_base(std::int64_t epoch, bool train) const {
-    return (2 * epoch + (train ? 1 : 0)) * cfg_.samples_per_pass;
-  }
   void print_header() const;
   void print_epoch(std::int64_t epoch, const EvalResult& r, double loss_mean, double loss_sem, double train_rate,
                    double eval_rate, double eta_s) const;
