@@ -6,8 +6,8 @@
 #include <system_error>
 
 #include "config/schedule.hpp"
-#include "dualnet_version.hpp"
 #include "io/hdf5.hpp"
+#include "io/provenance.hpp"
 #include "io/run_dir.hpp"
 #include "io/sealed_file.hpp"
 #include "util/error.hpp"
@@ -86,8 +86,7 @@ std::string write_checkpoint(const std::string& run_dir, const Checkpoint& c, st
     h5::write_attr(file, "format", std::string(kCheckpointFormat));
     h5::write_attr(file, "format_version", kCheckpointFormatVersion);
     h5::write_attr(file, "config_toml", c.config.to_stored_toml());
-    h5::write_attr(file, "dualnet_version", std::string(DUALNET_VERSION));
-    h5::write_attr(file, "git_commit", std::string(DUALNET_GIT_COMMIT));
+    write_provenance(file);
     h5::write_attr(file, "epoch", c.epoch);
     h5::write_attr(file, "step", c.step);
     h5::write_attr(file, "stream_position", step_first_item(c.config, c.epoch, c.step));

@@ -4,10 +4,9 @@
 #include <cmath>
 #include <numeric>
 
-#include "dualnet_version.hpp"
 #include "io/hdf5.hpp"
+#include "io/provenance.hpp"
 #include "util/error.hpp"
-#include "util/kokkos_compat.hpp"
 
 namespace dualnet {
 namespace {
@@ -103,13 +102,8 @@ void fill_new_file(const h5::Handle& file, const Config& cfg, const TreeShape& t
   h5::write_attr(file, "format", std::string(kMetricsFormat));
   h5::write_attr(file, "format_version", kMetricsFormatVersion);
   h5::write_attr(file, "config_toml", cfg.to_stored_toml());
-  h5::write_attr(file, "dualnet_version", std::string(DUALNET_VERSION));
-  h5::write_attr(file, "git_commit", std::string(DUALNET_GIT_COMMIT));
+  write_provenance(file);
   h5::write_attr(file, "world_size", static_cast<std::int64_t>(world_size));
-  const int kv = KOKKOS_VERSION;
-  h5::write_attr(file, "kokkos_version",
-                 std::to_string(kv / 10000) + "." + std::to_string(kv / 100 % 100) + "." + std::to_string(kv % 100));
-  h5::write_attr(file, "execution_space", std::string(execution_space_name()));
 
   const std::int64_t L = tree.n_latent, leaves = tree.n_leaf;
   {
