@@ -8,22 +8,18 @@
 #include <vector>
 
 #include "comm/cuda_check.hpp"
+#include "comm/mpi_check.hpp"
 #include "util/error.hpp"
 
 namespace dualnet {
 
 namespace {
 
-void mpi_check(int rc, const char* file, int line, const char* what) {
-  if (rc != MPI_SUCCESS) throw RuntimeError(where(file, line, std::string("MPI call failed: ") + what));
-}
-#define DUALNET_NCCL_MPI(call) mpi_check((call), __FILE__, __LINE__, #call)
-
 // This rank's host, for messages.
 [[maybe_unused]] std::string host_name() {
   char name[MPI_MAX_PROCESSOR_NAME] = {};
   int len = 0;
-  DUALNET_NCCL_MPI(MPI_Get_processor_name(name, &len));
+  DUALNET_MPI_CHECK(MPI_Get_processor_name(name, &len));
   return std::string(name, strnlen(name, MPI_MAX_PROCESSOR_NAME));
 }
 
@@ -69,8 +65,8 @@ NcclReducer::NcclReducer(const World& w) : s_(std::make_unique<State>()) {
   ncclUniqueId id;
   std::memset(&id, 0, sizeof id);
   if (w.root()) DUALNET_NCCL_CHECK(ncclGetUniqueId(&id));
-  DUALNET_NCCL_MPI(MPI_Bcast(&id, static_cast<int>(sizeof id), MPI_BYTE, 0, w.comm));
-  DUALNET_NCCL_MPI(MPI_Barrier(w.comm));
+  DUALNET_MPI_CHECK(MPI_Bcast(&id, static_cast<int>(sizeof id), MPI_BYTE, 0, w.comm));
+  DUALNET_MPI_CHECK(MPI_Barrier(w.comm));
   DUALNET_NCCL_CHECK(ncclCommInitRank(&s_->comm, w.size, id, w.rank));
 #endif
 }

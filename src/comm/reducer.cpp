@@ -2,6 +2,7 @@
 
 #include <mpi.h>
 
+#include "comm/mpi_check.hpp"
 #include "util/error.hpp"
 
 namespace dualnet {
@@ -32,13 +33,11 @@ class MpiReducer final : public Reducer {
     pending_host_ = Kokkos::create_mirror_view(buf);  // the same memory on host backends
     Kokkos::deep_copy(pending_host_, buf);
     if (buf.extent(0) == 0) return;
-    if (MPI_Iallreduce(MPI_IN_PLACE, pending_host_.data(), static_cast<int>(buf.extent(0)), MPI_INT64_T, MPI_SUM,
-                       comm_, &pending_) != MPI_SUCCESS)
-      DUALNET_FAIL("MPI_Iallreduce of " + std::to_string(buf.extent(0)) + " values failed");
+    DUALNET_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, pending_host_.data(), static_cast<int>(buf.extent(0)), MPI_INT64_T,
+                                     MPI_SUM, comm_, &pending_));
   }
   void finish_sum() override {
-    if (pending_ != MPI_REQUEST_NULL && MPI_Wait(&pending_, MPI_STATUS_IGNORE) != MPI_SUCCESS)
-      DUALNET_FAIL("MPI_Wait for an all-reduce failed");
+    if (pending_ != MPI_REQUEST_NULL) DUALNET_MPI_CHECK(MPI_Wait(&pending_, MPI_STATUS_IGNORE));
     if (pending_buf_.extent(0) > 0) Kokkos::deep_copy(pending_buf_, pending_host_);
     pending_buf_ = View1<std::int64_t>();
     pending_host_ = View1<std::int64_t>::HostMirror();
@@ -50,9 +49,7 @@ class MpiReducer final : public Reducer {
     if (buf.extent(0) == 0) return;
     auto host = Kokkos::create_mirror_view(buf);  // the same memory on host backends
     Kokkos::deep_copy(host, buf);
-    if (MPI_Allreduce(MPI_IN_PLACE, host.data(), static_cast<int>(buf.extent(0)), type, MPI_SUM, comm_) !=
-        MPI_SUCCESS)
-      DUALNET_FAIL("MPI_Allreduce of " + std::to_string(buf.extent(0)) + " values failed");
+    DUALNET_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, host.data(), static_cast<int>(buf.extent(0)), type, MPI_SUM, comm_));
     Kokkos::deep_copy(buf, host);
   }
   MPI_Comm comm_;

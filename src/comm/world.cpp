@@ -3,13 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "comm/mpi_check.hpp"
 #include "util/error.hpp"
-
-#define DUALNET_MPI_CHECK(call)                                                   \
-  do {                                                                            \
-    const int rc_ = (call);                                                       \
-    if (rc_ != MPI_SUCCESS) DUALNET_FAIL(std::string("MPI call failed: ") + #call); \
-  } while (0)
 
 namespace dualnet {
 
@@ -23,7 +18,7 @@ World World::from_mpi() {
   DUALNET_MPI_CHECK(MPI_Comm_size(local, &w.local_size));
   int leader = w.local_rank == 0 ? 1 : 0;
   DUALNET_MPI_CHECK(MPI_Allreduce(&leader, &w.nodes, 1, MPI_INT, MPI_SUM, w.comm));
-  MPI_Comm_free(&local);
+  DUALNET_MPI_CHECK(MPI_Comm_free(&local));
   return w;
 }
 

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <utility>
 
+#include "comm/mpi_check.hpp"
 #include "io/metrics_file.hpp"
 #include "io/run_dir.hpp"
 #include "model/config_network.hpp"
@@ -196,7 +197,7 @@ Trainer::Poll Trainer::poll() const {
   if (world_.root() && cfg_.checkpoint_seconds > 0.0 && seconds_since(last_checkpoint_) >= cfg_.checkpoint_seconds)
     mine = std::max(mine, 1);
   int all = mine;
-  if (world_.size > 1) MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MAX, world_.comm);
+  if (world_.size > 1) DUALNET_MPI_CHECK(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MAX, world_.comm));
   return all == 2 ? Poll::stop : all == 1 ? Poll::checkpoint : Poll::go_on;
 }
 
