@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "cli.hpp"
 #include "comm/device_select.hpp"
 #include "comm/world.hpp"
+#include "commands/commands.hpp"
 #include "io/hdf5.hpp"
 #include "util/error.hpp"
 

@@ -1,31 +1,21 @@
 #include "config/config.hpp"
 
-#include <algorithm>
-#include <cctype>
-#include <cerrno>
-#include <charconv>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <iomanip>
-#include <limits>
 #include <map>
 #include <sstream>
-#include <toml.hpp>
 
+#include "config/key_table.hpp"
+#include "loss/loss_names.hpp"
 #include "util/error.hpp"
 #include "util/regular_file.hpp"
 #include "util/text.hpp"
 
 namespace dualnet {
-namespace {
-
-constexpr double kNoMax = std::numeric_limits<double>::infinity();
-constexpr double kIntMax = 9.0e18;
-
-}  // namespace
 
 const std::vector<KeySpec>& config_keys() {
+  static const std::string corr_full_help =
+      "write /metrics/corr_full (every latent x every neuron); auto: while the whole run's corr_full, (epochs + 1) "
+      "rows, is at most " + std::to_string(kCorrFullAutoBytes >> 20) + " MiB";
   static const std::vector<KeySpec> keys = {
       {"depth", &Config::depth, 1, 20, {}, true, "levels of latent variables in the tree (root = level 0)"},
       {"num_children", &Config::num_children, 2, 16, {}, true, "children per node (k of the k-ary tree)"},
@@ -37,7 +27,7 @@ const std::vector<KeySpec>& config_keys() {
       {"hid", &Config::hid, 1, 4096, {}, true, "neurons per latent node"},
       {"bias", &Config::bias, 0, 0, {}, true, "give every neuron a bias (false: bias-free network)"},
       {"normalize_output", &Config::normalize_output, 0, 0, {}, true, "output f = h_root/(|h_root|+1e-4) (false: f = h_root)"},
-      {"loss", &Config::loss, 0, 0, {"simp", "triplet", "infonce", "ref_nce", "ref_subtract"}, true,
+      {"loss", &Config::loss, 0, 0, loss_name_list(), true,
        "contrastive loss: simp, triplet, infonce, or the reference script's batch-coupled ref_nce and ref_subtract; defined in docs/science.md#losses"},
       {"temp", &Config::temp, 1e-6, 1e6, {}, true, "temperature tau of triplet, infonce, ref_nce"},
       {"margin", &Config::margin, 0, kNoMax, {}, true, "margin r of the triplet loss"},
@@ -51,8 +41,7 @@ const std::vector<KeySpec>& config_keys() {
        "anchors per evaluation pass and per training pass (N); a multiple of batch"},
       {"epochs", &Config::epochs, 0, 1e9, {}, false, "training epochs (each: evaluation pass, then training pass)"},
       {"seed", &Config::seed, 0, kIntMax, {}, true, "seed of polarities, weights and the sample stream"},
-      {"corr_full", &Config::corr_full, 0, 0, {"auto", "true", "false"}, false,
-       "write /metrics/corr_full (every latent x every neuron); auto: if one epoch's slice < 64 MiB"},
+      {"corr_full", &Config::corr_full, 0, 0, {"auto", "true", "false"}, false, corr_full_help.c_str()},
       {"eval_chunk", &Config::eval_chunk, 1, 1 << 24, {}, false, "anchors per evaluation kernel launch (memory vs speed)"},
       {"out", &Config::out, 0, 0, {}, false, "run directory (metrics.h5, config.toml, timing.json)"},
       {"overwrite", &Config::overwrite, 0, 0, {}, false, "replace an existing run directory"},
@@ -73,203 +62,12 @@ const std::vector<KeySpec>& config_keys() {
 
 namespace {
 
-// Free-form strings (paths) longer than this cannot name a file (PATH_MAX).
-constexpr std::size_t kMaxStringBytes = 4096;
 constexpr std::size_t kMaxRunIdBytes = 256;
-// toml11 parses arrays and inline tables recursively: a deep nesting overflows the stack.
-constexpr int kMaxNesting = 32;
 
 const KeySpec& find_key(const std::string& name, const std::string& origin) {
   for (const auto& k : config_keys())
     if (name == k.name) return k;
   throw UsageError(origin + ": unknown key '" + echo(name) + "' (see 'dualnet train --help' for the keys)");
-}
-
-bool is_free_string(const KeySpec& k) {
-  return std::holds_alternative<std::string Config::*>(k.field) && k.choices.empty();
-}
-
-std::string allowed_text(const KeySpec& k) {
-  struct Visitor {
-    const KeySpec& k;
-    std::string operator()(std::int64_t Config::*) const {
-      std::ostringstream s;
-      s << "an integer in [" << static_cast<long long>(k.min) << ", ";
-      if (k.max >= kIntMax) s << "inf"; else s << static_cast<long long>(k.max);
-      s << "]";
-      return s.str();
-    }
-    std::string operator()(double Config::*) const {
-      std::ostringstream s;
-      s << "a number in [" << k.min << ", ";
-      if (std::isinf(k.max)) s << "inf"; else s << k.max;
-      s << "]";
-      return s.str();
-    }
-    std::string operator()(bool Config::*) const { return "true or false"; }
-    std::string operator()(std::string Config::*) const {
-      if (k.choices.empty())
-        return std::string(std::string(k.name) == "resume" ? "a string" : "a non-empty string") +
-               " of at most " + std::to_string(kMaxStringBytes) + " bytes of UTF-8 without control characters";
-      std::string s = "one of ";
-      for (size_t i = 0; i < k.choices.size(); ++i) s += (i ? "|" : "") + k.choices[i];
-      return s;
-    }
-  };
-  return std::visit(Visitor{k}, k.field);
-}
-
-// A TOML basic string that reads back as exactly `s` (control characters, which the
-// setters refuse, are still escaped so that the text stays one valid line).
-std::string toml_quote(const std::string& s) {
-  std::string out = "\"";
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c < 0x20 || c == 0x7F) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04X", c);
-      out += buf;
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
-}
-
-std::string double_text(double x) {
-  if (x == 0.0) x = 0.0;  // -0.0 reads back as a different text: store +0.0
-  char buf[64];
-  const auto res = std::to_chars(buf, buf + sizeof buf, x);  // shortest text that reads back exactly
-  std::string t(buf, res.ptr);
-  if (t.find_first_of(".eEin") == std::string::npos) t += ".0";  // keep it a TOML float
-  return t;
-}
-
-std::string value_text(const Config& cfg, const KeySpec& k) {
-  struct Visitor {
-    const Config& c;
-    std::string operator()(std::int64_t Config::*f) const { return std::to_string(c.*f); }
-    std::string operator()(double Config::*f) const { return double_text(c.*f); }
-    std::string operator()(bool Config::*f) const { return c.*f ? "true" : "false"; }
-    std::string operator()(std::string Config::*f) const { return toml_quote(c.*f); }
-  };
-  return std::visit(Visitor{cfg}, k.field);
-}
-
-// The text of a scalar value as it stood in the TOML source ("" if unknown). Scalars other
-// than multi-line strings sit on one line.
-std::string token_of(const toml::value& v) {
-  const auto loc = v.location();
-  const std::string& line = loc.line_str();
-  if (loc.column() < 1 || loc.column() - 1 + loc.region() > line.size()) return "";
-  return line.substr(loc.column() - 1, loc.region());
-}
-
-// What toml11 hides: it clamps decimal and hexadecimal integers beyond 64 bits to the
-// limits and wraps binary ones; it turns float overflow into +-DBL_MAX and underflow into 0
-// or a subnormal. The token is read again here. "" when the number is representable.
-std::string number_problem(const toml::value& v) {
-  std::string tok = token_of(v);
-  tok.erase(std::remove(tok.begin(), tok.end(), '_'), tok.end());
-  if (tok.empty()) return "";
-  if (v.is_integer()) {
-    std::size_t i = 0;
-    const bool negative = tok[0] == '-';
-    if (tok[0] == '-' || tok[0] == '+') ++i;
-    unsigned base = 10;
-    if (tok.size() > i + 1 && tok[i] == '0' && (tok[i + 1] == 'x' || tok[i + 1] == 'o' || tok[i + 1] == 'b')) {
-      base = tok[i + 1] == 'x' ? 16 : tok[i + 1] == 'o' ? 8 : 2;
-      i += 2;
-    }
-    const unsigned long long limit = negative ? 9223372036854775808ull : 9223372036854775807ull;
-    unsigned long long x = 0;
-    for (; i < tok.size(); ++i) {
-      const char ch = static_cast<char>(std::tolower(static_cast<unsigned char>(tok[i])));
-      const unsigned d = std::isdigit(static_cast<unsigned char>(ch)) ? static_cast<unsigned>(ch - '0')
-                                                                       : static_cast<unsigned>(ch - 'a' + 10);
-      if (d >= base) return "";  // not an integer token after all: leave it to toml11
-      if (x > (limit - d) / base) return "beyond the 64-bit integer range";
-      x = x * base + d;
-    }
-    return "";
-  }
-  if (v.is_floating()) {
-    if (tok.find_first_of("in") != std::string::npos) return "";  // inf, nan: refused as not finite
-    errno = 0;
-    const double x = std::strtod(tok.c_str(), nullptr);
-    const bool overflow = std::isinf(x) || (errno == ERANGE && std::fabs(x) >= 1.0);
-    if (overflow) return "beyond the range of a double, magnitude at most 1.7976931348623157e+308";
-    const auto mantissa_end = tok.find_first_of("eE");
-    const bool nonzero_text = tok.substr(0, mantissa_end).find_first_of("123456789") != std::string::npos;
-    if (nonzero_text && std::fabs(x) < std::numeric_limits<double>::min())
-      return "too close to zero for a double: nonzero magnitudes from 2.2250738585072014e-308";
-    return "";
-  }
-  return "";
-}
-
-std::string type_name(const toml::value& v) {
-  if (v.is_array()) return "an array";
-  if (v.is_table()) return "a table";
-  if (v.is_local_date() || v.is_local_time() || v.is_local_datetime() || v.is_offset_datetime())
-    return "a date/time";
-  return "";
-}
-
-// Sets one key from a parsed TOML value; `raw` is the user's text for messages ("" when the
-// value comes from a file: the value's own token is shown).
-void set_key(Config& cfg, const KeySpec& k, const toml::value& v, const std::string& raw,
-             const std::string& origin) {
-  const auto bad = [&](const std::string& why = "") {
-    std::string got;
-    const std::string type = type_name(v);
-    if (!raw.empty() || v.is_string()) got = "'" + echo(raw.empty() ? v.as_string().str : raw) + "'";
-    else if (type.empty()) got = "'" + echo(token_of(v)) + "'";
-    if (!type.empty()) got += got.empty() ? type : " (" + type + ")";
-    if (got.empty()) got = "''";
-    return UsageError(origin + ": key '" + std::string(k.name) + "' must be " + allowed_text(k) + ", got " + got +
-                      (why.empty() ? "" : " (" + why + ")"));
-  };
-  if (auto f = std::get_if<std::int64_t Config::*>(&k.field)) {
-    if (!v.is_integer()) throw bad();
-    const std::string problem = number_problem(v);
-    if (!problem.empty()) throw bad(problem);
-    const auto x = v.as_integer();
-    if (static_cast<double>(x) < k.min || static_cast<double>(x) > k.max) throw bad();
-    cfg.**f = x;
-  } else if (auto f = std::get_if<double Config::*>(&k.field)) {
-    double x;
-    if (v.is_floating()) x = v.as_floating();
-    else if (v.is_integer()) x = static_cast<double>(v.as_integer());
-    else throw bad();
-    const std::string problem = number_problem(v);
-    if (!problem.empty()) throw bad(problem);
-    if (!std::isfinite(x) || x < k.min || x > k.max) throw bad();
-    if (x == 0.0) x = 0.0;  // -0.0 -> +0.0: equal values must store equal texts
-    cfg.**f = x;
-  } else if (auto f = std::get_if<bool Config::*>(&k.field)) {
-    if (!v.is_boolean()) throw bad();
-    cfg.**f = v.as_boolean();
-  } else if (auto f = std::get_if<std::string Config::*>(&k.field)) {
-    std::string s;
-    if (v.is_string()) s = v.as_string().str;
-    else if (v.is_boolean()) s = v.as_boolean() ? "true" : "false";
-    else throw bad();
-    if (!k.choices.empty()) {
-      bool ok = false;
-      for (const auto& c : k.choices) ok = ok || (c == s);
-      if (!ok) throw bad();
-    } else {
-      const std::string problem = string_value_problem(s);
-      if (!problem.empty()) throw bad(problem);
-      if (s.size() > kMaxStringBytes) throw bad(std::to_string(s.size()) + " bytes");
-    }
-    if (s.empty() && std::string(k.name) != "resume") throw bad();  // resume="" means: a new run
-    cfg.**f = s;
-  }
 }
 
 void set_run_id(Config& cfg, const toml::value& v, const std::string& origin) {
@@ -292,34 +90,6 @@ std::string first_line(const std::string& s) {
   const std::string tag = "[error] ";
   if (line.rfind(tag, 0) == 0) line = line.substr(tag.size());
   return echo(line, 200);
-}
-
-// Deepest nesting of arrays and inline tables (and [[table]] headers) outside strings and
-// comments, read without parsing: toml11 would overflow the stack on a deep one.
-int nesting_depth(const std::string& text) {
-  int depth = 0, deepest = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '#') {
-      i = text.find('\n', i);
-      if (i == std::string::npos) break;
-    } else if (c == '"' || c == '\'') {
-      const bool multi = text.compare(i, 3, std::string(3, c)) == 0;
-      const std::string close = multi ? std::string(3, c) : std::string(1, c);
-      std::size_t j = i + close.size();
-      for (; j < text.size(); ++j) {
-        if (c == '"' && text[j] == '\\') { ++j; continue; }
-        if (!multi && text[j] == '\n') break;
-        if (text.compare(j, close.size(), close) == 0) break;
-      }
-      i = j + close.size() - 1;
-    } else if (c == '[' || c == '{') {
-      deepest = std::max(deepest, ++depth);
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return deepest;
 }
 
 void apply_table(Config& cfg, const toml::value& root, const std::string& origin) {
@@ -369,20 +139,7 @@ void apply_overrides(Config& cfg, const std::vector<std::string>& overrides) {
       throw UsageError("command line: run_id is assigned by dualnet; it cannot be set (start a new run for a new "
                        "run_id, or resume=RUN to continue one)");
     const KeySpec& k = find_key(name, "command line");
-    // Values are TOML (depth=5, lr=1e-2, bias=false, out="a b"); bare words are strings (loss=simp).
-    toml::value v;
-    bool parsed = false;
-    if (nesting_depth(raw) <= kMaxNesting && raw.find('\0') == std::string::npos &&
-        invalid_utf8_at(raw) == std::string::npos) {
-      try {
-        std::istringstream in("v = " + raw);
-        v = toml::parse(in, "override").at("v");
-        parsed = true;
-      } catch (const std::exception&) {
-      }
-    }
-    if (!parsed) v = toml::value(raw);
-    set_key(cfg, k, v, raw, "command line");
+    set_key(cfg, k, command_line_value(raw), raw, "command line");
   }
 }
 
@@ -470,19 +227,13 @@ void validate(const Config& c, int world_size) {
 }
 
 std::string config_help() {
-  const Config defaults;
   std::ostringstream s;
   s << "usage: dualnet train [CONFIG.toml] [key=value ...]\n\n"
        "Trains twin deep ReLU networks on a hierarchical latent tree model and writes\n"
        "<out>/metrics.h5. Keys come from CONFIG.toml, then from key=value arguments\n"
        "(values are TOML: depth=5 lr=1e-2 bias=false loss=simp). Defaults are the reference\n"
        "configuration of the paper. Run on P ranks with: mpirun -n P dualnet train ...\n\n";
-  s << std::left << "  " << std::setw(20) << "key" << std::setw(14) << "default"
-    << "allowed / meaning\n";
-  for (const auto& k : config_keys()) {
-    s << "  " << std::setw(20) << k.name << std::setw(14) << value_text(defaults, k) << " " << allowed_text(k)
-      << "\n" << std::setw(37) << "" << k.help << "\n";
-  }
+  s << key_lines(Config(), config_keys());
   s << "\nA run's saved config.toml also holds run_id, which dualnet assigns to each new run; it\n"
        "cannot be set. Such a file is a template for a new run: dualnet train config.toml out=NEW_DIR\n";
   return s.str();

@@ -5,8 +5,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <variant>
 #include <vector>
+
+#include "config/key_spec.hpp"
 
 namespace dualnet {
 
@@ -61,18 +62,9 @@ struct Config {
   std::string to_stored_toml() const;
 };
 
-// One configurable key. `field` points into Config; min/max bound numbers (inclusive);
-// `choices` restricts strings (empty: any). `science` keys define the experiment: a resumed
-// run must agree on them.
-struct KeySpec {
-  const char* name;
-  std::variant<std::int64_t Config::*, double Config::*, bool Config::*, std::string Config::*> field;
-  double min;
-  double max;
-  std::vector<std::string> choices;
-  bool science;
-  const char* help;
-};
+// One configurable key (config/key_spec.hpp). `science` keys define the experiment: a
+// resumed run must agree on them.
+using KeySpec = KeySpecOf<Config>;
 
 const std::vector<KeySpec>& config_keys();
 
@@ -87,6 +79,10 @@ Config parse_config(const std::string& toml_path, const std::vector<std::string>
 // the file is kept in the result's run_id (the file may be a run's saved config.toml).
 Config parse_config_file(const std::string& toml_path, const std::vector<std::string>& overrides,
                          const Config& base = Config());
+
+// corr_full=auto writes /metrics/corr_full while the whole run's corr_full, (epochs + 1)
+// rows of doubles, is at most this many bytes (io/metrics_file.hpp, corr_full_enabled).
+constexpr std::int64_t kCorrFullAutoBytes = std::int64_t(64) << 20;
 
 // Largest config file read (bytes).
 constexpr std::size_t kMaxConfigFileBytes = 1 << 20;

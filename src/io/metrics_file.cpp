@@ -86,9 +86,9 @@ void describe(const h5::Handle& ds, const std::string& long_name, const std::str
 bool corr_full_enabled(const std::string& setting, double latents, double neurons, double rows) {
   if (setting == "true") return true;
   if (setting == "false") return false;
-  // auto: while the whole run's corr_full stays within 64 MiB. Every row rewrites the
+  // auto: while the whole run's corr_full stays within the budget. Every row rewrites the
   // metrics file (a new copy replaces it), so the file must stay small for that to be cheap.
-  return 8.0 * latents * neurons * rows <= 64.0 * 1024 * 1024;
+  return 8.0 * latents * neurons * rows <= static_cast<double>(kCorrFullAutoBytes);
 }
 
 bool corr_full_enabled(const Config& cfg, const TreeShape& tree) {

@@ -40,7 +40,7 @@ struct MetricsRow {
 };
 
 // Whether /metrics/corr_full is written for this config (key corr_full; auto: while the
-// whole run's corr_full, (epochs + 1) rows, is at most 64 MiB). A new run stores the
+// whole run's corr_full, (epochs + 1) rows, is at most kCorrFullAutoBytes). A new run stores the
 // resolved value (true or false) in its config, and a resume keeps it.
 bool corr_full_enabled(const Config& cfg, const TreeShape& tree);
 // The same from the config key and the sizes (in floating point: the memory estimate sees

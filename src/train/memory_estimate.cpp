@@ -87,7 +87,7 @@ MemoryEstimate estimate_memory(const Config& c, int world_size) {
                  + Evaluator::workspace_bytes(net, chunk, all_pairs)
                  + SampleBatch::bytes(t, chunk) + Activations::bytes(t, chunk)  // eval_samples, eval_act
                  + (mirrored && ranks > 1 ? kInt64 * (P + 2) : 0.0);  // the reducer's host copy of the gradient
-  // A resumed run keeps the checkpoint it read (cli.cpp holds it all run).
+  // A resumed run keeps the checkpoint it read (commands/train.cpp holds it all run).
   const double checkpoint = kDouble * (3.0 * P + steps + nodes);  // params, velocity, row_params, losses, polarity
   if (!c.resume.empty()) m.persistent += checkpoint;
 

@@ -23,8 +23,8 @@
 
 #include "comm/reducer.hpp"
 #include "comm/world.hpp"
+#include "commands/commands.hpp"
 #include "config/config.hpp"
-#include "covop_command.hpp"
 #include "hltm/hltm.hpp"
 #include "host_model.hpp"
 #include "io/checkpoint.hpp"

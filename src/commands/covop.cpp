@@ -1,20 +1,25 @@
-#include "covop_command.hpp"
-
+// `dualnet covop [RUN|CHECKPOINT|CONFIG.toml] [key=value ...]`: measures the
+// covariance-operator theorem (stats/covop_check.hpp) on a checkpoint's weights (a run
+// directory or a checkpoint file) or on the fresh initialisation of a config (CONFIG.toml,
+// or none: the defaults), prints a table and writes it to HDF5. docs/covop.md explains
+// every number.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <memory>
-#include <sstream>
 
 #include "comm/reducer.hpp"
+#include "commands/arguments.hpp"
+#include "commands/commands.hpp"
 #include "config/config.hpp"
 #include "dualnet_version.hpp"
 #include "hltm/hltm.hpp"
 #include "io/checkpoint.hpp"
 #include "io/hdf5.hpp"
-#include "model/network.hpp"
+#include "loss/loss_names.hpp"
+#include "model/config_network.hpp"
 #include "stats/covop_check.hpp"
 #include "util/error.hpp"
 #include "util/regular_file.hpp"
@@ -28,93 +33,41 @@ constexpr std::int64_t kCovopFormatVersion = 1;
 // The check's items start far from every training and evaluation stream (those begin at 0).
 constexpr std::int64_t kStreamBase = std::int64_t(1) << 62;
 constexpr std::int64_t kStreamStride = std::int64_t(1) << 44;
-constexpr std::int64_t kDefaultBatch = std::int64_t(1) << 20;
+constexpr std::int64_t kStreams = std::int64_t(1) << 17;
 
-// Keys of the check itself; every other key=value is a config key.
+// The command's own keys; every other key=value is a config key. Defaults: CovopCheckSpec's.
 struct CovopKeys {
-  std::int64_t batch = kDefaultBatch;
-  std::int64_t samples = -1;  // -1: = batch
-  std::int64_t chunk = 4096;
-  std::int64_t micro = 64;
+  std::int64_t batch = CovopCheckSpec().items;
+  std::int64_t samples = 0;  // 0: = batch
+  std::int64_t chunk = CovopCheckSpec().chunk;
+  std::int64_t micro = CovopCheckSpec().micro;
   std::int64_t stream = 0;
-  bool same_anchors = false;
-  std::vector<double> taus = {0.001, 0.01, 0.1, 1.0};
-  std::vector<std::string> losses = {"simp", "infonce"};
-  std::string file;
+  std::string kbar = "fresh";
+  std::vector<double> taus = CovopCheckSpec().taus;
+  std::vector<std::string> losses = CovopCheckSpec().losses;
+  std::string file;  // "": beside the checkpoint, or covop.h5
 };
 
-std::vector<std::string> split_list(std::string v) {
-  for (char& c : v)
-    if (c == '[' || c == ']' || c == '"' || c == '\'') c = ' ';
-  std::vector<std::string> out;
-  std::stringstream in(v);
-  for (std::string item; std::getline(in, item, ',');) {
-    const auto b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
-    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
-  }
-  return out;
-}
-
-std::int64_t parse_int(const std::string& key, const std::string& v, std::int64_t min) {
-  std::int64_t x = 0;
-  size_t used = 0;
-  try {
-    x = std::stoll(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  // Digits only: std::stoll also takes leading blanks and signs.
-  if (used == 0 || used != v.size() || x < min || v.find_first_not_of("0123456789") != std::string::npos)
-    throw UsageError("command line: key '" + key + "' must be an integer >= " + std::to_string(min) + ", got '" +
-                     echo(v) + "'");
-  return x;
-}
-
-double parse_positive(const std::string& key, const std::string& v) {
-  double x = 0.0;
-  size_t used = 0;
-  try {
-    x = std::stod(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != v.size() || !(x > 0.0) || !std::isfinite(x))
-    throw UsageError("command line: key '" + key + "' must list numbers > 0, got '" + echo(v) + "'");
-  return x;
-}
-
-// Takes the check's own keys out of `args`; returns the rest (config overrides).
-std::vector<std::string> take_covop_keys(const std::vector<std::string>& args, CovopKeys& k) {
-  std::vector<std::string> rest;
-  for (const auto& a : args) {
-    const auto eq = a.find('=');
-    const std::string key = eq == std::string::npos ? "" : a.substr(0, eq), v = a.substr(eq + 1);
-    if (key == "batch") k.batch = parse_int(key, v, 1);
-    else if (key == "samples") k.samples = parse_int(key, v, 1);
-    else if (key == "chunk") k.chunk = parse_int(key, v, 1);
-    else if (key == "micro") k.micro = parse_int(key, v, 1);
-    else if (key == "stream") k.stream = parse_int(key, v, 0);
-    else if (key == "file") {
-      if (v.empty()) throw UsageError("command line: key 'file' needs a path (file=PATH)");
-      k.file = v;
-    }
-    else if (key == "kbar") {
-      if (v != "fresh" && v != "same")
-        throw UsageError("command line: key 'kbar' must be fresh or same, got '" + echo(v) + "'");
-      k.same_anchors = v == "same";
-    }
-    else if (key == "taus") {
-      k.taus.clear();
-      for (const auto& x : split_list(v)) k.taus.push_back(parse_positive(key, x));
-    } else if (key == "losses") {
-      k.losses = split_list(v);
-    } else {
-      rest.push_back(a);
-    }
-  }
-  if (k.stream >= (std::int64_t(1) << 17)) throw UsageError("command line: key 'stream' must be below 131072");
-  if (k.batch >= kStreamStride) throw UsageError("command line: key 'batch' must be below 2^44");
-  return rest;
+const std::vector<KeySpecOf<CovopKeys>>& covop_keys() {
+  // Temperatures as the config's temp allows them.
+  const KeySpec& temp = *key_named(config_keys(), "temp");
+  static const std::vector<KeySpecOf<CovopKeys>> keys = {
+      {"batch", &CovopKeys::batch, 1, static_cast<double>(kStreamStride - 1), {}, false,
+       "gradient items (anchor, positive, negatives)"},
+      {"samples", &CovopKeys::samples, 0, kIntMax, {}, false, "anchors for the class means of K (0: = batch)"},
+      {"taus", &CovopKeys::taus, temp.min, temp.max, {}, false, "temperatures of infonce and triplet"},
+      {"losses", &CovopKeys::losses, 0, 0, loss_name_list(true), false,
+       "the losses to check (triplet with margin=0 and one negative is infonce)"},
+      {"kbar", &CovopKeys::kbar, 0, 0, {"fresh", "same"}, false,
+       "the class means of K from fresh anchors, or from the gradient items' own (samples <= batch)"},
+      {"chunk", &CovopKeys::chunk, 1, kIntMax, {}, false, "items per kernel launch (divides batch)"},
+      {"micro", &CovopKeys::micro, 1, kIntMax, {}, false, "items per rounded gradient sum (divides chunk)"},
+      {"stream", &CovopKeys::stream, 0, static_cast<double>(kStreams - 1), {}, false,
+       "which fresh stretch of the sample stream"},
+      {"file", &CovopKeys::file, 0, 0, {}, false,
+       "HDF5 report (default: <run>/covop-e<epoch>-s<step>.h5 for a checkpoint, covop.h5 for a config)"},
+  };
+  return keys;
 }
 
 bool is_config_file(const std::string& path) {
@@ -294,53 +247,33 @@ void print_table(const NetworkShape& net, const std::string& source, const Covop
 }  // namespace
 
 std::string covop_help() {
-  return "usage: dualnet covop [CHECKPOINT_OR_CONFIG] [key=value ...]\n\n"
-         "Measures the covariance-operator theorem of Tian et al. on one set of weights: a run\n"
-         "directory or checkpoint file (its weights), a CONFIG.toml or nothing (the fresh\n"
-         "initialisation of that config). For every level l it compares the mean gradient of\n"
-         "each loss with 2 s_alpha OP_l vec(W_l), OP_l = p0 p1 Delta_l Delta_l^T, and prints and\n"
-         "writes the relative error (simp) or residue (infonce, triplet); docs/covop.md.\n"
-         "The exact setting is bias=false normalize_output=false.\n\n"
-         "keys of the check:\n"
-         "  batch=N          gradient items (anchor, positive, negatives)   default 1048576\n"
-         "  samples=N        anchors for the class means of K               default = batch\n"
-         "  taus=LIST        temperatures of infonce and triplet   default 0.001,0.01,0.1,1\n"
-         "  losses=LIST      among simp, infonce, triplet              default simp,infonce\n"
-         "                   (triplet with margin=0 and one negative is infonce)\n"
-         "  kbar=fresh|same  the class means of K from fresh anchors, or from\n"
-         "                   the gradient items' own (samples <= batch)       default fresh\n"
-         "  chunk=N          items per kernel launch (divides batch)           default 4096\n"
-         "  micro=N          items per rounded gradient sum (divides chunk)      default 64\n"
-         "  stream=N         which fresh stretch of the sample stream, < 2^17     default 0\n"
-         "  file=PATH        HDF5 report: default <run>/covop-e<epoch>-s<step>.h5 for a\n"
-         "                   checkpoint, covop.h5 for a config\n"
-         "Every other key=value is a config key ('dualnet train --help'), e.g. bias=false\n"
-         "negatives=4 margin=0.5; a checkpoint's network keys (depth, num_children, hid, bias,\n"
-         "normalize_output, seed, delta_lower, delta_upper) cannot change. The config's own\n"
-         "batch, loss and temp are not used.\n";
+  return command_help<CovopKeys>(
+      "usage: dualnet covop [RUN|CHECKPOINT|CONFIG.toml] [key=value ...]\n\n"
+      "Measures the covariance-operator theorem of Tian et al. on one set of weights: a run\n"
+      "directory or checkpoint file (its weights), a CONFIG.toml or nothing (the fresh\n"
+      "initialisation of that config). For every level l it compares the mean gradient of\n"
+      "each loss with 2 s_alpha OP_l vec(W_l), OP_l = p0 p1 Delta_l Delta_l^T, and prints and\n"
+      "writes the relative error (simp) or residue (infonce, triplet); docs/covop.md.\n"
+      "The exact setting is bias=false normalize_output=false.\n",
+      covop_keys(),
+      "Every other key=value is a config key ('dualnet train --help'), e.g. bias=false\n"
+      "negatives=4 margin=0.5; a checkpoint's network keys (depth, num_children, hid, bias,\n"
+      "normalize_output, seed, delta_lower, delta_upper) cannot change. The config's own\n"
+      "batch, loss and temp are not used.\n");
 }
 
 int covop_command(const std::vector<std::string>& args, const World& world) {
-  std::string where;
-  bool where_given = false;
-  std::vector<std::string> rest;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--help" || args[i] == "-h" || args[i] == "help") {
-      if (world.root()) std::fputs(covop_help().c_str(), stdout);
-      return 0;
-    }
-    if (i == 0 && args[i].find('=') == std::string::npos) where = args[i], where_given = true;
-    else rest.push_back(args[i]);
-  }
-  if (where_given && where.empty())
-    throw UsageError("covop: the RUN|CHECKPOINT|CONFIG.toml argument is empty; name one, or leave it out for the "
-                     "default config", true);
   CovopKeys keys;
   Config cfg;
   std::unique_ptr<Checkpoint> ckpt;
   std::string source, out_path;
   on_all_ranks(world, [&] {
-    const std::vector<std::string> overrides = take_covop_keys(rest, keys);
+    const Arguments a = read_arguments(args, true, covop_keys(), keys);
+    if (a.has_path && a.path.empty())
+      throw UsageError("covop: the RUN|CHECKPOINT|CONFIG.toml argument is empty; name one, or leave it out for the "
+                       "default config");
+    const std::string& where = a.path;
+    const std::vector<std::string>& overrides = a.config_overrides;
     if (!where.empty() && !is_config_file(where)) {
       ckpt = std::make_unique<Checkpoint>(read_checkpoint(where));
       cfg = parse_config("", overrides, ckpt->config);
@@ -369,10 +302,7 @@ int covop_command(const std::vector<std::string>& args, const World& world) {
     if (world.root()) check_output_file(out_path, "covop: report file");
   });
 
-  NetworkShape net;
-  net.tree = TreeShape(static_cast<int>(cfg.depth), static_cast<int>(cfg.num_children), static_cast<int>(cfg.hid));
-  net.bias = cfg.bias;
-  net.normalize_output = cfg.normalize_output;
+  const NetworkShape net = network_shape(cfg);
   const TreeShape& t = net.tree;
   View1<real> polarity, params;
   on_all_ranks(world, [&] {
@@ -396,7 +326,7 @@ int covop_command(const std::vector<std::string>& args, const World& world) {
   spec.chunk = std::min(keys.chunk, keys.batch);
   spec.micro = std::min(keys.micro, spec.chunk);
   spec.first_item = kStreamBase + keys.stream * kStreamStride;
-  spec.same_anchors = keys.same_anchors;
+  spec.same_anchors = keys.kbar == "same";
   spec.losses = keys.losses;
   spec.taus = keys.taus;
   spec.negatives = static_cast<int>(cfg.negatives);
