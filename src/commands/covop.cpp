@@ -14,10 +14,10 @@
 #include "commands/arguments.hpp"
 #include "commands/commands.hpp"
 #include "config/config.hpp"
-#include "dualnet_version.hpp"
 #include "hltm/hltm.hpp"
 #include "io/checkpoint.hpp"
 #include "io/hdf5.hpp"
+#include "io/provenance.hpp"
 #include "loss/loss_names.hpp"
 #include "model/config_network.hpp"
 #include "stats/covop_check.hpp"
@@ -115,8 +115,7 @@ void write_report_content(const h5::Handle& file, const Config& cfg, const Netwo
   h5::write_attr(file, "p1", r.p1);
   h5::write_attr(file, "seconds", seconds);
   h5::write_attr(file, "world_size", static_cast<std::int64_t>(world_size));
-  h5::write_attr(file, "dualnet_version", std::string(DUALNET_VERSION));
-  h5::write_attr(file, "git_commit", std::string(DUALNET_GIT_COMMIT));
+  write_provenance(file);
 
   const auto scale = [](const h5::Handle& g, const std::string& name, std::int64_t n) {
     std::vector<std::int64_t> v(static_cast<size_t>(n));
