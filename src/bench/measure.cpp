@@ -77,6 +77,7 @@ BenchResult measure(const std::string& name, const Config& cfg, const World& wor
     MetricsRow row;
     row.eval = &er;
     row.weight_norm = w;
+    row.weight_change = w;
     append_metrics_row((dir / "metrics.h5").string(), row);
     Checkpoint c;
     c.config = io_cfg;
