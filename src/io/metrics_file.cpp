@@ -26,55 +26,66 @@ h5::Handle scale(const h5::Handle& group, const std::string& name, std::int64_t 
   return ds;
 }
 
-// The /metrics datasets after the epoch axis: name, dimension names, and the CF-style
-// long_name and units that netCDF tools show (the description says how it is computed).
-struct RowSpec {
-  const char* name;
-  std::vector<const char*> dims;
-  const char* long_name;
-  const char* units;
-  const char* meaning;
-};
+}  // namespace
 
-std::vector<RowSpec> row_specs(bool with_corr_full) {
-  std::vector<RowSpec> specs = {
+const std::vector<MetricsDataset>& metrics_datasets() {
+  using R = const MetricsRow&;
+  static const std::vector<MetricsDataset> all = {
       {"corr", {"latent", "hid"}, "correlation of a node's neurons with its latent", "1",
-       "Pearson corr of each node's own neurons (pre-activation) with its latent"},
-      {"best_corr", {"latent"}, "best absolute neuron-latent correlation of a node", "1", "max_j |corr| per node"},
+       "Pearson corr of each node's own neurons (pre-activation) with its latent",
+       [](R r) { return r.eval->corr.data(); }, false, false},
+      {"best_corr", {"latent"}, "best absolute neuron-latent correlation of a node", "1", "max_j |corr| per node",
+       [](R r) { return r.eval->best_corr.data(); }, false, false},
       {"level_mean_best_corr", {"level"}, "mean best correlation of a level", "1",
-       "mean best_corr over the nodes of a level (level 0 = root)"},
+       "mean best_corr over the nodes of a level (level 0 = root)",
+       [](R r) { return r.eval->level_mean_best_corr.data(); }, false, false},
       {"covop_norm_ref", {"latent"}, "covariance-operator norm (reference reshape)", "1",
-       "p0 p1 |Delta^T Delta|_F, Delta rows (input, output dim) x cols (node neurons)"},
+       "p0 p1 |Delta^T Delta|_F, Delta rows (input, output dim) x cols (node neurons)",
+       [](R r) { return r.eval->covop_norm_ref.data(); }, false, false},
       {"covop_norm_paper", {"latent"}, "covariance-operator norm (paper reshape)", "1",
-       "p0 p1 |Delta^T Delta|_F, Delta rows (input, node neuron) x cols (output dim)"},
+       "p0 p1 |Delta^T Delta|_F, Delta rows (input, node neuron) x cols (output dim)",
+       [](R r) { return r.eval->covop_norm_paper.data(); }, false, false},
       {"covop_eigenvalues", {"latent", "hid"}, "eigenvalues of the covariance operator", "1",
        "eigenvalues of p0 p1 Delta^T Delta (paper reshape), descending: the nonzero spectrum of the operator at node mu "
-       "(docs/covop.md)"},
+       "(docs/covop.md)",
+       [](R r) { return r.eval->covop_eigenvalues.data(); }, true, false},
       {"covop_alignment", {"latent"}, "alignment of the weights with the operator's top eigenspace", "1",
        "|P vec(W_mu)| / |W_mu|, P the projector on the top eigenspace of the operator at node mu (a simple top "
-       "eigenvalue: |<vec(W_mu), u>| / |W_mu|; docs/covop.md)"},
-      {"weight_norm", {"latent"}, "Frobenius norm of a node's weights", "1", "Frobenius norm of W_mu (biases excluded)"},
+       "eigenvalue: |<vec(W_mu), u>| / |W_mu|; docs/covop.md)",
+       [](R r) { return r.eval->covop_alignment.data(); }, true, false},
+      {"weight_norm", {"latent"}, "Frobenius norm of a node's weights", "1", "Frobenius norm of W_mu (biases excluded)",
+       [](R r) { return r.weight_norm.data(); }, false, false},
       {"weight_change", {"latent"}, "relative change of a node's weights over the training pass", "1",
        "|W_mu(e) - W_mu(e-1)|_F / |W_mu(e-1)|_F, W(e) the weights evaluated in row e (biases excluded; NaN in row 0; "
-       "0 means the pass did not move the node)"},
+       "0 means the pass did not move the node)",
+       [](R r) { return r.weight_change.data(); }, false, false},
       {"dead_fraction", {"latent"}, "fraction of a node's neurons never active", "1",
-       "fraction of the node's neurons whose pre-activation is <= 0 on every anchor of the evaluation pass"},
+       "fraction of the node's neurons whose pre-activation is <= 0 on every anchor of the evaluation pass",
+       [](R r) { return r.eval->dead_fraction.data(); }, false, false},
       {"active_fraction", {"latent", "hid"}, "fraction of anchors on which a neuron is active", "1",
-       "share of the evaluation pass's anchors on which each of the node's neurons has pre-activation > 0"},
+       "share of the evaluation pass's anchors on which each of the node's neurons has pre-activation > 0",
+       [](R r) { return r.eval->active_fraction.data(); }, false, false},
       {"output_rank1_gap", {}, "distance of the output from a single direction", "1",
        "1 - |M|_F / tr M, M = E[h h^T] over the evaluation anchors of the root's outputs after the ReLU: 0 when every "
-       "output lies on one ray (the representation has collapsed to a line; docs/metrics-format.md#collapse)"},
+       "output lies on one ray (the representation has collapsed to a line; docs/metrics-format.md#collapse)",
+       [](R r) { return &r.eval->output_rank1_gap; }, false, false},
       {"train_loss_mean", {}, "mean training loss of the pass", "1",
-       "mean loss of the training pass that produced this row's weights (NaN in row 0)"},
+       "mean loss of the training pass that produced this row's weights (NaN in row 0)",
+       [](R r) { return &r.train_loss_mean; }, false, false},
       {"train_loss_sem", {}, "standard error of the mean training loss", "1",
-       "standard error of that mean over the pass's steps"},
-      {"samples_per_s", {}, "training throughput", "s-1", "training samples/s of that pass (NaN in row 0)"},
+       "standard error of that mean over the pass's steps", [](R r) { return &r.train_loss_sem; }, false, false},
+      {"samples_per_s", {}, "training throughput", "s-1", "training samples/s of that pass (NaN in row 0)",
+       [](R r) { return &r.samples_per_s; }, false, true},
+      {"corr_full", {"latent", "neuron"}, "correlation of every latent with every neuron", "1",
+       "Pearson corr of every latent with every neuron", [](R r) { return r.eval->corr_full.data(); }, true, false},
   };
-  if (with_corr_full)
-    specs.push_back({"corr_full", {"latent", "neuron"}, "correlation of every latent with every neuron", "1",
-                     "Pearson corr of every latent with every neuron"});
-  return specs;
+  return all;
 }
+
+namespace {
+
+// corr_full is written only when the config asks for it (corr_full_enabled).
+bool is_corr_full(const MetricsDataset& d) { return std::string(d.name) == "corr_full"; }
 
 void describe(const h5::Handle& ds, const std::string& long_name, const std::string& units) {
   h5::write_attr(ds, "long_name", long_name);
@@ -152,11 +163,13 @@ void fill_new_file(const h5::Handle& file, const Config& cfg, const TreeShape& t
   const auto size_of = [&](const std::string& d) -> hsize_t {
     return d == "latent" ? L : d == "hid" ? tree.hid : d == "level" ? tree.depth : tree.n_neuron();
   };
-  for (const auto& spec : row_specs(corr_full_enabled(cfg, tree))) {
+  const bool with_corr_full = corr_full_enabled(cfg, tree);
+  for (const auto& spec : metrics_datasets()) {
+    if (is_corr_full(spec) && !with_corr_full) continue;
     std::vector<hsize_t> row_dims;
     for (auto d : spec.dims) row_dims.push_back(size_of(d));
     h5::Handle ds = h5::create_rows(g, spec.name, row_dims, H5T_NATIVE_DOUBLE);
-    h5::write_attr(ds, "description", std::string(spec.meaning));
+    h5::write_attr(ds, "description", std::string(spec.description));
     describe(ds, spec.long_name, spec.units);
     h5::attach_scale(ds, epoch, 0);
     for (size_t a = 0; a < spec.dims.size(); ++a) h5::attach_scale(ds, scale_of(spec.dims[a]), unsigned(a + 1));
@@ -173,23 +186,11 @@ void fill_row(const h5::Handle& file, const MetricsRow& row) {
   if (row.weight_norm.size() != latents || row.weight_change.size() != latents)
     DUALNET_FAIL("metrics row: weight_norm and weight_change need one value per latent node");
   h5::write_row(h5::open_dataset(g, "epoch"), r, &row.epoch, H5T_NATIVE_INT64);
-  put("corr", row.eval->corr.data());
-  put("best_corr", row.eval->best_corr.data());
-  put("level_mean_best_corr", row.eval->level_mean_best_corr.data());
-  put("covop_norm_ref", row.eval->covop_norm_ref.data());
-  put("covop_norm_paper", row.eval->covop_norm_paper.data());
-  // Files of runs begun before these datasets existed lack them (a resumed run).
-  if (h5::exists(g, "covop_eigenvalues")) put("covop_eigenvalues", row.eval->covop_eigenvalues.data());
-  if (h5::exists(g, "covop_alignment")) put("covop_alignment", row.eval->covop_alignment.data());
-  put("weight_norm", row.weight_norm.data());
-  put("weight_change", row.weight_change.data());
-  put("dead_fraction", row.eval->dead_fraction.data());
-  put("active_fraction", row.eval->active_fraction.data());
-  put("output_rank1_gap", &row.eval->output_rank1_gap);
-  put("train_loss_mean", &row.train_loss_mean);
-  put("train_loss_sem", &row.train_loss_sem);
-  put("samples_per_s", &row.samples_per_s);
-  if (h5::exists(g, "corr_full")) put("corr_full", row.eval->corr_full.data());
+  for (const auto& spec : metrics_datasets()) {
+    // corr_full=false, or a file of a run begun before the dataset existed (a resumed run).
+    if (spec.optional && !h5::exists(g, spec.name)) continue;
+    put(spec.name, spec.values(row));
+  }
 }
 
 constexpr const char* kResumeWhat = "resume: metrics file";
@@ -260,7 +261,7 @@ void reopen_metrics_file(const std::string& path, std::int64_t rows, const Confi
   h5::update_sealed_file(path, kMetricsKind, kResumeWhat, "", [&](const h5::Handle& file) {
     check_rows(inspect_open(file, path, tree), path, rows);
     h5::Handle g = h5::open_group(file, "metrics");
-    for (const auto& spec : row_specs(true))
+    for (const auto& spec : metrics_datasets())
       if (h5::exists(g, spec.name)) h5::set_row_count(h5::open_dataset(g, spec.name), static_cast<hsize_t>(rows));
     h5::set_row_count(h5::open_dataset(g, "epoch"), static_cast<hsize_t>(rows));
     h5::write_attr(file, "config_toml", cfg.to_stored_toml());

@@ -39,6 +39,23 @@ struct MetricsRow {
   double samples_per_s = 0.0;
 };
 
+// A /metrics dataset with one row per evaluation pass (the epoch axis first). metrics_datasets()
+// is the one list of them: the writer, a resume's truncation and the tests use it; the
+// analysis package checks itself against the files (docs/metrics-format.md has the table).
+struct MetricsDataset {
+  const char* name;
+  std::vector<const char*> dims;  // after the epoch axis: latent, hid, level or neuron
+  const char* long_name;          // CF-style attributes, and how it is computed
+  const char* units;
+  const char* description;
+  const double* (*values)(const MetricsRow& row);  // the row's values, row-major
+  // Absent from some files: corr_full when the config turns it off, the covop_* datasets
+  // from files of runs begun before they existed (a resume then leaves them out).
+  bool optional;
+  bool timing;  // differs between otherwise identical runs (not bit-identical)
+};
+const std::vector<MetricsDataset>& metrics_datasets();
+
 // Whether /metrics/corr_full is written for this config (key corr_full; auto: while the
 // whole run's corr_full, (epochs + 1) rows, is at most kCorrFullAutoBytes). A new run stores the
 // resolved value (true or false) in its config, and a resume keeps it.

@@ -21,12 +21,23 @@ dualnet_np() {
   if [[ $np == 1 ]]; then "$bin" "$@"; else "${mpiexec[@]}" -q -n "$np" "$bin" "$@"; fi
 }
 
-# Every /metrics dataset but the timing one must be bit-identical in two runs (the epoch
-# scale is left out: its attributes hold object references, which h5diff compares too).
+# The /metrics datasets with a row per evaluation (their first axis extendible), as the file
+# itself lists them (dualnet's list is metrics_datasets() in src/io/metrics_file.cpp), but
+# the epoch scale (its attributes hold object references, which h5diff compares too) and the
+# timing samples_per_s.
+row_datasets() {
+  h5ls "$1/metrics.h5/metrics" | awk '$2 == "Dataset" && $3 ~ /\/Inf/ && $1 != "epoch" && $1 != "samples_per_s" { print $1 }'
+}
+
+# Every /metrics dataset but the timing one must be bit-identical in two runs.
 same_metrics() {
-  local a=$1 b=$2 ds
-  for ds in corr best_corr level_mean_best_corr covop_norm_ref covop_norm_paper weight_norm \
-    train_loss_mean train_loss_sem corr_full; do
+  local a=$1 b=$2 ds names
+  names=$(row_datasets "$a")
+  if [[ -z $names || $names != "$(row_datasets "$b")" ]]; then
+    echo "FAIL: $a and $b do not hold the same /metrics datasets" >&2
+    return 1
+  fi
+  for ds in $names; do
     if ! h5diff -q "$a/metrics.h5" "$b/metrics.h5" "/metrics/$ds" "/metrics/$ds"; then
       echo "FAIL: /metrics/$ds differs between $a and $b" >&2
       h5diff "$a/metrics.h5" "$b/metrics.h5" "/metrics/$ds" "/metrics/$ds" | head -5 >&2

@@ -21,6 +21,7 @@
 
 #include "config/config.hpp"
 #include "io/hdf5.hpp"
+#include "io/metrics_file.hpp"
 
 namespace fs = std::filesystem;
 
@@ -174,14 +175,16 @@ void check_layout(const std::string& path, const Layout& x, const dualnet::Confi
   EXPECT_EQ(shape_of(m, "hid"), V{hsize_t(x.hid)});
   EXPECT_EQ(shape_of(m, "level"), V{hsize_t(x.depth)});
   EXPECT_EQ(shape_of(m, "neuron"), V{N});
-  EXPECT_EQ(shape_of(m, "corr"), (V{E, HL, hsize_t(x.hid)}));
-  for (const char* n : {"best_corr", "covop_norm_ref", "covop_norm_paper", "weight_norm"})
-    EXPECT_EQ(shape_of(m, n), (V{E, HL})) << "/metrics/" << n;
-  EXPECT_EQ(shape_of(m, "level_mean_best_corr"), (V{E, hsize_t(x.depth)}));
-  for (const char* n : {"train_loss_mean", "train_loss_sem", "samples_per_s"})
-    EXPECT_EQ(shape_of(m, n), V{E}) << "/metrics/" << n;
-  ASSERT_TRUE(h5::exists(m, "corr_full"));
-  EXPECT_EQ(shape_of(m, "corr_full"), (V{E, HL, N}));
+  // Every dataset of the one list (corr_full included: this config writes it), [E, axes...].
+  const auto axis_size = [&](const std::string& a) -> hsize_t {
+    return a == "latent" ? HL : a == "hid" ? hsize_t(x.hid) : a == "level" ? hsize_t(x.depth) : a == "neuron" ? N : 0;
+  };
+  for (const auto& d : dualnet::metrics_datasets()) {
+    ASSERT_TRUE(h5::exists(m, d.name)) << "/metrics/" << d.name;
+    V want{E};
+    for (const char* a : d.dims) want.push_back(axis_size(a));
+    EXPECT_EQ(shape_of(m, d.name), want) << "/metrics/" << d.name;
+  }
 
   const auto epoch = h5::read_ints(m, "epoch");
   for (hsize_t e = 0; e < epoch.size(); ++e) EXPECT_EQ(epoch[e], static_cast<std::int64_t>(e));
@@ -283,8 +286,9 @@ TEST(E2E, TwoRanksReproduceOneRank) {
   }
   Handle m1 = h5::open_group(f1, "metrics"), m2 = h5::open_group(f2, "metrics");
   EXPECT_EQ(h5::read_ints(m1, "epoch"), h5::read_ints(m2, "epoch"));
-  for (const char* n : {"corr", "best_corr", "level_mean_best_corr", "covop_norm_ref", "covop_norm_paper",
-                        "weight_norm", "train_loss_mean", "train_loss_sem", "corr_full"}) {
+  for (const auto& d : dualnet::metrics_datasets()) {
+    if (d.timing) continue;
+    const char* n = d.name;
     const auto a = h5::read_doubles(m1, n), b = h5::read_doubles(m2, n);
     ASSERT_EQ(a.size(), b.size()) << n;
     int bad = 0;
@@ -295,8 +299,9 @@ TEST(E2E, TwoRanksReproduceOneRank) {
     EXPECT_EQ(bad, 0) << n;
   }
   // The design makes them bit-identical (integer all-reduce of fixed-point sums), NaNs aside.
-  for (const char* n : {"corr", "best_corr", "level_mean_best_corr", "covop_norm_ref", "covop_norm_paper",
-                        "weight_norm", "train_loss_mean", "train_loss_sem", "corr_full"}) {
+  for (const auto& d : dualnet::metrics_datasets()) {
+    if (d.timing) continue;
+    const char* n = d.name;
     const auto a = h5::read_doubles(m1, n), b = h5::read_doubles(m2, n);
     bool same = a.size() == b.size();
     for (size_t i = 0; same && i < a.size(); ++i) same = a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i]));

@@ -21,7 +21,9 @@ FORMAT = "dualnet-metrics"
 FORMAT_VERSIONS = (1, 2)
 FORMAT_VERSION = FORMAT_VERSIONS[-1]
 
-# Trailing dimensions of each /metrics dataset after the leading "epoch" axis.
+# Trailing dimensions of each /metrics dataset after the leading "epoch" axis: dualnet's list
+# (metrics_datasets() in src/io/metrics_file.cpp), which tests/test_metrics_list.py checks
+# this copy against, on a file the binary wrote.
 METRICS_DIMS = {
     "corr": ("latent", "hid"),
     "best_corr": ("latent",),
