@@ -2,8 +2,10 @@
 // Sums device buffers over all ranks, in place. One small interface, several transports:
 // serial (one rank: nothing to do), MPI (through host memory), NCCL (device buffers, in
 // comm/nccl_reducer.cpp when built with DUALNET_ENABLE_NCCL).
-// Gradients travel as int64 fixed point (util/fixed_point.hpp), so the sum is exact and
-// independent of the transport's order; evaluation statistics travel as double.
+// Every sum dualnet makes (gradients, losses, evaluation statistics, covop checks) travels
+// as int64 fixed point (util/fixed_point.hpp), so it is exact and independent of the
+// transport's order. The double overload has no caller in dualnet; only
+// tests/gpu/test_nccl_reducer.cpp uses it.
 #include <memory>
 #include <string>
 

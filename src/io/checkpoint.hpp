@@ -4,8 +4,10 @@
 // weights, optimiser state, the position (epoch, step; the sample stream is a function of
 // it), the losses of the pass so far, and the polarities. Written by rank 0 as a sealed file
 // (io/sealed_file.hpp: kind "checkpoint", a SHA-256 over the whole file): temporary name,
-// fsync'd, renamed, then `latest` replaced the same way; so a crash or a full disk mid-write
-// never damages an earlier checkpoint. Read only after the seal is checked: a damaged or
+// fsync'd, renamed, directory fsync'd; then `latest` is replaced the same way
+// (write_file_atomic: its temporary file fsync'd, renamed, the directory fsync'd), so it
+// never names a checkpoint that is not on disk, and a crash or a full disk mid-write never
+// damages an earlier checkpoint. Read only after the seal is checked: a damaged or
 // foreign file is refused before HDF5 sees a byte of it.
 #include <cstdint>
 #include <string>
