@@ -78,3 +78,6 @@ find_path(RANDOM123_INCLUDE_DIR Random123/philox.h REQUIRED)
 find_path(TOML11_INCLUDE_DIR toml.hpp PATH_SUFFIXES toml11 REQUIRED)
 add_library(dualnet_headers INTERFACE)
 target_include_directories(dualnet_headers SYSTEM INTERFACE ${RANDOM123_INCLUDE_DIR} ${TOML11_INCLUDE_DIR})
+# JSON output (timing.json, bench json=): header-only, Debian's nlohmann-json3-dev.
+find_package(nlohmann_json 3 REQUIRED)
+target_link_libraries(dualnet_headers INTERFACE nlohmann_json::nlohmann_json)

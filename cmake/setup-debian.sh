@@ -12,6 +12,7 @@ packages=(
   libopenmpi-dev openmpi-bin              # MPI
   libhdf5-openmpi-dev hdf5-tools          # parallel HDF5 (C and HL)
   librandom123-dev libtoml11-dev          # Philox counters, TOML configs
+  nlohmann-json3-dev                      # JSON output (timing.json, bench json=)
   libgtest-dev                            # unit tests
   slurm-wlm munge                         # the one-node Slurm cluster of tests/slurm
   shellcheck

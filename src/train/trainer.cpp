@@ -10,6 +10,8 @@
 #include <sstream>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "comm/mpi_check.hpp"
 #include "io/metrics_file.hpp"
 #include "io/run_dir.hpp"
@@ -278,6 +280,7 @@ bool Trainer::run() {
     timer_.stop();
     const double eval_s = seconds_since(t0);
     eval_s_ += eval_s;
+    ++evals_run_;
     write_row(epoch, r, loss_mean, loss_sem, rate);
     if (world_.root()) {
       const double per_step = steps_run_ > 0 ? train_s_ / steps_run_ : nan;
@@ -342,7 +345,7 @@ bool Trainer::run() {
     if (epoch + 1 < cfg_.epochs && poll() == Poll::stop) return stop_here(epoch + 1, 0);
   }
   on_all_ranks(world_, [&] {
-    if (world_.root()) write_timing(seconds_since(start_), train_s_, eval_s_, steps_run_);
+    if (world_.root()) write_timing(seconds_since(start_), train_s_, eval_s_, steps_run_, evals_run_);
   });
   return true;
 }
@@ -380,28 +383,34 @@ void Trainer::print_epoch(std::int64_t epoch, const EvalResult& r, double loss_m
   std::fflush(stdout);
 }
 
-void Trainer::write_timing(double wall_s, double train_s, double eval_s, std::int64_t steps_run) const {
+void Trainer::write_timing(double wall_s, double train_s, double eval_s, std::int64_t steps_run,
+                           std::int64_t evals_run) const {
   const double steps = steps_run > 0 ? static_cast<double>(steps_run) : std::numeric_limits<double>::quiet_NaN();
-  std::ostringstream j;
-  j.precision(9);
-  j << "{\n  \"ranks\": " << world_.size << ",\n  \"nodes\": " << world_.nodes
-    << ",\n  \"global_batch\": " << cfg_.batch << ",\n  \"per_rank_batch\": " << local_items_
-    << ",\n  \"steps\": " << steps_run << ",\n  \"train_samples_per_s\": " << steps_run * cfg_.batch / train_s
-    << ",\n  \"eval_samples_per_s\": " << (cfg_.epochs + 1) * cfg_.samples_per_pass / eval_s
-    << ",\n  \"step_time_s\": " << train_s / steps << ",\n  \"phases_per_step_s\": {";
+  // ordered_json keeps the keys in this order. JSON has no NaN: dump() writes NaN and the
+  // infinities (a run without training steps) as null.
+  nlohmann::ordered_json j;
+  j["ranks"] = world_.size;
+  j["nodes"] = world_.nodes;
+  j["global_batch"] = cfg_.batch;
+  j["per_rank_batch"] = local_items_;
+  j["steps"] = steps_run;
+  j["train_samples_per_s"] = static_cast<double>(steps_run * cfg_.batch) / train_s;
+  // The evaluation passes this process ran (a resumed run runs fewer than epochs + 1).
+  j["eval_samples_per_s"] = static_cast<double>(evals_run * cfg_.samples_per_pass) / eval_s;
+  j["step_time_s"] = train_s / steps;
   double compute = 0.0;
+  nlohmann::ordered_json phases;
   for (int p = kSample; p <= kUpdate; ++p) {
-    j << (p ? ", " : "") << "\"" << phase_name(p) << "\": " << timer_.seconds(p) / steps;
+    phases[phase_name(p)] = timer_.seconds(p) / steps;
     if (p != kAllreduce) compute += timer_.seconds(p) / steps;
   }
-  j << "},\n  \"compute_per_step_s\": " << compute << ",\n  \"allreduce_per_step_s\": " << timer_.seconds(kAllreduce) / steps
-    << ",\n  \"eval_s\": " << timer_.seconds(kEval) << ",\n  \"io_s\": " << timer_.seconds(kIo)
-    << ",\n  \"wall_s\": " << wall_s << "\n}\n";
-  std::string text = j.str();
-  // JSON has no NaN: a run without training steps reports null.
-  for (size_t pos; (pos = text.find("nan")) != std::string::npos;) text.replace(pos, 3, "null");
-  for (size_t pos; (pos = text.find("inf")) != std::string::npos;) text.replace(pos, 3, "null");
-  write_text_atomic((std::filesystem::path(cfg_.out) / "timing.json").string(), text);
+  j["phases_per_step_s"] = std::move(phases);
+  j["compute_per_step_s"] = compute;
+  j["allreduce_per_step_s"] = timer_.seconds(kAllreduce) / steps;
+  j["eval_s"] = timer_.seconds(kEval);
+  j["io_s"] = timer_.seconds(kIo);
+  j["wall_s"] = wall_s;
+  write_text_atomic((std::filesystem::path(cfg_.out) / "timing.json").string(), j.dump(2) + "\n");
 }
 
 }  // namespace dualnet

@@ -44,7 +44,7 @@ class Trainer {
   void print_header() const;
   void print_epoch(std::int64_t epoch, const EvalResult& r, double loss_mean, double loss_sem, double train_rate,
                    double eval_rate, double eta_s) const;
-  void write_timing(double wall_s, double train_s, double eval_s, std::int64_t steps_run) const;
+  void write_timing(double wall_s, double train_s, double eval_s, std::int64_t steps_run, std::int64_t evals_run) const;
   void check_overflow(std::int64_t epoch) const;
   enum class Poll { go_on, checkpoint, stop };
   Poll poll() const;  // agreed by all ranks
@@ -95,7 +95,8 @@ class Trainer {
   std::chrono::steady_clock::time_point last_checkpoint_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   double train_s_ = 0.0, eval_s_ = 0.0;
-  std::int64_t steps_run_ = 0;
+  std::int64_t steps_run_ = 0;  // training steps and evaluation passes this process ran
+  std::int64_t evals_run_ = 0;
 };
 
 }  // namespace dualnet

@@ -60,4 +60,15 @@ dualnet_np 1 train "${cfg[@]}" epochs=7 out="$work/short" >/dev/null
 dualnet_np 1 train resume="$work/short" epochs=8 >/dev/null
 same_metrics "$work/full1" "$work/short"
 same_weights "$work/full1" "$work/short"
-echo "PASS: restart is exact at 1 and 2 ranks (SIGKILL, SIGUSR1, extension)"
+
+# timing.json counts the evaluations this process ran: the extension re-evaluates row 7 and
+# evaluates row 8, two passes (not epochs + 1). eval_s times exactly those passes.
+evals=$(python3 -c 'import json, sys; t = json.load(open(sys.argv[1]))
+print(round(t["eval_samples_per_s"] * t["eval_s"] / int(sys.argv[2])))' "$work/short/timing.json" 16384)
+[[ $evals == 2 ]] || fail "timing.json of the extension: eval_samples_per_s counts $evals evaluations, not 2"
+# Without a training step the per-step times are null (JSON has no NaN).
+dualnet_np 1 train "${cfg[@]}" epochs=0 out="$work/untrained" >/dev/null
+python3 -c 'import json, sys; t = json.load(open(sys.argv[1]))
+assert t["steps"] == 0 and t["step_time_s"] is None and t["phases_per_step_s"]["forward"] is None, t' \
+  "$work/untrained/timing.json" || fail "timing.json of a run without steps: per-step times must be null"
+echo "PASS: restart is exact at 1 and 2 ranks (SIGKILL, SIGUSR1, extension); timing.json after a resume"
