@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "commands/arguments.hpp"
+#include "commands/commands.hpp"
 #include "config/config.hpp"
 #include "util/error.hpp"
 
@@ -532,6 +534,68 @@ TEST(Config, BinaryOrHugeConfigFilesAreOneLine) {
   std::uint32_t x = 12345;
   for (int i = 0; i < 4096; ++i) random_bytes += static_cast<char>((x = x * 1664525u + 1013904223u) >> 24);
   EXPECT_EQ(file_error(random_bytes).find('\n'), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dualnet
+
+namespace dualnet {
+namespace {
+
+// ---- the command line of every command (commands/arguments.hpp) ----
+
+struct ToyKeys {
+  std::int64_t steps = 3;
+  std::vector<double> taus = {1.0};
+  std::vector<std::string> names = {"a"};
+};
+
+const std::vector<KeySpecOf<ToyKeys>> kToyKeys = {
+    {"steps", &ToyKeys::steps, 1, 100, {}, false, "steps"},
+    {"taus", &ToyKeys::taus, 1e-6, 1e6, {}, false, "temperatures"},
+    {"names", &ToyKeys::names, 0, 0, {"a", "b"}, false, "names"},
+};
+
+TEST(CommandLine, OwnKeysAreReadLikeConfigKeysAndTheRestIsLeftForTheConfig) {
+  ToyKeys k;
+  const Arguments a = read_arguments({"run", "steps=7", "taus=0.01,1", "names=[\"b\", \"a\"]", "depth=3"}, true,
+                                     kToyKeys, k);
+  EXPECT_TRUE(a.has_path);
+  EXPECT_EQ(a.path, "run");
+  EXPECT_EQ(a.config_overrides, (std::vector<std::string>{"depth=3"}));
+  EXPECT_EQ(k.steps, 7);
+  EXPECT_EQ(k.taus, (std::vector<double>{0.01, 1.0}));
+  EXPECT_EQ(k.names, (std::vector<std::string>{"b", "a"}));
+  ToyKeys k2;
+  read_arguments({"taus=[0.5, 2]", "names=b"}, false, kToyKeys, k2);
+  EXPECT_EQ(k2.taus, (std::vector<double>{0.5, 2.0}));
+  EXPECT_EQ(k2.names, (std::vector<std::string>{"b"}));
+}
+
+TEST(CommandLine, NumbersAreStrictAndEveryRefusalNamesTheKey) {
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"steps=10x"}, {"steps=1e3"}, {"steps=0"}, {"steps=101"}, {"steps="}, {"taus=0"},
+        {"taus=0.1,x"}, {"names=c"}}) {
+    ToyKeys k;
+    const std::string m = usage_error_of([&] { read_arguments(bad, false, kToyKeys, k); });
+    const std::string key = bad[0].substr(0, bad[0].find('='));
+    EXPECT_NE(m.find("key '" + key + "'"), std::string::npos) << bad[0] << ": " << m;
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  }
+  ToyKeys k;
+  EXPECT_NE(usage_error_of([&] { read_arguments({"run"}, false, kToyKeys, k); }).find("not of the form key=value"),
+            std::string::npos);
+  EXPECT_NE(usage_error_of([&] { read_arguments({"run", "x"}, true, kToyKeys, k); }).find("'x'"), std::string::npos);
+}
+
+TEST(CommandLine, HelpIsTheSameWordsForEveryCommandAndListsItsKeys) {
+  for (const char* h : {"--help", "-h", "help"}) EXPECT_TRUE(asks_help({"depth=3", h})) << h;
+  EXPECT_FALSE(asks_help({"out=help", "--helpful"}));
+  for (const char* key : {"batch", "samples", "taus", "losses", "kbar", "chunk", "micro", "stream", "file"})
+    EXPECT_NE(covop_help().find("  " + std::string(key) + " "), std::string::npos) << key;
+  for (const char* key : {"suite", "steps", "anchors", "json"})
+    EXPECT_NE(bench_help().find("  " + std::string(key) + " "), std::string::npos) << key;
+  EXPECT_EQ(train_help(), config_help());
 }
 
 }  // namespace
