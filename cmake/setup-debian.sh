@@ -15,7 +15,7 @@ packages=(
   nlohmann-json3-dev                      # JSON output (timing.json, bench json=)
   libgtest-dev                            # unit tests
   slurm-wlm munge                         # the one-node Slurm cluster of tests/slurm
-  shellcheck
+  shellcheck clang-format                 # lint and format checks (tests/lint/)
   python3-venv
 )
 
@@ -42,4 +42,6 @@ if [[ ! -x $repo/.venv/bin/python ]]; then
 fi
 "$repo/.venv/bin/pip" install -q --upgrade pip
 "$repo/.venv/bin/pip" install -q -e "$repo/analysis[xarray,test]"
+# ruff (Python lint, ruff.toml; not a Debian package), pinned: a new release may add findings.
+"$repo/.venv/bin/pip" install -q "ruff==0.17.5"
 echo "setup: done (analysis: $repo/.venv/bin/dualnet-analyze)"

@@ -327,7 +327,7 @@ def queued_jobs(job_name: str) -> list[str]:
     )
     if r.returncode != 0:
         raise SweepError(f"squeue failed: {r.stderr.strip()}")
-    return [l for l in r.stdout.splitlines() if l.strip()]
+    return [line for line in r.stdout.splitlines() if line.strip()]
 
 
 def max_array_size() -> int | None:
@@ -469,13 +469,13 @@ def fmt_seconds(s: float) -> str:
 def last_error_line(tail: bytes) -> str:
     """The line that best says why a run failed: the last dualnet error, else the last line
     with text (mpiexec ends with banners of dashes)."""
-    lines = [l.strip() for l in tail.decode(errors="replace").splitlines() if l.strip()]
-    for l in reversed(lines):
-        if l.startswith("dualnet") and "error" in l:
-            return l
-    for l in reversed(lines):
-        if any(c.isalnum() for c in l):
-            return l
+    lines = [line.strip() for line in tail.decode(errors="replace").splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("dualnet") and "error" in line:
+            return line
+    for line in reversed(lines):
+        if any(c.isalnum() for c in line):
+            return line
     return "(nothing on stderr)"
 
 

@@ -69,7 +69,8 @@ def test_formats_keep_text_as_text(runs, analyze, tmp_path):
     pdf = stem.with_suffix(".pdf").read_bytes()
     assert b"/FontFile2" in pdf and b"/CIDFontType2" in pdf and b"/Type3" not in pdf
     shown = pdf_text(stem.with_suffix(".pdf"))
-    for label in ("epoch (0 = initialisation)", "alignment at initialisation", "every node (above the diagonal: amplified)"):
+    for label in ("epoch (0 = initialisation)", "alignment at initialisation",
+                  "every node (above the diagonal: amplified)"):
         assert label in shown
 
 

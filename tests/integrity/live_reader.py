@@ -63,7 +63,7 @@ while alive():
     time.sleep(0.02)
 # The handles held since the first row still read their (old, consistent) view.
 rows_of(held)
-held_xr["best_corr"].values
+_ = held_xr["best_corr"].values
 held.close()
 held_xr.close()
 

@@ -152,7 +152,7 @@ def main():
     if total < 8.0 * 8796093022208 / 128:
         failures.append(f"'{ISSUE_STEPS}': estimate {total / 1e9:.1f} GB < its step losses")
     with open("/proc/meminfo") as f:
-        avail = next(int(l.split()[1]) * 1024 for l in f if l.startswith("MemAvailable:"))
+        avail = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
     if total > avail:
         out = os.path.join(args.workdir, "refused")
         r = subprocess.run([args.dualnet, "train", ISSUE_STEPS, f"out={out}", "overwrite=true"],

@@ -211,7 +211,7 @@ def claim_levels(sweep, shown):
     header = ["configuration", "seeds", "Spearman ρ", "pairs in order", f"L{depth - 1} − L0",
               *(f"L{lv} final" for lv in range(depth))]
     body = []
-    for name, runs, kept, rhos, rises in rows:
+    for name, _runs, kept, rhos, rises in rows:
         cells = [name, len(kept), fmt(rhos, digits=2),
                  fmt([_pair_order(_level_mean(run, -1)) for run in kept], digits=1, scale=100, unit=" %"),
                  fmt(rises, signed=True)]
@@ -377,7 +377,7 @@ def _covop_groups(reports):
         groups[(tuple(repr(report.config.get(key)) for key in keys), report.epoch)].append(report)
     varying = [key for i, key in enumerate(keys) if len({values[i] for values, _ in groups}) > 1]
     named = {}
-    for (values, epoch), members in groups.items():
+    for (_values, epoch), members in groups.items():
         first = members[0].config
         name = label(varying, [first.get(key) for key in varying])
         when = "initialisation" if epoch < 0 else f"checkpoint of epoch {epoch}"

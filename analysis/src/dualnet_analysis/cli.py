@@ -42,8 +42,9 @@ def _positive(text):
 def _sweep_options(p, by=True):
     """Options of every command that groups runs into configurations."""
     if by:
-        p.add_argument("--by", type=_keys, metavar="KEY,...", help="comma-separated config keys to show, in this order (default: the "
-                       "keys that vary); grouping still uses every science key, and a key needed to tell two "
+        p.add_argument("--by", type=_keys, metavar="KEY,...",
+                       help="comma-separated config keys to show, in this order (default: the keys that vary); "
+                       "grouping still uses every science key, and a key needed to tell two "
                        "configurations apart is added")
     p.add_argument("--allow-duplicates", action="store_true",
                    help="count a seed that appears twice in a configuration as two samples (default: refuse)")

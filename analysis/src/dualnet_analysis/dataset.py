@@ -115,7 +115,8 @@ def _not_a_grid(sweep, dims):
         for seed, count in Counter(run.config["seed"] for run in runs).items():
             if count > 1:
                 return f"{label(dims, sweep.project(values, dims))}: seed {seed} appears in {count} runs"
-    cells = {(*sweep.project(values, dims), run.config["seed"]) for values, runs in sweep.groups.items() for run in runs}
+    cells = {(*sweep.project(values, dims), run.config["seed"])
+             for values, runs in sweep.groups.items() for run in runs}
     axes = [sorted({cell[i] for cell in cells}, key=_order) for i in range(len(dims) + 1)]
     size = math.prod(len(axis) for axis in axes)
     if len(cells) < size:
@@ -166,13 +167,13 @@ def _grid(sweep, dims, runs):
     data_vars = {}
     for name in names:
         trailing = ("epoch", *(SWEEP_AXIS.get(d, d) for d in ALL_METRICS_DIMS[name]))
-        data_vars[name] = xr.Variable(lead_dims + trailing, stacked(lambda r: r.metrics.get(name), trailing,
+        data_vars[name] = xr.Variable(lead_dims + trailing, stacked(lambda r, name=name: r.metrics.get(name), trailing,
                                                                     np.nan, float),
                                       _first_attrs(runs, f"metrics/{name}"))
     for name in runs[0].hltm:
         integer = name in HLTM_INT
         data_vars[name] = xr.Variable(lead_dims + ("latent",),
-                                      stacked(lambda r: r.hltm[name], ("latent",), -1 if integer else np.nan,
+                                      stacked(lambda r, name=name: r.hltm[name], ("latent",), -1 if integer else np.nan,
                                               np.int64 if integer else float),
                                       _first_attrs(runs, f"hltm/{name}"))
     per_run = {
@@ -211,7 +212,8 @@ def _frame(sweep, dims, runs, reason):
             columns = {key: None if value is ABSENT else value for key, value in columns.items()}
             columns |= {"seed": run.config["seed"], "path": str(run.path), "n_rows": rows, "complete": run.complete,
                         "collapsed": run.collapsed, "collapse_epoch": run.collapse_epoch,
-                        "epoch": np.repeat(run.metrics["epoch"], n_latent), "latent": np.tile(np.arange(n_latent), rows)}
+                        "epoch": np.repeat(run.metrics["epoch"], n_latent),
+                        "latent": np.tile(np.arange(n_latent), rows)}
             columns |= {name: np.tile(values, rows) for name, values in run.hltm.items()}
             for name, metric in run.metrics.items():
                 if name != "epoch" and ALL_METRICS_DIMS[name] == ("latent",):

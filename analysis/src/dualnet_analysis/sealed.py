@@ -20,7 +20,8 @@ MAGIC = b"dualnet-sealed "
 VERSION = b"1"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _CHUNK = 1 << 20
-_FIELDS = re.compile(rb"dualnet-sealed ([0-9]{1,8})\nkind ([a-z0-9_-]{1,32})\nbytes ([0-9]{1,18})\nsha256 ([0-9a-f]{64})\n")
+_FIELDS = re.compile(rb"dualnet-sealed ([0-9]{1,8})\nkind ([a-z0-9_-]{1,32})\n"
+                     rb"bytes ([0-9]{1,18})\nsha256 ([0-9a-f]{64})\n")
 
 
 def seal_block(kind, nbytes, hexdigest):

@@ -151,7 +151,7 @@ class Sweep:
             if key not in self.keys:
                 raise InputError(f"--by {key}: no run's config_toml has this key")
         shown, added = list(dict.fromkeys(by)), []
-        while (clashes := self._clashes(shown)) > 0:
+        while self._clashes(shown) > 0:
             candidates = [key for key in self.varying if key not in shown]
             best = min(candidates, key=lambda key: self._clashes([*shown, key]))  # config order on ties
             shown.append(best)
