@@ -1,9 +1,11 @@
 #include "model/network.hpp"
 
+#include <string>
 #include <utility>
 
 #include "hltm/counter_rng.hpp"
 #include "model/tile_product.hpp"
+#include "util/error.hpp"
 #include "util/fixed_point.hpp"
 
 namespace dualnet {
@@ -35,13 +37,56 @@ void Activations::allocate(const TreeShape& tree, std::int64_t rows) {
   pre = View2<real>("model.pre", rows, tree.n_neuron());
   out = View2<real>("model.out", rows, tree.hid);
   norm = View1<real>("model.norm", rows);
-  wt = View1<real>("model.weights_transposed", tree.n_params());
+  const PaddedLayout pad(tree);
+  wt = View1<real>("model.weights_forward", pad.forward_size());
+  // A tree of one level has no node fed by neurons (and Kokkos would allocate for size 0).
+  if (pad.backward_size() > 0) wb = View1<real>("model.weights_backward", pad.backward_size());
 }
 
 double Activations::bytes(const TreeShape& tree, std::int64_t rows) {
   const double r = static_cast<double>(rows), neurons = static_cast<double>(tree.n_latent) * tree.hid;
-  return sizeof(real) * (r * neurons + r * tree.hid + r + static_cast<double>(tree.n_params()));
+  const PaddedLayout pad(tree);
+  return sizeof(real) *
+         (r * neurons + r * tree.hid + r + static_cast<double>(pad.forward_size() + pad.backward_size()));
 }
+
+namespace {
+
+// Every View a kernel reads in a padded layout holds that layout: checked once, here.
+void require_padded(const PaddedLayout& pad, const Activations& act, const View2<real>* delta) {
+  if (act.wt.extent(0) < static_cast<size_t>(pad.forward_size()) ||
+      act.wb.extent(0) < static_cast<size_t>(pad.backward_size()))
+    DUALNET_FAIL("Activations not allocated for this tree's padded weight layouts");
+  if (delta && delta->extent(1) < static_cast<size_t>(pad.delta_columns()))
+    DUALNET_FAIL("dL/dh has " + std::to_string(delta->extent(1)) + " columns, the padded layout needs " +
+                 std::to_string(pad.delta_columns()));
+}
+
+// The weights into the kernels' padded layouts (model/padded_layout.hpp), one thread per
+// neuron (node, j): row j of W_mu goes to column j of wt and its bias to the bias row; for a
+// node fed by neurons, row j of W_mu also goes to row j of wb, child by child. The padding
+// is not written.
+void pad_weights(const TreeShape& tree, const View1<real>& params, const Activations& act) {
+  const TreeShape t = tree;
+  const PaddedLayout pad(t);
+  const auto wt = act.wt;
+  const auto wb = act.wb;
+  Kokkos::parallel_for("model::pad_weights", range(t.n_neuron()), KOKKOS_LAMBDA(const std::int64_t n) {
+    const int node = static_cast<int>(n / t.hid), j = static_cast<int>(n % t.hid);
+    const int in = t.in_size(node), hid = t.hid, stride = pad.stride;
+    const std::int64_t off = t.param_offset(node), fo = pad.forward_offset(node);
+    for (int i = 0; i < in; ++i)
+      wt(fo + static_cast<std::int64_t>(i) * stride + j) = params(off + static_cast<std::int64_t>(j) * in + i);
+    wt(fo + static_cast<std::int64_t>(in) * stride + j) = params(off + static_cast<std::int64_t>(hid) * in + j);
+    if (t.feeds_on_leaves(node)) return;
+    const std::int64_t bo = pad.backward_offset(node) + j * pad.backward_row();
+    for (int q = 0; q < t.k; ++q)
+      for (int e = 0; e < hid; ++e)
+        wb(bo + static_cast<std::int64_t>(q) * stride + e) = params(off + static_cast<std::int64_t>(j) * in + q * hid + e);
+  });
+}
+
+}  // namespace
 
 // One team per block of kTileRows rows: the block's activations stay in cache from the
 // leaves to the output. Each thread computes a node's tiles of 4 rows x up to 12 neurons
@@ -49,20 +94,14 @@ double Activations::bytes(const TreeShape& tree, std::int64_t rows) {
 void forward(const NetworkShape& net, const View1<real>& params, const View2<real>& leaves, std::int64_t rows,
              const Activations& act) {
   const TreeShape t = net.tree;
+  const PaddedLayout pad(t);
+  require_padded(pad, act, nullptr);
+  pad_weights(t, params, act);
   const auto pre = act.pre;
   const auto out = act.out;
   const auto norm = act.norm;
   const auto wt = act.wt;
   const bool normalize = net.normalize_output;
-  // One thread per neuron (node, j): row j of W_mu goes to column j of wt, its bias stays.
-  Kokkos::parallel_for("model::transpose_weights", range(t.n_neuron()), KOKKOS_LAMBDA(const std::int64_t n) {
-    const int node = static_cast<int>(n / t.hid), j = static_cast<int>(n % t.hid);
-    const int in = t.in_size(node), hid = t.hid;
-    const std::int64_t off = t.param_offset(node);
-    for (int i = 0; i < in; ++i)
-      wt(off + static_cast<std::int64_t>(i) * hid + j) = params(off + static_cast<std::int64_t>(j) * in + i);
-    wt(off + static_cast<std::int64_t>(hid) * in + j) = params(off + static_cast<std::int64_t>(hid) * in + j);
-  });
   const int tiles = node_col_tile_count(t.hid);
   const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
   Kokkos::parallel_for("model::forward", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
@@ -72,16 +111,16 @@ void forward(const NetworkShape& net, const View1<real>& params, const View2<rea
       const int first = t.level_start[level];
       // One thread per node (no index division: it cost more than a tile), its column tiles in turn.
       Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level)), [&](const int i) {
-        const int node = first + i, in = t.in_size(node);
-        const std::int64_t off = t.param_offset(node);
+        const int node = first + i, in = t.in_size(node), stride = pad.stride;
+        const std::int64_t off = pad.forward_offset(node);
         const real* x[kTileRows];
         for (int m = 0; m < kTileRows; ++m) x[m] = node_input(t, pre, leaves, rb.row(m), node).x;
         for (int tile = 0; tile < tiles; ++tile) {
           const ColTile ct = node_col_tile(tile, hid);
-          const real* w = &wt(off + ct.start);  // B(i, e) = w[i * hid + e] = W_mu(j0 + e, i)
-          const real* bias = &wt(off + static_cast<std::int64_t>(hid) * in + ct.start);
-          const Tile s = t.feeds_on_leaves(node) ? tile_product<false, false>(x, 1, w, hid, in, ct.read)
-                                                 : tile_product<true, false>(x, 1, w, hid, in, ct.read);
+          const real* w = &wt(off + ct.start);  // B(i, e) = w[i * stride + e] = W_mu(j0 + e, i)
+          const real* bias = &wt(off + static_cast<std::int64_t>(stride) * in + ct.start);
+          const Tile s = t.feeds_on_leaves(node) ? tile_product<false, false>(x, 1, w, stride, in, ct.read)
+                                                 : tile_product<true, false>(x, 1, w, stride, in, ct.read);
           real* h = &pre(rb.first, node * hid + ct.start);
           tile_store(s, rb.count, ct.width, [&](int m, int e, double v) { h[m * pre_step + e] = v + bias[e]; });
         }
@@ -100,11 +139,14 @@ void forward(const NetworkShape& net, const View1<real>& params, const View2<rea
   });
 }
 
-void backward(const NetworkShape& net, const View1<real>& params, const Activations& act,
-              const View2<real>& grad_out, std::int64_t rows, const View2<real>& delta) {
+void backward(const NetworkShape& net, const Activations& act, const View2<real>& grad_out, std::int64_t rows,
+              const View2<real>& delta) {
   const TreeShape t = net.tree;
+  const PaddedLayout pad(t);
+  require_padded(pad, act, &delta);
   const auto pre = act.pre;
   const auto norm = act.norm;
+  const auto wb = act.wb;
   const bool normalize = net.normalize_output;
   const int tiles = node_col_tile_count(t.hid);
   const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
@@ -133,16 +175,16 @@ void backward(const NetworkShape& net, const View1<real>& params, const Activati
       const int first = t.level_start[level];
       Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level)), [&](const int i) {
         const int node = first + i;
-        const int parent = t.parent(node), q = node - 1 - parent * t.k;
-        const int in = t.in_size(parent);
+        const int parent = t.parent(node), q = node - 1 - parent * t.k, stride = pad.stride;
         const real* dp[kTileRows];
-        for (int m = 0; m < kTileRows; ++m) dp[m] = &delta(rb.row(m), parent * hid);
+        for (int m = 0; m < kTileRows; ++m) dp[m] = &delta(rb.row(m), parent * stride);
         for (int tile = 0; tile < tiles; ++tile) {
           const ColTile ct = node_col_tile(tile, hid);
-          const real* w = &params(t.param_offset(parent) + q * hid + ct.start);  // B(j, e) = W_parent(j, q*hid + b0 + e)
-          const Tile g = tile_product<false, false>(dp, 1, w, in, hid, ct.read);
+          // B(j, e) = W_parent(j, q*hid + b0 + e): block q of row j of wb
+          const real* w = &wb(pad.backward_offset(parent) + q * stride + ct.start);
+          const Tile g = tile_product<false, false>(dp, 1, w, pad.backward_row(), hid, ct.read);
           const real* h = &pre(rb.first, node * hid + ct.start);
-          real* d = &delta(rb.first, node * hid + ct.start);
+          real* d = &delta(rb.first, node * stride + ct.start);
           tile_store(g, rb.count, ct.width, [&](int m, int e, double v) {
             d[m * delta_step + e] = h[m * pre_step + e] > 0.0 ? v : 0.0;
           });
@@ -157,6 +199,8 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
                      const View2<real>& delta, std::int64_t rows, std::int64_t rows_per_chunk,
                      const View1<std::int64_t>& grad, std::int64_t overflow_slot) {
   const TreeShape t = net.tree;
+  const PaddedLayout pad(t);
+  require_padded(pad, act, &delta);
   const auto pre = act.pre;
   const bool bias = net.bias;
   const std::int64_t chunks = rows / rows_per_chunk;
@@ -166,23 +210,21 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
   Kokkos::deep_copy(Kokkos::subview(grad, std::make_pair(std::int64_t(0), t.n_params())), std::int64_t(0));
   // One team per tile of 4 inputs x up to 12 neurons of one node: G(j, i) = sum over a
   // chunk's rows of input(row, i) * delta(row, j); the neurons are the tile's columns, so a
-  // node of hid <= 12 is one tile wide (reading up to 3 columns of the next node's delta,
-  // dropped; the last node, whose next columns may not exist, reads exactly). Each chunk's
-  // sum is rounded to fixed point where it is made and the integers are added up (threads
-  // of a team share the chunks); the tiles of a node's first inputs also sum the biases'
-  // gradients (the same product with A = 1). Overlapped entries of edge tiles are added by
-  // one tile only.
+  // node of hid <= 12 is one tile wide (reading the node's padding columns of delta, whose
+  // sums are dropped before the fixed-point rounding). Each chunk's sum is rounded to fixed
+  // point where it is made and the integers are added up (threads of a team share the
+  // chunks); the tiles of a node's first inputs also sum the biases' gradients (the same
+  // product with A = 1). Overlapped entries of edge tiles are added by one tile only.
   const int i_tiles = tile_count(t.k * t.hid, kTileRows);  // of the widest input
-  const int j_tiles = col_tile_count(t.hid);                // at most; node_col_tile_count may be less
+  const int j_tiles = node_col_tile_count(t.hid);
   Kokkos::parallel_for("model::weight_gradient", teams(t.n_latent * j_tiles * i_tiles), KOKKOS_LAMBDA(const Team& team) {
     const int idx = team.league_rank();
     const int node = idx / (j_tiles * i_tiles), jt = idx / i_tiles % j_tiles, it = idx % i_tiles;
     const int hid = t.hid, in = t.in_size(node), K = static_cast<int>(rows_per_chunk);
-    const bool last = node == t.n_latent - 1;
-    if (it >= tile_count(in, kTileRows) || jt >= (last ? col_tile_count(hid) : node_col_tile_count(hid))) return;
+    if (it >= tile_count(in, kTileRows)) return;
     const int i0 = tile_start(it, in, kTileRows), i_rows = tile_width(in, kTileRows);
     const int i_skip = tile_overlap(it, in, kTileRows);
-    const ColTile ct = last ? col_tile(jt, hid) : node_col_tile(jt, hid);
+    const ColTile ct = node_col_tile(jt, hid);
     const std::int64_t off = t.param_offset(node);
     // This thread's chunks, summed as integers in registers; then one add per entry.
     std::int64_t acc[kTileRows][kTileMaxCols] = {}, acc_bias[kTileRows][kTileMaxCols] = {};
@@ -192,14 +234,16 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
       const NodeInput x = node_input(t, pre, leaves, r0, node);
       const real* xi[kTileRows];  // A(m, r) = input(r0 + r, i0 + m)
       for (int m = 0; m < kTileRows; ++m) xi[m] = x.x + i0 + (m < i_rows ? m : i_rows - 1);
-      const real* d = &delta(r0, node * hid + ct.start);  // B(r, e) = delta(r0 + r, j0 + e); 0 behind a closed gate
+      // B(r, e) = delta(r0 + r, j0 + e); 0 behind a closed gate
+      const real* d = &delta(r0, node * static_cast<std::int64_t>(pad.stride) + ct.start);
       const Tile g = x.relu ? tile_product<true, false>(xi, pre_step, d, delta_step, K, ct.read)
                             : tile_product<false, false>(xi, leaf_step, d, delta_step, K, ct.read);
-      add_fixed(g, acc, &overflow, kGradFixed);
+      add_fixed(g, ct.width, acc, &overflow, kGradFixed);
       if (it == 0 && bias) {
         const real one = 1.0;
         const real* ones[kTileRows] = {&one, &one, &one, &one};
-        add_fixed(tile_product<false, false>(ones, 0, d, delta_step, K, ct.read), acc_bias, &overflow, kGradFixed);
+        add_fixed(tile_product<false, false>(ones, 0, d, delta_step, K, ct.read), ct.width, acc_bias, &overflow,
+                  kGradFixed);
       }
     });
     for (int m = i_skip; m < i_rows; ++m)

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "hltm/tree.hpp"
+#include "model/padded_layout.hpp"
 #include "util/kokkos_compat.hpp"
 
 namespace dualnet {
@@ -25,25 +26,30 @@ struct Activations {
   View2<real> pre;     // [rows][n_neuron] pre-activations h
   View2<real> out;     // [rows][hid] network output f
   View1<real> norm;    // [rows] |h_root|
-  View1<real> wt;      // [n_params] the weights with each W_mu transposed (forward's layout)
+  // The weights in the kernels' padded layouts (model/padded_layout.hpp), written by
+  // forward(): wt for forward itself, wb for backward and the evaluation's Jacobians.
+  View1<real> wt;      // [PaddedLayout::forward_size()]
+  View1<real> wb;      // [PaddedLayout::backward_size()]
   void allocate(const TreeShape& tree, std::int64_t rows);
   // Bytes allocate(tree, rows) holds, in floating point (for the memory estimate); tests
   // check it against the allocated Views.
   static double bytes(const TreeShape& tree, std::int64_t rows);
 };
 
-// Bottom-up pass over `rows` rows of `leaves`.
+// Bottom-up pass over `rows` rows of `leaves`; also leaves `params` in act's padded layouts.
 void forward(const NetworkShape& net, const View1<real>& params, const View2<real>& leaves, std::int64_t rows,
              const Activations& act);
 
-// dL/dh for every neuron, from dL/df (grad_out [rows][hid]) into delta [rows][n_neuron].
-void backward(const NetworkShape& net, const View1<real>& params, const Activations& act,
-              const View2<real>& grad_out, std::int64_t rows, const View2<real>& delta);
+// dL/dh for every neuron of the forward pass that filled act (its weights included), from
+// dL/df (grad_out [rows][hid]) into delta [rows][PaddedLayout::delta_columns()]: node mu's
+// neuron j in column mu * stride + j. The padding columns are not written.
+void backward(const NetworkShape& net, const Activations& act, const View2<real>& grad_out, std::int64_t rows,
+              const View2<real>& delta);
 
 // Gradient of the loss w.r.t. every parameter in 64-bit fixed point: rows are summed in
 // chunks of `rows_per_chunk` consecutive rows (in double, in row order), each chunk sum is
 // rounded to fixed point, and the chunks are added as integers into grad[0, n_params).
-// Values out of range add 1 to grad(overflow_slot).
+// Values out of range add 1 to grad(overflow_slot). delta is backward's (padded columns).
 void weight_gradient(const NetworkShape& net, const Activations& act, const View2<real>& leaves,
                      const View2<real>& delta, std::int64_t rows, std::int64_t rows_per_chunk,
                      const View1<std::int64_t>& grad, std::int64_t overflow_slot);

@@ -1,7 +1,7 @@
 #pragma once
 // The one inner loop of every dense kernel (forward, backward, weight gradient, the
-// evaluation's Jacobians and covariance-operator sums): a register tile of 4 rows and 8
-// (or 4, or 12) columns of a small matrix product,
+// evaluation's Jacobians, z*h and covariance-operator sums): a register tile of 4 rows and
+// 4, 8 or 12 columns (any width below 12 on the generic path) of a small matrix product,
 //     C(m, e) = sum_k A(m, k) * B(k, e),   m < 4, e < cols.
 // A is read by broadcast, so its rows may lie anywhere (four pointers, any step along k);
 // B is read `cols` contiguous values per k. Each k loads one row of B (two AVX2 vectors
@@ -50,11 +50,11 @@ KOKKOS_INLINE_FUNCTION ColTile col_tile(int k, int n) {
   if (left <= kTileCols / 2) return ColTile{n - kTileCols / 2, kTileCols / 2, kTileCols / 2 - left, kTileCols / 2};
   return ColTile{n - kTileCols, kTileCols, kTileCols - left, kTileCols};
 }
-// Column tiles over the hid neurons of one node when B is a node's weight matrix (W_mu or
-// its transpose): for 4 <= hid <= 12, one tile that reads hid rounded up to a multiple of
-// 4. The at most 3 extra values of B's last row are the node's first biases (hid >= 4 of
-// them follow the weights), so the read stays inside the parameters; those columns are
-// computed and dropped. hid = 10 is one 12-wide tile instead of an 8- and a 4-wide one.
+// Column tiles over the hid neurons of one node (B: a node's weights, or its dL/dh): for
+// 4 <= hid <= 12, one tile that reads hid rounded up to a multiple of 4. The at most 3
+// extra columns of every row of B are the node's padding (model/padded_layout.hpp, whose
+// stride is where these tiles stop reading); they are computed and dropped. hid = 10 is
+// one 12-wide tile instead of an 8- and a 4-wide one.
 KOKKOS_INLINE_FUNCTION int node_col_tile_count(int hid) {
   return hid >= 4 && hid <= kTileMaxCols ? 1 : col_tile_count(hid);
 }
@@ -221,10 +221,13 @@ KOKKOS_INLINE_FUNCTION void tile_store(const Tile& t, int rows, int cols, const 
   }
 }
 
-// acc(m, e) += to_fixed(t.c[m][e], overflow, f) for the whole tile (a tile's unused entries
-// are 0 and add 0); the host's vector path gives the same integers.
-KOKKOS_INLINE_FUNCTION void add_fixed(const Tile& t, std::int64_t acc[kTileRows][kTileMaxCols], bool* overflow,
+// acc(m, e) += to_fixed(t.c[m][e], overflow, f) for the tile's first `cols` columns; the
+// columns past them (computed from padding, or unused and 0) are set to 0 first, so they
+// neither add nor reach the overflow check. The host's vector path gives the same integers.
+KOKKOS_INLINE_FUNCTION void add_fixed(Tile t, int cols, std::int64_t acc[kTileRows][kTileMaxCols], bool* overflow,
                                       FixedPoint f) {
+  for (int m = 0; m < kTileRows; ++m)
+    for (int e = cols; e < kTileMaxCols; ++e) t.c[m][e] = 0.0;
 #ifdef DUALNET_TILE_VECTORS
   if (tile_vec::add_fixed(t, acc, f)) return;
 #endif

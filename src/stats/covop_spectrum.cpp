@@ -1,6 +1,5 @@
 #include "stats/covop_spectrum.hpp"
 
-#include <algorithm>
 #include <limits>
 
 namespace dualnet {
@@ -150,31 +149,20 @@ void covop_alignment(const TreeShape& tree, int first_node, const View1<real>& d
   });
 }
 
-void covop_spectrum(const TreeShape& tree, const View3<real>& gram, const View1<real>& params,
-                    const std::function<void(std::int64_t, const View1<real>&)>& delta_of, const View2<real>& values,
-                    const View1<real>& alignment, std::int64_t work_bytes) {
+void covop_spectrum(const TreeShape& tree, int first, int count, const View3<real>& gram, const View1<real>& delta,
+                    const View1<real>& params, const View2<real>& values, const View1<real>& alignment) {
   const TreeShape& t = tree;
-  const std::int64_t hh = static_cast<std::int64_t>(t.hid) * t.hid;
-  const std::int64_t per_node = static_cast<std::int64_t>(sizeof(real)) * (3 * hh + t.k * t.hid * hh);
-  const int batch = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(t.n_latent, work_bytes / per_node)));
-  const bool with_alignment = params.extent(0) == static_cast<size_t>(t.n_params());
-  for (int first = 0; first < t.n_latent; first += batch) {
-    const int count = std::min(batch, t.n_latent - first);
-    const auto nodes = Kokkos::make_pair(first, first + count);
-    const View3<real> a("stats.covop_gram_batch", count, t.hid, t.hid);
-    Kokkos::deep_copy(a, Kokkos::subview(gram, nodes, Kokkos::ALL(), Kokkos::ALL()));
-    const View2<real> val("stats.covop_values_batch", count, t.hid);
-    const View3<real> vec("stats.covop_vectors_batch", count, t.hid, t.hid);
-    symmetric_eigen(a, val, vec);
-    Kokkos::deep_copy(Kokkos::subview(values, nodes, Kokkos::ALL()), val);
-    if (!with_alignment) continue;
-    const std::int64_t e0 = t.conn_offset(first), e1 = t.conn_offset(first + count);
-    const View1<real> delta("stats.covop_delta_batch", e1 - e0);
-    delta_of(e0, delta);
-    const View1<real> al("stats.covop_alignment_batch", count);
-    covop_alignment(t, first, delta, val, vec, params, al);
-    Kokkos::deep_copy(Kokkos::subview(alignment, nodes), al);
-  }
+  const auto nodes = Kokkos::make_pair(first, first + count);
+  const View3<real> a("stats.covop_gram_batch", count, t.hid, t.hid);
+  Kokkos::deep_copy(a, Kokkos::subview(gram, nodes, Kokkos::ALL(), Kokkos::ALL()));
+  const View2<real> val("stats.covop_values_batch", count, t.hid);
+  const View3<real> vec("stats.covop_vectors_batch", count, t.hid, t.hid);
+  symmetric_eigen(a, val, vec);
+  Kokkos::deep_copy(Kokkos::subview(values, nodes, Kokkos::ALL()), val);
+  if (params.extent(0) != static_cast<size_t>(t.n_params())) return;
+  const View1<real> al("stats.covop_alignment_batch", count);
+  covop_alignment(t, first, delta, val, vec, params, al);
+  Kokkos::deep_copy(Kokkos::subview(alignment, nodes), al);
 }
 
 }  // namespace dualnet

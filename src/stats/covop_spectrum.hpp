@@ -7,7 +7,6 @@
 // then u = Delta v / |Delta v| is the eigenvector of OP_mu, in the (i, b) space of vec(W_mu).
 // Nothing here forms an (in*hid) x (in*hid) matrix.
 #include <cstdint>
-#include <functional>
 
 #include "hltm/tree.hpp"
 #include "util/kokkos_compat.hpp"
@@ -39,12 +38,12 @@ constexpr double kCovopTopTie = 1e-8;
 void covop_alignment(const TreeShape& tree, int first_node, const View1<real>& delta, const View2<real>& values,
                      const View3<real>& vectors, const View1<real>& params, const View1<real>& alignment);
 
-// Both for every node, a batch of nodes at a time so the workspace stays under work_bytes:
-// gram [latent][hid][hid] = p0 p1 Delta^T Delta per node; delta_of(e0, d) fills d with Delta's
-// flat conn entries e0, e0 + 1, ...; values [latent][hid], alignment [latent]. An empty
-// `params` leaves alignment untouched.
-void covop_spectrum(const TreeShape& tree, const View3<real>& gram, const View1<real>& params,
-                    const std::function<void(std::int64_t, const View1<real>&)>& delta_of, const View2<real>& values,
-                    const View1<real>& alignment, std::int64_t work_bytes = std::int64_t(64) << 20);
+// Both for the nodes [first, first + count): gram [latent][hid][hid] = p0 p1 Delta^T Delta
+// per node (rows first.. are read); delta holds those nodes' Delta from entry
+// conn_offset(first) on (stats/class_mean_difference.hpp); values [latent][hid] and
+// alignment [latent] get their rows. An empty `params` leaves alignment untouched. The
+// caller chooses the batch (stats/covop_stats.hpp sizes it to a workspace budget).
+void covop_spectrum(const TreeShape& tree, int first, int count, const View3<real>& gram, const View1<real>& delta,
+                    const View1<real>& params, const View2<real>& values, const View1<real>& alignment);
 
 }  // namespace dualnet

@@ -81,7 +81,7 @@ MemoryEstimate estimate_memory(const Config& c, int world_size) {
                  + 2.0 * SampleBatch::bytes(t, rows)            // this step's batch, the next one's
                  + Activations::bytes(t, rows)                  // train_act
                  + kDouble * (2.0 * items * (views - 1) + items)  // dist, coef, item_loss
-                 + kDouble * rows * (hid + N)                   // grad_out, delta
+                 + kDouble * rows * (hid + static_cast<double>(PaddedLayout(t).delta_columns()))  // grad_out, delta
                  + kInt64 * (P + 2 + kBatchSums + 1)            // grad, batch_sums, overflows
                  + kDouble * steps                              // step_losses
                  + Evaluator::workspace_bytes(net, chunk, all_pairs)

@@ -66,7 +66,7 @@ Trainer::Trainer(const Config& cfg, const World& world, const Checkpoint* resume
   coef_ = View2<real>("loss.coef", local_items_, views_ - 1);
   item_loss_ = View1<real>("loss.item_loss", local_items_);
   grad_out_ = View2<real>("loss.grad_out", rows, t.hid);
-  delta_ = View2<real>("model.delta", rows, t.n_neuron());
+  delta_ = View2<real>("model.delta", rows, PaddedLayout(t).delta_columns());
   grad_ = View1<std::int64_t>("train.grad_fixed", t.n_params() + 2);
   batch_sums_ = View1<std::int64_t>("loss.batch_sums", kBatchSums);
   overflows_ = View1<std::int64_t>("train.overflows", 1);
@@ -118,10 +118,10 @@ EvalResult Trainer::evaluate(std::int64_t epoch) {
     sample_views(net_.tree, polarity_, static_cast<std::uint64_t>(cfg_.seed), static_cast<int>(cfg_.share_levels),
                  base + start, rows, 1, eval_samples_);
     forward(net_, params_, eval_samples_.leaves, rows, eval_act_);
-    evaluator_->accumulate(params_, eval_samples_, eval_act_, rows);
+    evaluator_->accumulate(eval_samples_, eval_act_, rows);
   }
   reducer_->sum(evaluator_->totals());
-  return evaluator_->finish();
+  return evaluator_->finish(params_);
 }
 
 void Trainer::train_step(std::int64_t epoch, std::int64_t step) {
@@ -157,7 +157,7 @@ void Trainer::train_step(std::int64_t epoch, std::int64_t step) {
   loss_coefficients(loss_, dist_, local_items_, cfg_.micro_batch, batch_sums_, coef_, item_loss_, grad_, n_params);
   output_gradient(train_act_.out, coef_, local_items_, views_, grad_out_);
   timer_.start(kBackward);
-  backward(net_, params_, train_act_, grad_out_, rows, delta_);
+  backward(net_, train_act_, grad_out_, rows, delta_);
   weight_gradient(net_, train_act_, train_samples_.leaves, delta_, rows, cfg_.micro_batch * views_, grad_,
                   n_params + 1);
   // The gradient's all-reduce runs while this rank samples the next step's batch (which

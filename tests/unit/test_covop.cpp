@@ -145,13 +145,13 @@ TEST(CovopIdentity, SimpGradientIsTheDifferenceOfPairOperatorsOnAnyBatch) {
   lp.global_batch = items;
   lp.out_dim = t.hid;
   View2<real> dist("dist", items, views - 1), coef("coef", items, views - 1), grad_out("go", rows, t.hid),
-      delta("delta", rows, t.n_neuron());
+      delta("delta", rows, PaddedLayout(t).delta_columns());
   View1<real> item_loss("il", items);
   View1<std::int64_t> grad("grad", n_params + 2), sums("sums", kBatchSums);
   pair_distances(act.out, items, views, dist);
   loss_coefficients(lp, dist, items, micro, sums, coef, item_loss, grad, n_params);
   output_gradient(act.out, coef, items, views, grad_out);
-  backward(net, params, act, grad_out, rows, delta);
+  backward(net, act, grad_out, rows, delta);
   weight_gradient(net, act, s.leaves, delta, rows, micro * views, grad, n_params + 1);
   auto hg = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), grad);
 
@@ -332,9 +332,9 @@ TEST(CovopSpectrum, NodeSpectraAndAlignmentMatchTheDenseOperator) {
     const std::int64_t rows = std::min(ev.chunk(), n - start);
     sample_views(t, pol, 8, 1, start, rows, 1, s);
     forward(net, params, s.leaves, rows, act);
-    ev.accumulate(params, s, act, rows);
+    ev.accumulate(s, act, rows);
   }
-  const EvalResult r = ev.finish();
+  const EvalResult r = ev.finish(params);
   View1<real> dv("delta", t.n_conn());
   double p0, p1;
   ev.class_mean_difference(dv, &p0, &p1);
@@ -342,17 +342,19 @@ TEST(CovopSpectrum, NodeSpectraAndAlignmentMatchTheDenseOperator) {
   const int hid = t.hid;
   ASSERT_EQ(r.covop_eigenvalues.size(), static_cast<size_t>(t.n_latent * hid));
   {
-    // One node per batch (a 1-byte workspace budget) gives the same bits as the evaluation.
+    // One node per batch gives the same bits as the evaluation.
     View3<real> gram("gram", t.n_latent, hid, hid);
     auto hg = Kokkos::create_mirror_view(gram);
     std::copy(r.gram_paper.begin(), r.gram_paper.end(), hg.data());
     Kokkos::deep_copy(gram, hg);
     View2<real> values("values", t.n_latent, hid);
     View1<real> alignment("alignment", t.n_latent);
-    double q0, q1;
-    covop_spectrum(
-        t, gram, params, [&](std::int64_t first, const View1<real>& d) { ev.class_mean_difference(d, &q0, &q1, first); },
-        values, alignment, 1);
+    for (int mu = 0; mu < t.n_latent; ++mu) {
+      View1<real> d("delta_node", t.conn_size(mu));
+      double q0, q1;
+      ev.class_mean_difference(d, &q0, &q1, t.conn_offset(mu));
+      covop_spectrum(t, mu, 1, gram, d, params, values, alignment);
+    }
     const auto v = host_vector(values), a = host_vector(alignment);
     EXPECT_EQ(0, std::memcmp(v.data(), r.covop_eigenvalues.data(), v.size() * sizeof(double)));
     EXPECT_EQ(0, std::memcmp(a.data(), r.covop_alignment.data(), a.size() * sizeof(double)));

@@ -131,7 +131,7 @@ TEST_P(Gradient, MatchesCentralFiniteDifferences) {
   act.allocate(t, rows);
   forward(net, params_dev, samples.leaves, rows, act);
   View2<real> dist("dist", kItems, views - 1), coef("coef", kItems, views - 1), grad_out("grad_out", rows, kHid),
-      delta("delta", rows, t.n_neuron());
+      delta("delta", rows, PaddedLayout(t).delta_columns());
   View1<real> item_loss("item_loss", kItems), losses("losses", 1);
   View1<std::int64_t> bsums("bsums", kBatchSums), loss_sums("loss_sums", 2), grad("grad", P + 1);
   LossParams lp;
@@ -145,7 +145,7 @@ TEST_P(Gradient, MatchesCentralFiniteDifferences) {
   if (lp.batch_coupled()) batch_sums(dist, kItems, kMicro, bsums);
   loss_coefficients(lp, dist, kItems, kMicro, bsums, coef, item_loss, loss_sums, 0);
   output_gradient(act.out, coef, kItems, views, grad_out);
-  backward(net, params_dev, act, grad_out, rows, delta);
+  backward(net, act, grad_out, rows, delta);
   weight_gradient(net, act, samples.leaves, delta, rows, kMicro * views, grad, P);
   record_loss(lp, bsums, loss_sums, 0, losses, 0);
   const auto g_fixed = flat(grad);

@@ -48,7 +48,7 @@ Pass run_pass(const NetworkShape& net, const View1<real>& params) {
     sample_views(t, pol, 4242, 1, start, rows, 1, s);
     forward(net, params, s.leaves, rows, act);
     if (start == 0) ev.set_shift(act, 0);  // as Trainer::evaluate does: the pass's first anchor
-    ev.accumulate(params, s, act, rows);
+    ev.accumulate(s, act, rows);
     auto hz = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), s.latent);
     auto hl = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), s.leaves);
     auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), act.pre);
@@ -64,7 +64,7 @@ Pass run_pass(const NetworkShape& net, const View1<real>& params) {
       p.pre.push_back(h);
     }
   }
-  p.result = ev.finish();
+  p.result = ev.finish(params);
   auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), params);
   p.params.assign(hp.data(), hp.data() + hp.size());
   return p;

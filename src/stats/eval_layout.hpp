@@ -1,0 +1,47 @@
+#pragma once
+// Where each exact sum of an evaluation pass sits in the one int64 View that every rank
+// all-reduces (Evaluator::totals()), in this order:
+//   [0], [1]        anchors with root 0 and root 1 (both measurements read them);
+//   sum_z .. sum_zh the correlation statistics (stats/correlation_stats.hpp);
+//   conn0, conn1    the class sums of conn, root 0 then root 1 (stats/covop_stats.hpp);
+//   overflow        the count of sums that left the fixed-point range.
+// One layout for the units that write the totals and for the memory estimate's sizing.
+#include <cstdint>
+
+#include "hltm/tree.hpp"
+#include "util/fixed_point.hpp"
+#include "util/kokkos_compat.hpp"
+
+namespace dualnet {
+
+// Anchors per block: each block's sums are rounded to fixed point (kStatFixed) on their own.
+constexpr std::int64_t kEvalBlock = 64;
+
+struct EvalLayout {
+  std::int64_t sum_z, sum_h, sum_h2, active, root_gram, sum_zh, zh_width, conn0, conn1, overflow, length;
+
+  // all_pairs: z*h for every latent and every neuron (corr_full), else only each node's own.
+  static EvalLayout of(const TreeShape& t, bool all_pairs) {
+    const std::int64_t L = t.n_latent, N = L * t.hid;
+    EvalLayout l;
+    l.sum_z = 2;
+    l.sum_h = l.sum_z + L;
+    l.sum_h2 = l.sum_h + N;
+    l.active = l.sum_h2 + N;  // per neuron: anchors with pre-activation > 0
+    l.root_gram = l.active + N;  // [hid][hid]: sums of relu(h_i) relu(h_j) over the root's neurons
+    l.sum_zh = l.root_gram + static_cast<std::int64_t>(t.hid) * t.hid;
+    l.zh_width = all_pairs ? N : t.hid;  // per latent: every neuron, or its own
+    l.conn0 = l.sum_zh + L * l.zh_width;
+    l.conn1 = l.conn0 + t.n_conn();
+    l.overflow = l.conn1 + t.n_conn();
+    l.length = l.overflow + 1;
+    return l;
+  }
+};
+
+// A sum that left the fixed-point range counts once in the totals' last entry.
+KOKKOS_INLINE_FUNCTION void count_overflow(const View1<std::int64_t>& total, bool overflow) {
+  if (overflow) Kokkos::atomic_add(&total(total.extent(0) - 1), std::int64_t(1));
+}
+
+}  // namespace dualnet
