@@ -1,7 +1,10 @@
 #pragma once
 // Nominal floating-point operations of dualnet's kernels (a multiply-add counts 2), from
-// the tree's shape alone: what a dense implementation executes. The kernels skip work
-// behind closed ReLU gates, so the FLOP rates derived from these counts are "effective".
+// the tree's shape alone: what a dense implementation executes. The kernels are dense: they
+// skip no work behind closed ReLU gates (docs/performance.md), and they also compute the
+// padding columns of their tiles (hid = 10 as 12, model/padded_layout.hpp), which these
+// counts leave out. FLOP rates from them are useful work per second, at most what the
+// hardware executes.
 #include "hltm/tree.hpp"
 
 namespace dualnet {

@@ -1,8 +1,10 @@
 // The dense kernels (forward, backward, weight gradient, the evaluation's Jacobians and
 // covariance-operator class sums) against the independent host model, over tree shapes that
-// take every path of their 4 x 8 register tiles (model/tile_product.hpp): widths below one
-// tile, exact multiples, overlapping last tiles, k = 3 and 5, and row counts that are not
-// multiples of the 4-row blocks.
+// take every path of their register tiles of 4 rows x 4, 8 or 12 columns
+// (model/tile_product.hpp): one node of 4 <= hid <= 12 as a single 8- or 12-wide tile (hid 8,
+// and hid 10 with 2 padding columns, model/padded_layout.hpp), narrower nodes (hid 1, 3),
+// several 8-wide tiles with an overlapping last one (hid 17, 64), k = 3 and 5, and row counts
+// that are not multiples of the 4-row blocks.
 #include <gtest/gtest.h>
 
 #include <algorithm>
