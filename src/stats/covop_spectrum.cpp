@@ -8,6 +8,108 @@ namespace {
 constexpr int kMaxSweeps = 100;
 // A sweep ends the iteration once the off-diagonal mass is below (kTol * |A|_F)^2.
 constexpr double kTol = 1e-15;
+
+// The helpers below work on matrix m of the team: w the matrix being diagonalised, vectors
+// the accumulated rotations. Every thread of a team reads the same entries between
+// barriers, so the decisions (skip a rotation, end the sweeps) are the same on every thread,
+// and the arithmetic on each entry does not depend on the team size: the result is the same
+// on any backend.
+
+// Sum of f(x) * f(x) over the entries x of w(m) that `which(row, column)` selects.
+template <class Which>
+KOKKOS_INLINE_FUNCTION double squares(const Team& team, const View3<real>& w, int m, int n, const Which& which) {
+  double total = 0.0;
+  Kokkos::parallel_reduce(
+      Kokkos::TeamThreadRange(team, n * n),
+      [&](const int e, double& s) {
+        if (which(e / n, e % n)) s += w(m, e / n, e % n) * w(m, e / n, e % n);
+      },
+      total);
+  return total;
+}
+
+// True (and every value and vector `nan`) when w(m) has a non-finite entry.
+KOKKOS_INLINE_FUNCTION bool not_finite(const Team& team, const View3<real>& w, const View2<real>& values,
+                                       const View3<real>& vectors, int m, int n, double nan) {
+  int bad = 0;
+  Kokkos::parallel_reduce(
+      Kokkos::TeamThreadRange(team, n * n),
+      [&](const int e, int& b) {
+        const double x = w(m, e / n, e % n);
+        if (!(x - x == 0.0)) b += 1;  // NaN or infinite
+      },
+      bad);
+  team.team_barrier();
+  if (bad == 0) return false;
+  Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n * n), [&](const int e) {
+    vectors(m, e / n, e % n) = nan;
+    if (e < n) values(m, e) = nan;
+  });
+  return true;
+}
+
+// (x, y) <- (c x - s y, s x + c y): one pair of entries through a plane rotation.
+KOKKOS_INLINE_FUNCTION void givens(double c, double s, double& x, double& y) {
+  const double a = x, b = y;
+  x = c * a - s * b;
+  y = s * a + c * b;
+}
+
+// The rotation that zeroes (p, q), unless it is zero already: A <- P^T A P, V <- V P.
+KOKKOS_INLINE_FUNCTION void rotate(const Team& team, const View3<real>& w, const View3<real>& vectors, int m, int n,
+                                   int p, int q) {
+  const double apq = w(m, p, q);
+  if (apq == 0.0) return;
+  // t = tan(phi) is the smaller root of t^2 + 2 theta t - 1 = 0 with theta = (a_qq - a_pp) / (2 a_pq).
+  const double theta = (w(m, q, q) - w(m, p, p)) / (2.0 * apq);
+  const double at = kmath::fabs(theta);
+  double t = at > 1e150 ? 0.5 / at : 1.0 / (at + kmath::sqrt(theta * theta + 1.0));
+  if (theta < 0.0) t = -t;
+  const double c = 1.0 / kmath::sqrt(t * t + 1.0), s = t * c;
+  team.team_barrier();  // everyone has read a_pp, a_qq, a_pq
+  // A <- A P and V <- V P, with P(p,p) = P(q,q) = c, P(p,q) = s, P(q,p) = -s.
+  Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n), [&](const int k) {
+    givens(c, s, w(m, k, p), w(m, k, q));
+    givens(c, s, vectors(m, k, p), vectors(m, k, q));
+  });
+  team.team_barrier();
+  // A <- P^T A.
+  Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n), [&](const int k) { givens(c, s, w(m, p, k), w(m, q, k)); });
+  team.team_barrier();
+  Kokkos::single(Kokkos::PerTeam(team), [&]() {
+    w(m, p, q) = 0.0;
+    w(m, q, p) = 0.0;
+  });
+  team.team_barrier();
+}
+
+// The diagonal of w(m) into values(m) in descending order (selection sort, swapping the
+// eigenvector columns), each vector signed so that its largest-magnitude entry is positive.
+KOKKOS_INLINE_FUNCTION void sort_descending(const View3<real>& w, const View2<real>& values,
+                                            const View3<real>& vectors, int m, int n) {
+  for (int j = 0; j < n; ++j) {
+    int best = j;
+    for (int k = j + 1; k < n; ++k)
+      if (w(m, k, k) > w(m, best, best)) best = k;
+    if (best != j) {
+      const double d = w(m, j, j);
+      w(m, j, j) = w(m, best, best);
+      w(m, best, best) = d;
+      for (int r = 0; r < n; ++r) {
+        const double v = vectors(m, r, j);
+        vectors(m, r, j) = vectors(m, r, best);
+        vectors(m, r, best) = v;
+      }
+    }
+    values(m, j) = w(m, j, j);
+    int big = 0;
+    for (int r = 1; r < n; ++r)
+      if (kmath::fabs(vectors(m, r, j)) > kmath::fabs(vectors(m, big, j))) big = r;
+    if (vectors(m, big, j) < 0.0)
+      for (int r = 0; r < n; ++r) vectors(m, r, j) = -vectors(m, r, j);
+  }
+}
+
 }  // namespace
 
 void symmetric_eigen(const View3<real>& a, const View2<real>& values, const View3<real>& vectors) {
@@ -16,102 +118,19 @@ void symmetric_eigen(const View3<real>& a, const View2<real>& values, const View
   const View3<real> w("stats.covop_jacobi_work", count, n, n);
   Kokkos::deep_copy(w, a);
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  // Every thread of a team reads the same entries between barriers, so the decisions
-  // (skip a rotation, end the sweeps) are the same on every thread, and the arithmetic on
-  // each entry does not depend on the team size: the result is the same on any backend.
   Kokkos::parallel_for("stats::covop_jacobi", teams(count), KOKKOS_LAMBDA(const Team& team) {
     const int m = team.league_rank();
     Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n * n),
                          [&](const int e) { vectors(m, e / n, e % n) = (e / n == e % n) ? 1.0 : 0.0; });
-    int bad = 0;
-    Kokkos::parallel_reduce(
-        Kokkos::TeamThreadRange(team, n * n),
-        [&](const int e, int& b) {
-          const double x = w(m, e / n, e % n);
-          if (!(x - x == 0.0)) b += 1;  // NaN or infinite
-        },
-        bad);
-    team.team_barrier();
-    if (bad > 0) {
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n * n), [&](const int e) {
-        vectors(m, e / n, e % n) = nan;
-        if (e < n) values(m, e) = nan;
-      });
-      return;
-    }
-    double total = 0.0;
-    Kokkos::parallel_reduce(
-        Kokkos::TeamThreadRange(team, n * n),
-        [&](const int e, double& s) { s += w(m, e / n, e % n) * w(m, e / n, e % n); }, total);
+    if (not_finite(team, w, values, vectors, m, n, nan)) return;
+    const double total = squares(team, w, m, n, [](int, int) { return true; });
     for (int sweep = 0; sweep < kMaxSweeps; ++sweep) {
-      double off = 0.0;
-      Kokkos::parallel_reduce(
-          Kokkos::TeamThreadRange(team, n * n),
-          [&](const int e, double& s) {
-            if (e / n != e % n) s += w(m, e / n, e % n) * w(m, e / n, e % n);
-          },
-          off);
+      const double off = squares(team, w, m, n, [](int r, int c) { return r != c; });
       if (off <= kTol * kTol * total) break;
       for (int p = 0; p + 1 < n; ++p)
-        for (int q = p + 1; q < n; ++q) {
-          const double apq = w(m, p, q);
-          if (apq == 0.0) continue;
-          // Rotation that zeroes (p, q): t = tan(phi) is the smaller root of
-          // t^2 + 2 theta t - 1 = 0 with theta = (a_qq - a_pp) / (2 a_pq).
-          const double theta = (w(m, q, q) - w(m, p, p)) / (2.0 * apq);
-          const double at = kmath::fabs(theta);
-          double t = at > 1e150 ? 0.5 / at : 1.0 / (at + kmath::sqrt(theta * theta + 1.0));
-          if (theta < 0.0) t = -t;
-          const double c = 1.0 / kmath::sqrt(t * t + 1.0), s = t * c;
-          team.team_barrier();  // everyone has read a_pp, a_qq, a_pq
-          // A <- A P and V <- V P, with P(p,p) = P(q,q) = c, P(p,q) = s, P(q,p) = -s.
-          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n), [&](const int k) {
-            const double akp = w(m, k, p), akq = w(m, k, q);
-            w(m, k, p) = c * akp - s * akq;
-            w(m, k, q) = s * akp + c * akq;
-            const double vkp = vectors(m, k, p), vkq = vectors(m, k, q);
-            vectors(m, k, p) = c * vkp - s * vkq;
-            vectors(m, k, q) = s * vkp + c * vkq;
-          });
-          team.team_barrier();
-          // A <- P^T A.
-          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n), [&](const int k) {
-            const double apk = w(m, p, k), aqk = w(m, q, k);
-            w(m, p, k) = c * apk - s * aqk;
-            w(m, q, k) = s * apk + c * aqk;
-          });
-          team.team_barrier();
-          Kokkos::single(Kokkos::PerTeam(team), [&]() {
-            w(m, p, q) = 0.0;
-            w(m, q, p) = 0.0;
-          });
-          team.team_barrier();
-        }
+        for (int q = p + 1; q < n; ++q) rotate(team, w, vectors, m, n, p, q);
     }
-    // Sort descending (selection sort, swapping eigenvector columns), then fix the signs.
-    Kokkos::single(Kokkos::PerTeam(team), [&]() {
-      for (int j = 0; j < n; ++j) {
-        int best = j;
-        for (int k = j + 1; k < n; ++k)
-          if (w(m, k, k) > w(m, best, best)) best = k;
-        if (best != j) {
-          const double d = w(m, j, j);
-          w(m, j, j) = w(m, best, best);
-          w(m, best, best) = d;
-          for (int r = 0; r < n; ++r) {
-            const double v = vectors(m, r, j);
-            vectors(m, r, j) = vectors(m, r, best);
-            vectors(m, r, best) = v;
-          }
-        }
-        values(m, j) = w(m, j, j);
-        int big = 0;
-        for (int r = 1; r < n; ++r)
-          if (kmath::fabs(vectors(m, r, j)) > kmath::fabs(vectors(m, big, j))) big = r;
-        if (vectors(m, big, j) < 0.0)
-          for (int r = 0; r < n; ++r) vectors(m, r, j) = -vectors(m, r, j);
-      }
-    });
+    Kokkos::single(Kokkos::PerTeam(team), [&]() { sort_descending(w, values, vectors, m, n); });
   });
 }
 
