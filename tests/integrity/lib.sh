@@ -36,6 +36,9 @@ refuse_one() {
   [[ $rc != 0 ]] || fail "[$np] $*: exit code 0 (stdout: $(tail -2 "$logs/out"))"
   [[ $lines == 1 ]] || fail "[$np] $*: $lines lines on stderr: $(head -c 2000 "$logs/err")"
   grep -qF -- "$want" "$logs/err" || fail "[$np] $*: stderr does not name '$want': $(cat "$logs/err")"
+  if [[ ${refusal_stdout_empty:-0} == 1 && -s $logs/out ]]; then
+    fail "[$np] $*: a refusal wrote to stdout: $(head -c 500 "$logs/out")"
+  fi
   if grep -qiE 'terminate|abort|backtrace|core dumped|segmentation' "$logs/err"; then
     fail "[$np] $*: crash output: $(cat "$logs/err")"
   fi

@@ -43,11 +43,11 @@ cases=(
   "memory|depth=11 num_children=4 hid=64 out=big"
   "memory|samples_per_pass=8796093022208 out=big"
   "run_id|run_id=abc"
-  "out|out="
-  "out|out=\$'a\nb'"
-  "out|out=\$'a\tb'"
-  "out|out=\$'a\x7fb'"
-  "out|out=\$'\xff\xfe'"
+  "key 'out' must be a non-empty string of at most 4096 bytes of UTF-8 without control characters, got ''|out="
+  "key 'out' must be a non-empty string|out=\$'a\nb'"
+  "key 'out' must be a non-empty string|out=\$'a\tb'"
+  "key 'out' must be a non-empty string|out=\$'a\x7fb'"
+  "got '\\xFF\\xFE' (is not valid UTF-8|out=\$'\xff\xfe'"
   "resume|resume=\$'x\ny'"
   "reducer|reducer=gloo"
   "corr_full|corr_full=yes"
@@ -74,8 +74,14 @@ cases=(
   "KOKKOS_NUM_THREADS|env KOKKOS_NUM_THREADS=abc epochs=1"
   "conflicts with|env KOKKOS_NUM_THREADS=2 --kokkos-threads=3"
 )
+refusal_stdout_empty=1  # a refused value prints nothing on stdout (no header, no table)
 run_refusals
 [[ ! -e big ]] || fail "a refused run created its directory"
+
+# A batch that one rank accepts but 2 ranks cannot split.
+before=$(snapshot)
+refuse_one 2 "batch (5) must be divisible by the number of ranks (2)" train batch=5 micro_batch=1 samples_per_pass=500
+[[ $(snapshot) == "$before" && ! -e dualnet-run ]] || fail "a refused batch created or changed files"
 
 # --kokkos-help prints Kokkos's help once and exits 0 without training, whatever else is given.
 for np in 1 2; do

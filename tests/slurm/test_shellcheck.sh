@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs shellcheck on every shell script under jobs/ and tests/ (bash scripts by extension .sh/.sbatch
+# Runs shellcheck on every shell script under jobs/, tests/, cmake/ and .ci/ (bash scripts by extension .sh/.sbatch
 # or by a bash shebang; sourced libraries are followed with -x).
 #
 #   tests/slurm/test_shellcheck.sh
@@ -20,10 +20,10 @@ while IFS= read -r -d '' f; do
             # Extensionless executables with a shell shebang count too.
             if head -n 1 "$f" 2>/dev/null | grep -qE '^#!.*\b(ba)?sh\b'; then scripts+=("$f"); fi ;;
     esac
-done < <(find jobs tests -type f ! -path '*/__pycache__/*' ! -name '*.py' ! -name '*.toml' \
+done < <(find jobs tests cmake .ci -type f ! -path '*/__pycache__/*' ! -name '*.py' ! -name '*.toml' \
     ! -name '*.md' ! -name '*.txt' ! -name '*.cpp' ! -name '*.hpp' ! -name '*.h5' -print0 2>/dev/null | sort -z)
 
-((${#scripts[@]} > 0)) || { echo "no shell scripts found under jobs/ and tests/"; exit 1; }
+((${#scripts[@]} > 0)) || { echo "no shell scripts found under jobs/, tests/, cmake/ and .ci/"; exit 1; }
 echo "shellcheck $(shellcheck --version | sed -n 's/^version: //p') on ${#scripts[@]} scripts"
 if shellcheck -x -S style "${scripts[@]}"; then
     printf '  %s\n' "${scripts[@]}"
