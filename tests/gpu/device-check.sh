@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The H100 check, on a machine with the NVIDIA driver and CUDA 13 (with NCCL) but no MPI,
 # HDF5 or Kokkos and no network, from a bundle made by tests/gpu/make-bundle.sh. Within
-# 5 minutes it runs
+# 5 minutes (memcheck: up to 4 more) it runs
 #   1. the NCCL reducer test (one rank, an MPI singleton: no mpirun there),
 #   2. the GPU end-to-end test against the CPU build's reference runs in the bundle,
 #   3. the benchmark (dualnet bench: the reference configuration, hid 64, depth 8, k 4),
+#   4. compute-sanitizer memcheck (CUDA's out-of-bounds and misaligned access, invalid
+#      frees and API errors) of a small training run and of the NCCL reducer test; skipped,
+#      with a message, where compute-sanitizer is not installed,
 # and prints one table: GPU samples/s, CPU samples/s measured on the build machine, ratio.
 #
 # Usage:  tests/gpu/device-check.sh [BUNDLE_DIR] [--expect-no-gpu]
@@ -12,9 +15,11 @@
 #   --expect-no-gpu   for the build machine (make-bundle.sh uses it): succeed only if every
 #                     GPU step reports that there is no GPU (tests: 77, skipped)
 # Environment: DUALNET_NCCL_DIR  directory of libnccl.so.2 (default: searched for)
+#              COMPUTE_SANITIZER the compute-sanitizer binary (default: PATH, then the CUDA dirs)
 #              DUALNET_CHECK_DIR where runs and logs go (default: a new temporary directory)
 #              OUT               if set (the device tool), summary.txt and bench-gpu.json go there
-# Exit: 0 all steps passed (or, with --expect-no-gpu, all skipped), 1 otherwise.
+# Exit: 0 all steps passed (memcheck: or skipped for want of compute-sanitizer; with
+#       --expect-no-gpu, all skipped), 1 otherwise.
 set -uo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -23,7 +28,7 @@ expect_no_gpu=0
 for a in "$@"; do
   case "$a" in
     --expect-no-gpu) expect_no_gpu=1 ;;
-    -h | --help) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h | --help) sed -n '2,22p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) bundle="$a" ;;
   esac
 done
@@ -125,6 +130,32 @@ if [[ ${expect_no_gpu} == 1 && "${status[bench]}" == "FAILED (exit 1)" ]] &&
   status[bench]="skipped (no GPU: dualnet says so and exits 1)"
 fi
 
+# compute-sanitizer memcheck: any error it reports makes the step fail (exit 86). Slow (every
+# access is checked), so a small run: depth 3, hid 4, 512 samples, one epoch, the MPI reducer
+# on one rank; then the NCCL reducer test.
+find_sanitizer() {
+  local c
+  for c in "${COMPUTE_SANITIZER:-}" "$(command -v compute-sanitizer 2>/dev/null)" /usr/local/cuda/bin/compute-sanitizer \
+    /usr/local/cuda-13*/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer; do
+    [[ -n "$c" && -x "$c" ]] && { printf '%s\n' "$c"; return; }
+  done
+}
+sanitizer="$(find_sanitizer)"
+memcheck=(--tool memcheck --error-exitcode 86 --leak-check no --report-api-errors all)
+if [[ ${expect_no_gpu} == 1 ]]; then
+  status[memcheck_train]="skipped (no GPU)"
+  status[memcheck_nccl]="skipped (no GPU)"
+elif [[ -z "${sanitizer}" ]]; then
+  say "compute-sanitizer not found (set COMPUTE_SANITIZER): memcheck skipped"
+  status[memcheck_train]="skipped (no compute-sanitizer)"
+  status[memcheck_nccl]="skipped (no compute-sanitizer)"
+else
+  say "compute-sanitizer: ${sanitizer} ($("${sanitizer}" --version 2>/dev/null | tail -n 1))"
+  run_step memcheck_train 120 "${sanitizer}" "${memcheck[@]}" "${bundle}/bin/dualnet" train depth=3 hid=4 batch=64 \
+    samples_per_pass=512 epochs=1 reducer=mpi out="${work}/memcheck-train" overwrite=true
+  run_step memcheck_nccl 120 "${sanitizer}" "${memcheck[@]}" "${bundle}/bin/test_nccl_reducer"
+fi
+
 # --- The table ------------------------------------------------------------------------------------
 rate() { # rate JSON CONFIG FIELD
   [[ -f "$1" ]] || return 0
@@ -157,7 +188,7 @@ num() { awk -v x="$1" 'BEGIN { if (x + 0 > 0) printf "%.0f", x; else print "-" }
   echo "GPU/CPU: against the better of the two CPU columns. train = training samples/s"
   echo "(batch 128); eval = evaluation anchors/s."
   echo
-  for s in nccl_test gpu_e2e bench; do printf '%-10s %s\n' "$s" "${status[$s]}"; done
+  for s in nccl_test gpu_e2e bench memcheck_train memcheck_nccl; do printf '%-14s %s\n' "$s" "${status[$s]}"; done
   echo "total ${SECONDS} s"
 } | tee "${work}/summary.txt"
 if [[ -n "${OUT:-}" && -d "${OUT}" ]]; then
@@ -167,8 +198,9 @@ if [[ -n "${OUT:-}" && -d "${OUT}" ]]; then
 fi
 
 if [[ ${expect_no_gpu} == 1 ]]; then
-  for s in nccl_test gpu_e2e bench; do [[ "${status[$s]}" == skipped* ]] || exit 1; done
+  for s in nccl_test gpu_e2e bench memcheck_train memcheck_nccl; do [[ "${status[$s]}" == skipped* ]] || exit 1; done
   exit 0
 fi
 for s in nccl_test gpu_e2e bench; do [[ "${status[$s]}" == passed ]] || exit 1; done
+for s in memcheck_train memcheck_nccl; do [[ "${status[$s]}" == passed || "${status[$s]}" == "skipped (no compute-sanitizer)" ]] || exit 1; done
 exit 0
