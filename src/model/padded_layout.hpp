@@ -9,8 +9,9 @@
 //  - backward's and the Jacobians' weights (Activations::wb): per node fed by neurons, W_mu
 //    as hid rows (its neurons j) of k blocks (its children q), block q holding W_mu(j, q*hid + e);
 //  - dL/dh (backward's `delta`): per row, each node's hid values in a block of `stride`.
-// forward() writes every entry but the padding; the kernels compute the padding's columns
-// and drop them (they never reach a sum, a store or the fixed-point overflow check). The
+// forward() (the weights) and backward() (dL/dh) write every entry but the padding; the
+// kernels compute the padding's columns and drop them (they never reach a sum, a store or
+// the fixed-point overflow check; tests/unit/test_padding.cpp fills them with NaN). The
 // parameters themselves (params, gradients, checkpoints) keep the unpadded layout of
 // TreeShape. Trivially copyable: kernels capture it by value.
 #include <cstdint>

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "util/fixed_point.hpp"
+
 namespace dualnet {
 
 RootClasses root_classes(const View1<std::int64_t>& total) {
