@@ -40,26 +40,13 @@ if(DUALNET_ENABLE_NCCL)
     message(FATAL_ERROR "DUALNET_ENABLE_NCCL=ON needs a Kokkos with the CUDA backend; this one has "
                         "'${Kokkos_DEVICES}'. Use cmake/build-cuda.sh (docs/gpu.md).")
   endif()
-  # The NCCL that ships with the CUDA toolkit (/usr/local/cuda here), or NCCL_ROOT / NCCL_HOME.
-  find_path(NCCL_INCLUDE_DIR nccl.h
-    HINTS ${NCCL_ROOT} ENV NCCL_ROOT ENV NCCL_HOME ${CUDAToolkit_INCLUDE_DIRS}
-    PATH_SUFFIXES include)
-  find_library(NCCL_LIBRARY nccl
-    HINTS ${NCCL_ROOT} ENV NCCL_ROOT ENV NCCL_HOME ${CUDAToolkit_LIBRARY_DIR}
-    PATH_SUFFIXES lib64 lib)
-  if(NOT NCCL_INCLUDE_DIR OR NOT NCCL_LIBRARY)
-    message(FATAL_ERROR "DUALNET_ENABLE_NCCL=ON: nccl.h or libnccl not found "
-                        "(looked in ${CUDAToolkit_INCLUDE_DIRS} and ${CUDAToolkit_LIBRARY_DIR}; set NCCL_ROOT)")
-  endif()
-  file(STRINGS "${NCCL_INCLUDE_DIR}/nccl.h" _nccl_ver REGEX "^#define NCCL_(MAJOR|MINOR|PATCH) ")
-  string(REGEX REPLACE "[^0-9;]" "" _nccl_ver "${_nccl_ver}")
-  string(REPLACE ";" "." _nccl_ver "${_nccl_ver}")
-  message(STATUS "NCCL ${_nccl_ver}: ${NCCL_LIBRARY}")
+  # The NCCL that ships with the CUDA toolkit (/usr/local/cuda here), or NCCL_ROOT / NCCL_HOME
+  # (cmake/FindNCCL.cmake).
+  find_package(NCCL REQUIRED)
   # The runtime library (cudart) only, never the driver library (-lcuda): its stub links but
   # the binary then fails to start on a machine without the driver.
   add_library(dualnet_nccl INTERFACE)
-  target_include_directories(dualnet_nccl SYSTEM INTERFACE ${NCCL_INCLUDE_DIR})
-  target_link_libraries(dualnet_nccl INTERFACE ${NCCL_LIBRARY} CUDA::cudart)
+  target_link_libraries(dualnet_nccl INTERFACE NCCL::NCCL CUDA::cudart)
 endif()
 
 find_package(MPI REQUIRED COMPONENTS C)
@@ -69,10 +56,12 @@ find_package(HDF5 REQUIRED COMPONENTS C HL)
 if(NOT HDF5_IS_PARALLEL)
   message(WARNING "HDF5 is not the parallel build; dualnet writes from rank 0 only, so this works")
 endif()
-add_library(dualnet_hdf5 INTERFACE)
-target_include_directories(dualnet_hdf5 SYSTEM INTERFACE ${HDF5_INCLUDE_DIRS})
-target_link_libraries(dualnet_hdf5 INTERFACE ${HDF5_HL_LIBRARIES} ${HDF5_C_LIBRARIES})
-target_compile_definitions(dualnet_hdf5 INTERFACE ${HDF5_DEFINITIONS})
+# FindHDF5's imported targets (CMake >= 3.19) carry the include directories and definitions.
+foreach(_t hdf5::hdf5 hdf5::hdf5_hl)
+  if(NOT TARGET ${_t})
+    message(FATAL_ERROR "FindHDF5 defined no ${_t} target (HDF5 ${HDF5_VERSION}, CMake ${CMAKE_VERSION})")
+  endif()
+endforeach()
 
 find_path(RANDOM123_INCLUDE_DIR Random123/philox.h REQUIRED)
 find_path(TOML11_INCLUDE_DIR toml.hpp PATH_SUFFIXES toml11 REQUIRED)

@@ -71,7 +71,16 @@ dn_load_site() {
             export "${kv%%=*}=${kv#*=}"
         done
     fi
-    : "${DUALNET_BIN:=$DUALNET_HOME/build/dualnet}"
+    # The binary: the source tree's build/dualnet; for scripts installed by `cmake --install`
+    # (<prefix>/share/dualnet/jobs), the dualnet installed with them (the path relative to
+    # DUALNET_HOME is in jobs/lib/installed-bin, written at install time).
+    if [[ -z "${DUALNET_BIN:-}" ]]; then
+        if [[ -r "$DUALNET_HOME/jobs/lib/installed-bin" ]]; then
+            DUALNET_BIN=$DUALNET_HOME/$(<"$DUALNET_HOME/jobs/lib/installed-bin")
+        else
+            DUALNET_BIN=$DUALNET_HOME/build/dualnet
+        fi
+    fi
     : "${DUALNET_RUNS_DIR:=${SLURM_SUBMIT_DIR:-$PWD}/runs}"
     : "${DUALNET_LAUNCHER:=srun --mpi=pmix}"
     : "${DUALNET_MODULES:=}"
