@@ -115,7 +115,7 @@ same_metrics "$work/ref-metrics-heavy" "$work/late"
 rm -rf "${disk:?}"/*
 head -c "$capacity" /dev/zero >"$disk/pad" 2>/dev/null || true
 rc=0
-"$bin" covop "$work/ref-metrics-heavy" batch=4096 anchors=4096 file="$disk/report.h5" >/dev/null 2>"$logs/err" || rc=$?
+"$bin" covop "$work/ref-metrics-heavy" batch=4096 samples=4096 file="$disk/report.h5" >/dev/null 2>"$logs/err" || rc=$?
 [[ $rc != 0 && $(error_lines "$logs/err") == 1 ]] || fail "covop on a full disk: exit $rc: $(cat "$logs/err")"
 if [[ -e $disk/report.h5 ]] || find "$disk" -name '*.tmp*' | grep -q .; then fail "covop left a partial report"; fi
 echo "PASS: disk full"
