@@ -29,11 +29,11 @@ int print_kokkos_help(const std::string& argv0, const dualnet::KokkosOptions& op
   std::string help_flag = "--kokkos-help";
   if (opts.help) {
     // Nothing but the help option, and no KOKKOS_* variable that could make Kokkos abort.
-    for (const char* v : {"KOKKOS_NUM_THREADS", "KOKKOS_NUMA", "KOKKOS_DEVICE_ID", "KOKKOS_NUM_DEVICES",
-                          "KOKKOS_RAND_DEVICES", "KOKKOS_SKIP_DEVICE", "KOKKOS_MAP_DEVICE_ID_BY",
-                          "KOKKOS_VISIBLE_DEVICES", "KOKKOS_DISABLE_WARNINGS", "KOKKOS_TUNE_INTERNALS",
-                          "KOKKOS_PRINT_CONFIGURATION", "KOKKOS_PROFILE_LIBRARY", "KOKKOS_TOOLS_LIBS",
-                          "KOKKOS_TOOLS_ARGS"})
+    for (const char* v :
+         {"KOKKOS_NUM_THREADS", "KOKKOS_NUMA", "KOKKOS_DEVICE_ID", "KOKKOS_NUM_DEVICES", "KOKKOS_RAND_DEVICES",
+          "KOKKOS_SKIP_DEVICE", "KOKKOS_MAP_DEVICE_ID_BY", "KOKKOS_VISIBLE_DEVICES", "KOKKOS_DISABLE_WARNINGS",
+          "KOKKOS_TUNE_INTERNALS", "KOKKOS_PRINT_CONFIGURATION", "KOKKOS_PROFILE_LIBRARY", "KOKKOS_TOOLS_LIBS",
+          "KOKKOS_TOOLS_ARGS"})
       ::unsetenv(v);
     dualnet::World self = world;
     self.local_rank = 0;
@@ -67,8 +67,10 @@ int main(int argc, char* argv[]) {
     std::vector<std::string> kokkos_args;
     std::vector<char*> cli_argv{argv[0]};
     for (int i = 1; i < argc; ++i) {
-      if (dualnet::is_kokkos_argument(argv[i])) kokkos_args.emplace_back(argv[i]);
-      else cli_argv.push_back(argv[i]);
+      if (dualnet::is_kokkos_argument(argv[i]))
+        kokkos_args.emplace_back(argv[i]);
+      else
+        cli_argv.push_back(argv[i]);
     }
     // Checked on every rank and agreed on (comm/world.hpp): a bad option is one line from
     // rank 0 and exit 2 on every rank, before Kokkos could abort.

@@ -10,10 +10,10 @@
 namespace dualnet {
 
 struct FlopCount {
-  double forward_per_view;    // bottom-up pass of one view, output normalisation included
-  double backward_per_view;   // dL/dh for every neuron and the weight gradient
-  double train_per_item;      // forward + backward of every view of an item
-  double eval_per_anchor;     // forward, moments, cross sums, Jacobians, conn sums
+  double forward_per_view;   // bottom-up pass of one view, output normalisation included
+  double backward_per_view;  // dL/dh for every neuron and the weight gradient
+  double train_per_item;     // forward + backward of every view of an item
+  double eval_per_anchor;    // forward, moments, cross sums, Jacobians, conn sums
 };
 
 FlopCount count_flops(const TreeShape& t, int views);

@@ -8,18 +8,18 @@
 
 #include "util/error.hpp"
 
-#define DUALNET_CUDA_CHECK(call)                                                                         \
-  do {                                                                                                   \
-    const cudaError_t e_ = (call);                                                                       \
-    if (e_ != cudaSuccess)                                                                               \
+#define DUALNET_CUDA_CHECK(call)                                                                                     \
+  do {                                                                                                               \
+    const cudaError_t e_ = (call);                                                                                   \
+    if (e_ != cudaSuccess)                                                                                           \
       DUALNET_FAIL(std::string("CUDA error ") + cudaGetErrorName(e_) + " (" + std::to_string(static_cast<int>(e_)) + \
-                   "): " + cudaGetErrorString(e_) + " in " + #call);                                     \
+                   "): " + cudaGetErrorString(e_) + " in " + #call);                                                 \
   } while (0)
 
-#define DUALNET_NCCL_CHECK(call)                                                                         \
-  do {                                                                                                   \
-    const ncclResult_t r_ = (call);                                                                      \
-    if (r_ != ncclSuccess)                                                                               \
-      DUALNET_FAIL(std::string("NCCL error ") + std::to_string(static_cast<int>(r_)) + ": " +            \
-                   ncclGetErrorString(r_) + " in " + #call);                                             \
+#define DUALNET_NCCL_CHECK(call)                                                                                       \
+  do {                                                                                                                 \
+    const ncclResult_t r_ = (call);                                                                                    \
+    if (r_ != ncclSuccess)                                                                                             \
+      DUALNET_FAIL(std::string("NCCL error ") + std::to_string(static_cast<int>(r_)) + ": " + ncclGetErrorString(r_) + \
+                   " in " + #call);                                                                                    \
   } while (0)

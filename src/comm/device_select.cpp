@@ -66,9 +66,12 @@ std::string range(int lo, int hi) { return "an integer in [" + std::to_string(lo
 
 bool read_bool(std::string text, int& out) {
   for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (text == "true" || text == "yes" || text == "on" || text == "1") out = 1;
-  else if (text == "false" || text == "no" || text == "off" || text == "0") out = 0;
-  else return false;
+  if (text == "true" || text == "yes" || text == "on" || text == "1")
+    out = 1;
+  else if (text == "false" || text == "no" || text == "off" || text == "0")
+    out = 0;
+  else
+    return false;
   return true;
 }
 
@@ -148,7 +151,8 @@ KokkosOptions parse_kokkos_options(const std::vector<std::string>& args, const G
       threads_arg = a;
     } else if (one_of(name, kNuma)) {
       need_value("N");
-      if (!read_int(value, 1, kMaxNuma, o.numa)) refuse(option(a) + ": the number of NUMA regions must be " + range(1, kMaxNuma));
+      if (!read_int(value, 1, kMaxNuma, o.numa))
+        refuse(option(a) + ": the number of NUMA regions must be " + range(1, kMaxNuma));
       numa_arg = a;
     } else if (one_of(name, kDeviceId)) {
       need_value("N");
@@ -175,9 +179,12 @@ KokkosOptions parse_kokkos_options(const std::vector<std::string>& args, const G
       int v = 1;
       if (has_value && !read_bool(value, v))
         refuse(option(a) + ": the value must be true or false (or yes/no, on/off, 1/0), or none");
-      if (name == "--kokkos-disable-warnings") o.disable_warnings = v, warn_arg = a;
-      else if (name == "--kokkos-tune-internals") o.tune_internals = v, tune_arg = a;
-      else o.print_configuration = v == 1;
+      if (name == "--kokkos-disable-warnings")
+        o.disable_warnings = v, warn_arg = a;
+      else if (name == "--kokkos-tune-internals")
+        o.tune_internals = v, tune_arg = a;
+      else
+        o.print_configuration = v == 1;
     } else if (name == "--kokkos-tools-libs" || name == "--kokkos-tools-library") {
       need_value("LIB");
       o.tools_libs = value;
@@ -207,15 +214,19 @@ KokkosOptions parse_kokkos_options(const std::vector<std::string>& args, const G
   const bool cmd_selects = o.device_id >= 0 || o.num_devices > 0 || !o.map_device_id_by.empty();
   if (const char* s = env.get("KOKKOS_DEVICE_ID")) {
     int v = 0;
-    if (!read_int(s, 0, kMaxDevices - 1, v)) refuse(variable("KOKKOS_DEVICE_ID", s) + ": must be " + range(0, kMaxDevices - 1));
+    if (!read_int(s, 0, kMaxDevices - 1, v))
+      refuse(variable("KOKKOS_DEVICE_ID", s) + ": must be " + range(0, kMaxDevices - 1));
     if (cmd_selects && o.device_id != v)
-      refuse(option(o.device_id >= 0 ? device_arg : o.num_devices > 0 ? ndev_arg : map_arg) + " conflicts with " +
-             variable("KOKKOS_DEVICE_ID", s) + "; Kokkos needs them equal: give one");
+      refuse(option(o.device_id >= 0    ? device_arg
+                    : o.num_devices > 0 ? ndev_arg
+                                        : map_arg) +
+             " conflicts with " + variable("KOKKOS_DEVICE_ID", s) + "; Kokkos needs them equal: give one");
     o.env_selects_device = !cmd_selects;
   }
   const char* num_env = env.get("KOKKOS_NUM_DEVICES");
   const char* rand_env = env.get("KOKKOS_RAND_DEVICES");
-  if (num_env && rand_env) refuse("environment variables KOKKOS_NUM_DEVICES and KOKKOS_RAND_DEVICES are both set: give one");
+  if (num_env && rand_env)
+    refuse("environment variables KOKKOS_NUM_DEVICES and KOKKOS_RAND_DEVICES are both set: give one");
   const int num = env_int(env, "KOKKOS_NUM_DEVICES", 1, kMaxDevices, o.num_devices, ndev_arg);
   int rand = -1;
   if (rand_env && !read_int(rand_env, 1, kMaxDevices, rand))
@@ -252,8 +263,10 @@ KokkosOptions parse_kokkos_options(const std::vector<std::string>& args, const G
   // Kokkos 4 refuses "on". Each gets the linked Kokkos's spelling.
   const auto normalise = [&](const char* name, int v) {
     if (v < 0) return;
-    if (kNewSpelling) o.env_changes.push_back({name, std::string(v ? "1" : "0")});
-    else o.env_changes.push_back({name, v ? std::optional<std::string>("1") : std::nullopt});
+    if (kNewSpelling)
+      o.env_changes.push_back({name, std::string(v ? "1" : "0")});
+    else
+      o.env_changes.push_back({name, v ? std::optional<std::string>("1") : std::nullopt});
   };
   normalise("KOKKOS_DISABLE_WARNINGS", env_bool(env, "KOKKOS_DISABLE_WARNINGS", o.disable_warnings, warn_arg));
   normalise("KOKKOS_TUNE_INTERNALS", env_bool(env, "KOKKOS_TUNE_INTERNALS", o.tune_internals, tune_arg));
@@ -304,14 +317,17 @@ int choose_device(const KokkosOptions& o, int local_rank, int devices) {
 
 std::vector<std::string> kokkos_arguments(const KokkosOptions& o, int device_id) {
   std::vector<std::string> a;
-  if (o.num_threads > 0) a.push_back((kNewSpelling ? "--kokkos-num-threads=" : "--kokkos-threads=") + std::to_string(o.num_threads));
+  if (o.num_threads > 0)
+    a.push_back((kNewSpelling ? "--kokkos-num-threads=" : "--kokkos-threads=") + std::to_string(o.num_threads));
   if (o.numa > 0 && !kNewSpelling) a.push_back("--kokkos-numa=" + std::to_string(o.numa));
   if (device_id >= 0) a.push_back("--kokkos-device-id=" + std::to_string(device_id));
   // Kokkos 3.4 reads "--kokkos-disable-warnings=false" as true: false is left out there.
   const auto flag = [&](const char* name, int v) {
     if (v < 0) return;
-    if (kNewSpelling) a.push_back(std::string(name) + (v ? "=true" : "=false"));
-    else if (v) a.push_back(name);
+    if (kNewSpelling)
+      a.push_back(std::string(name) + (v ? "=true" : "=false"));
+    else if (v)
+      a.push_back(name);
   };
   flag("--kokkos-disable-warnings", o.disable_warnings);
   flag("--kokkos-tune-internals", o.tune_internals);
@@ -323,8 +339,10 @@ std::vector<std::string> kokkos_arguments(const KokkosOptions& o, int device_id)
 
 void apply_kokkos_environment(const KokkosOptions& o) {
   for (const auto& [name, value] : o.env_changes) {
-    if (value) ::setenv(name.c_str(), value->c_str(), 1);
-    else ::unsetenv(name.c_str());
+    if (value)
+      ::setenv(name.c_str(), value->c_str(), 1);
+    else
+      ::unsetenv(name.c_str());
   }
 }
 
@@ -341,11 +359,11 @@ KokkosArgs::KokkosArgs(const std::string& argv0, const KokkosOptions& o, const W
   int devices = 0;
   const cudaError_t rc = cudaGetDeviceCount(&devices);  // leaves `devices` unwritten on error
   if (rc != cudaSuccess || devices < 1) {
-    no_device_ = std::string("this dualnet is a CUDA build, and no CUDA device is usable here (") +
-                 (rc != cudaSuccess ? std::string("cudaGetDeviceCount: ") + cudaGetErrorName(rc) + ": " +
-                                          cudaGetErrorString(rc)
-                                    : std::string("no device found")) +
-                 "); run it on a machine with an NVIDIA GPU and driver, or use a CPU build";
+    no_device_ =
+        std::string("this dualnet is a CUDA build, and no CUDA device is usable here (") +
+        (rc != cudaSuccess ? std::string("cudaGetDeviceCount: ") + cudaGetErrorName(rc) + ": " + cudaGetErrorString(rc)
+                           : std::string("no device found")) +
+        "); run it on a machine with an NVIDIA GPU and driver, or use a CPU build";
   } else {
     device = choose_device(o, w.local_rank, devices);
   }

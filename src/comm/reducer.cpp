@@ -66,8 +66,9 @@ std::unique_ptr<Reducer> make_reducer(const World& w, const std::string& choice)
   if (choice == "nccl" || (choice == "auto" && device_memory)) return make_nccl_reducer(w);
 #else
   if (choice == "nccl")
-    throw UsageError("reducer=nccl: this dualnet was built without NCCL (configure with DUALNET_ENABLE_NCCL=ON "
-                     "against a CUDA Kokkos)");
+    throw UsageError(
+        "reducer=nccl: this dualnet was built without NCCL (configure with DUALNET_ENABLE_NCCL=ON "
+        "against a CUDA Kokkos)");
 #endif
   if (w.size == 1) return std::make_unique<SerialReducer>();
   return std::make_unique<MpiReducer>(w);

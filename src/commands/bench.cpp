@@ -26,11 +26,21 @@ struct BenchKeys {
 
 const std::vector<KeySpecOf<BenchKeys>>& bench_keys() {
   static const std::vector<KeySpecOf<BenchKeys>> keys = {
-      {"suite", &BenchKeys::suite, 0, 0, {"default", "reference", "depth"}, false,
+      {"suite",
+       &BenchKeys::suite,
+       0,
+       0,
+       {"default", "reference", "depth"},
+       false,
        "default: the reference configuration and its variants hid=64, depth=8,\n"
        "                                     num_children=4; reference: it alone; depth: it at depth 5 ... 10"},
       {"steps", &BenchKeys::steps, 1, 1e9, {}, false, "timed training steps per configuration"},
-      {"anchors", &BenchKeys::anchors, 1, static_cast<double>(std::int64_t(1) << 40), {}, false,
+      {"anchors",
+       &BenchKeys::anchors,
+       1,
+       static_cast<double>(std::int64_t(1) << 40),
+       {},
+       false,
        "anchors of the timed evaluation pass"},
       {"json", &BenchKeys::json, 0, 0, {}, false, "also write the results as JSON to this file"},
   };
@@ -81,10 +91,11 @@ int bench_command(const std::vector<std::string>& args, const World& world) {
     results.push_back(measure(plan[i].first, configs[i], world, keys.steps, keys.anchors));
     if (world.root()) {
       const BenchResult& r = results.back();
-      std::printf("%-10s %7lld latents %9lld params  train %10.0f samples/s (%5.2f GFLOP/s/rank, %4.1f%% of peak)  "
-                  "eval %9.0f anchors/s (%5.2f GFLOP/s/rank)  peak RSS %.0f MB\n",
-                  r.name.c_str(), static_cast<long long>(r.latents), static_cast<long long>(r.params), r.train_rate,
-                  r.train_gflops, 100.0 * r.train_gflops * 1e9 / peak, r.eval_rate, r.eval_gflops, r.peak_rss_mb);
+      std::printf(
+          "%-10s %7lld latents %9lld params  train %10.0f samples/s (%5.2f GFLOP/s/rank, %4.1f%% of peak)  "
+          "eval %9.0f anchors/s (%5.2f GFLOP/s/rank)  peak RSS %.0f MB\n",
+          r.name.c_str(), static_cast<long long>(r.latents), static_cast<long long>(r.params), r.train_rate,
+          r.train_gflops, 100.0 * r.train_gflops * 1e9 / peak, r.eval_rate, r.eval_gflops, r.peak_rss_mb);
       std::fflush(stdout);
     }
   }
@@ -102,11 +113,12 @@ int bench_command(const std::vector<std::string>& args, const World& world) {
   j << "{\n  \"ranks\": " << world.size << ",\n  \"peak_gflops_per_core\": " << peak * 1e-9 << ",\n  \"configs\": [";
   for (size_t i = 0; i < results.size(); ++i) {
     const BenchResult& r = results[i];
-    j << (i ? "," : "") << "\n    {\"name\": \"" << r.name << "\", \"depth\": " << r.cfg.depth << ", \"hid\": " << r.cfg.hid
-      << ", \"num_children\": " << r.cfg.num_children << ", \"batch\": " << r.cfg.batch << ", \"latents\": " << r.latents
-      << ", \"params\": " << r.params << ", \"train_samples_per_s\": " << r.train_rate
+    j << (i ? "," : "") << "\n    {\"name\": \"" << r.name << "\", \"depth\": " << r.cfg.depth
+      << ", \"hid\": " << r.cfg.hid << ", \"num_children\": " << r.cfg.num_children << ", \"batch\": " << r.cfg.batch
+      << ", \"latents\": " << r.latents << ", \"params\": " << r.params << ", \"train_samples_per_s\": " << r.train_rate
       << ", \"eval_samples_per_s\": " << r.eval_rate << ", \"train_gflops_per_rank\": " << r.train_gflops
-      << ", \"eval_gflops_per_rank\": " << r.eval_gflops << ", \"peak_rss_mb\": " << r.peak_rss_mb << ", \"phases_s\": {";
+      << ", \"eval_gflops_per_rank\": " << r.eval_gflops << ", \"peak_rss_mb\": " << r.peak_rss_mb
+      << ", \"phases_s\": {";
     for (int p = 0; p < kPhaseCount; ++p) j << (p ? ", " : "") << "\"" << phase_name(p) << "\": " << r.phases[p];
     j << "}}";
   }

@@ -56,7 +56,8 @@ int run(const std::vector<std::string>& args, const World& world) {
     }
     return c.run(rest, world);
   }
-  if (world.root()) std::fprintf(stderr, "dualnet: error: unknown command '%s' (try 'dualnet --help')\n", args[0].c_str());
+  if (world.root())
+    std::fprintf(stderr, "dualnet: error: unknown command '%s' (try 'dualnet --help')\n", args[0].c_str());
   return 2;
 }
 

@@ -52,19 +52,39 @@ const std::vector<KeySpecOf<CovopKeys>>& covop_keys() {
   // Temperatures as the config's temp allows them.
   const KeySpec& temp = *key_named(config_keys(), "temp");
   static const std::vector<KeySpecOf<CovopKeys>> keys = {
-      {"batch", &CovopKeys::batch, 1, static_cast<double>(kStreamStride - 1), {}, false,
+      {"batch",
+       &CovopKeys::batch,
+       1,
+       static_cast<double>(kStreamStride - 1),
+       {},
+       false,
        "gradient items (anchor, positive, negatives)"},
       {"samples", &CovopKeys::samples, 0, kIntMax, {}, false, "anchors for the class means of K (0: = batch)"},
       {"taus", &CovopKeys::taus, temp.min, temp.max, {}, false, "temperatures of infonce and triplet"},
       {"losses", &CovopKeys::losses, 0, 0, loss_name_list(true), false,
        "the losses to check (triplet with margin=0 and one negative is infonce)"},
-      {"kbar", &CovopKeys::kbar, 0, 0, {"fresh", "same"}, false,
+      {"kbar",
+       &CovopKeys::kbar,
+       0,
+       0,
+       {"fresh", "same"},
+       false,
        "the class means of K from fresh anchors, or from the gradient items' own (samples <= batch)"},
       {"chunk", &CovopKeys::chunk, 1, kIntMax, {}, false, "items per kernel launch (divides batch)"},
       {"micro", &CovopKeys::micro, 1, kIntMax, {}, false, "items per rounded gradient sum (divides chunk)"},
-      {"stream", &CovopKeys::stream, 0, static_cast<double>(kStreams - 1), {}, false,
+      {"stream",
+       &CovopKeys::stream,
+       0,
+       static_cast<double>(kStreams - 1),
+       {},
+       false,
        "which fresh stretch of the sample stream"},
-      {"file", &CovopKeys::file, 0, 0, {}, false,
+      {"file",
+       &CovopKeys::file,
+       0,
+       0,
+       {},
+       false,
        "HDF5 report (default: <run>/covop-e<epoch>-s<step>.h5 for a checkpoint, covop.h5 for a config)"},
   };
   return keys;
@@ -80,9 +100,9 @@ std::string fmt(const char* f, double x) {
   return buf;
 }
 
-void write_report_content(const h5::Handle& file, const Config& cfg, const NetworkShape& net,
-                          const std::string& source, std::int64_t epoch, std::int64_t step,
-                          const CovopCheckSpec& spec, const CovopCheckResult& r, double seconds, int world_size);
+void write_report_content(const h5::Handle& file, const Config& cfg, const NetworkShape& net, const std::string& source,
+                          std::int64_t epoch, std::int64_t step, const CovopCheckSpec& spec, const CovopCheckResult& r,
+                          double seconds, int world_size);
 
 void write_report(const std::string& path, const Config& cfg, const NetworkShape& net, const std::string& source,
                   std::int64_t epoch, std::int64_t step, const CovopCheckSpec& spec, const CovopCheckResult& r,
@@ -94,9 +114,9 @@ void write_report(const std::string& path, const Config& cfg, const NetworkShape
   });
 }
 
-void write_report_content(const h5::Handle& file, const Config& cfg, const NetworkShape& net,
-                          const std::string& source, std::int64_t epoch, std::int64_t step,
-                          const CovopCheckSpec& spec, const CovopCheckResult& r, double seconds, int world_size) {
+void write_report_content(const h5::Handle& file, const Config& cfg, const NetworkShape& net, const std::string& source,
+                          std::int64_t epoch, std::int64_t step, const CovopCheckSpec& spec, const CovopCheckResult& r,
+                          double seconds, int world_size) {
   const TreeShape& t = net.tree;
   h5::write_attr(file, "format", std::string(kCovopFormat));
   h5::write_attr(file, "format_version", kCovopFormatVersion);
@@ -177,8 +197,8 @@ void write_report_content(const h5::Handle& file, const Config& cfg, const Netwo
     const auto table = [&](const char* name, double CovopCheckRow::*field, const char* meaning) {
       std::vector<double> v;
       for (const auto* row : rows) v.push_back(row->*field);
-      h5::Handle ds = simp ? h5::write_dataset(g, name, {depth}, v.data())
-                           : h5::write_dataset(g, name, {n_tau, depth}, v.data());
+      h5::Handle ds =
+          simp ? h5::write_dataset(g, name, {depth}, v.data()) : h5::write_dataset(g, name, {n_tau, depth}, v.data());
       if (simp) {
         h5::attach_scale(ds, level, 0);
       } else {
@@ -207,29 +227,32 @@ void print_table(const NetworkShape& net, const std::string& source, const Covop
     std::string keys = net.bias ? "bias=true" : "";
     if (net.normalize_output) keys += std::string(keys.empty() ? "" : " ") + "normalize_output=true";
     const bool trained = source.rfind("checkpoint", 0) == 0;
-    std::printf("note: this network has %s, so -grad E[L_simp] = 2 OP w does not hold for it and the errors below do "
-                "not test the theorem; %s (docs/covop.md#why-bias-free)\n",
-                keys.c_str(),
-                trained ? "check a bias-free run instead: dualnet train configs/covop-bias-free.toml out=DIR, then "
-                          "dualnet covop DIR"
-                        : "add bias=false normalize_output=false to this command");
+    std::printf(
+        "note: this network has %s, so -grad E[L_simp] = 2 OP w does not hold for it and the errors below do "
+        "not test the theorem; %s (docs/covop.md#why-bias-free)\n",
+        keys.c_str(),
+        trained ? "check a bias-free run instead: dualnet train configs/covop-bias-free.toml out=DIR, then "
+                  "dualnet covop DIR"
+                : "add bias=false normalize_output=false to this command");
   }
   std::printf("gradient: %lld items (anchor, positive, %d negative%s); mean d+^2 = %.4e, d-^2 = %.4e\n",
               static_cast<long long>(spec.items), spec.negatives, spec.negatives > 1 ? "s" : "", r.d2_pos, r.d2_neg);
   std::printf("class means of K: %lld %s anchors, p0 = %.5f, p1 = %.5f\n", static_cast<long long>(spec.anchors),
               spec.same_anchors ? "of the gradient's own" : "further", r.p0, r.p1);
-  std::printf("theorem: -grad_{W_l} E[L] = 2 s_alpha OP_l vec(W_l) + residue,  OP_l = p0 p1 Delta_l Delta_l^T "
-              "(simp: s_alpha = 1, residue -> 0)\n\n");
+  std::printf(
+      "theorem: -grad_{W_l} E[L] = 2 s_alpha OP_l vec(W_l) + residue,  OP_l = p0 p1 Delta_l Delta_l^T "
+      "(simp: s_alpha = 1, residue -> 0)\n\n");
   std::printf("%-8s %8s %5s %11s %11s %11s %9s %13s %9s\n", "loss", "tau", "level", "|W_l|", "|g_l|", "|2sOPw|",
               "s_alpha", "|res|/|g_l|", "cos");
   for (const auto& row : r.rows) {
     const std::string tau = std::isnan(row.tau) ? "-" : fmt("%g", row.tau);
     std::printf("%-8s %8s %5d %11.4e %11.4e %11.4e %9.4f %13.4e %9.6f\n", row.loss.c_str(), tau.c_str(), row.level,
-                r.weight_norm[static_cast<size_t>(row.level)], row.grad_norm, row.pred_norm, row.alpha,
-                row.rel_residue, row.cosine);
+                r.weight_norm[static_cast<size_t>(row.level)], row.grad_norm, row.pred_norm, row.alpha, row.rel_residue,
+                row.cosine);
   }
-  std::printf("\nper level (node means): alignment |P_top vec W_mu|/|W_mu| with the top eigenspace of OP_mu, and the "
-              "top eigenvalue of OP_mu\n");
+  std::printf(
+      "\nper level (node means): alignment |P_top vec W_mu|/|W_mu| with the top eigenspace of OP_mu, and the "
+      "top eigenvalue of OP_mu\n");
   for (int l = 0; l < t.depth; ++l) {
     double a = 0.0, e = 0.0;
     const int n = t.nodes_at(l);
@@ -269,27 +292,30 @@ int covop_command(const std::vector<std::string>& args, const World& world) {
   on_all_ranks(world, [&] {
     const Arguments a = read_arguments(args, true, covop_keys(), keys);
     if (a.has_path && a.path.empty())
-      throw UsageError("covop: the RUN|CHECKPOINT|CONFIG.toml argument is empty; name one, or leave it out for the "
-                       "default config");
+      throw UsageError(
+          "covop: the RUN|CHECKPOINT|CONFIG.toml argument is empty; name one, or leave it out for the "
+          "default config");
     const std::string& where = a.path;
     const std::vector<std::string>& overrides = a.config_overrides;
     if (!where.empty() && !is_config_file(where)) {
       ckpt = std::make_unique<Checkpoint>(read_checkpoint(where));
       cfg = parse_config("", overrides, ckpt->config);
       const Config& was = ckpt->config;
-      const bool same_network = was.depth == cfg.depth && was.num_children == cfg.num_children &&
-                                was.hid == cfg.hid && was.bias == cfg.bias &&
-                                was.normalize_output == cfg.normalize_output && was.seed == cfg.seed &&
-                                was.delta_lower == cfg.delta_lower && was.delta_upper == cfg.delta_upper;
+      const bool same_network = was.depth == cfg.depth && was.num_children == cfg.num_children && was.hid == cfg.hid &&
+                                was.bias == cfg.bias && was.normalize_output == cfg.normalize_output &&
+                                was.seed == cfg.seed && was.delta_lower == cfg.delta_lower &&
+                                was.delta_upper == cfg.delta_upper;
       if (!same_network)
-        throw UsageError("covop: the checkpoint's weights fix depth, num_children, hid, bias, normalize_output, seed, "
-                         "delta_lower and delta_upper; they cannot be changed on the command line");
+        throw UsageError(
+            "covop: the checkpoint's weights fix depth, num_children, hid, bias, normalize_output, seed, "
+            "delta_lower and delta_upper; they cannot be changed on the command line");
       source = "checkpoint " + where + " (epoch " + std::to_string(ckpt->epoch) + ", step " +
                std::to_string(ckpt->step) + ")";
-      out_path = keys.file.empty() ? (std::filesystem::path(run_dir_of(where)) /
-                                      ("covop-e" + std::to_string(ckpt->epoch) + "-s" + std::to_string(ckpt->step) + ".h5"))
-                                         .string()
-                                   : keys.file;
+      out_path = keys.file.empty()
+                     ? (std::filesystem::path(run_dir_of(where)) /
+                        ("covop-e" + std::to_string(ckpt->epoch) + "-s" + std::to_string(ckpt->step) + ".h5"))
+                           .string()
+                     : keys.file;
     } else {
       cfg = parse_config(where, overrides);
       source = (where.empty() ? std::string("default config") : "config " + where) + ", fresh initialisation (seed " +
@@ -312,7 +338,7 @@ int covop_command(const std::vector<std::string>& args, const World& world) {
                          " weights, its config needs " + std::to_string(t.n_params()));
       params = View1<real>("covop.params", t.n_params());
       Kokkos::View<const double*, Kokkos::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>> h(ckpt->params.data(),
-                                                                                               ckpt->params.size());
+                                                                                                ckpt->params.size());
       Kokkos::deep_copy(params, h);
     } else {
       params = init_params(net, static_cast<std::uint64_t>(cfg.seed));
@@ -334,9 +360,10 @@ int covop_command(const std::vector<std::string>& args, const World& world) {
   spec.seed = static_cast<std::uint64_t>(cfg.seed);
 
   if (world.root() && spec.items >= (std::int64_t(1) << 20)) {
-    std::printf("covop: %lld items per gradient take minutes on a workstation (about 3 minutes on 2 cores for the "
-                "reference tree); batch=65536 gives a check within a few percent in seconds\n",
-                static_cast<long long>(spec.items));
+    std::printf(
+        "covop: %lld items per gradient take minutes on a workstation (about 3 minutes on 2 cores for the "
+        "reference tree); batch=65536 gives a check within a few percent in seconds\n",
+        static_cast<long long>(spec.items));
     std::fflush(stdout);
   }
   const auto reducer = make_reducer(world, cfg.reducer);

@@ -32,10 +32,11 @@ void check_memory(const Config& cfg, const World& world) {
   const std::int64_t have = available_memory_bytes();
   if (have > 0 && static_cast<double>(need) * std::max<std::int64_t>(1, ranks_here) > static_cast<double>(have)) {
     char buf[256];
-    std::snprintf(buf, sizeof buf,
-                  "memory: this configuration needs about %.1f GiB per rank (x %lld ranks on this node) but the node has "
-                  "%.1f GiB available; reduce hid, depth, num_children, batch, samples_per_pass or eval_chunk",
-                  need / 1073741824.0, static_cast<long long>(ranks_here), have / 1073741824.0);
+    std::snprintf(
+        buf, sizeof buf,
+        "memory: this configuration needs about %.1f GiB per rank (x %lld ranks on this node) but the node has "
+        "%.1f GiB available; reduce hid, depth, num_children, batch, samples_per_pass or eval_chunk",
+        need / 1073741824.0, static_cast<long long>(ranks_here), have / 1073741824.0);
     throw UsageError(buf);
   }
 }
@@ -51,8 +52,9 @@ std::unique_ptr<Trainer> make_trainer(const Config& cfg, const World& world, con
     std::string what = e.what();
     std::transform(what.begin(), what.end(), what.begin(), [](unsigned char c) { return std::tolower(c); });
     if (dynamic_cast<const std::bad_alloc*>(&e) == nullptr && what.find("alloc") == std::string::npos) throw;
-    throw UsageError("memory: the buffers of this configuration cannot be allocated on this node; reduce hid, depth, "
-                     "num_children, batch, samples_per_pass or eval_chunk");
+    throw UsageError(
+        "memory: the buffers of this configuration cannot be allocated on this node; reduce hid, depth, "
+        "num_children, batch, samples_per_pass or eval_chunk");
   }
 }
 

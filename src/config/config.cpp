@@ -15,45 +15,99 @@ namespace dualnet {
 const std::vector<KeySpec>& config_keys() {
   static const std::string corr_full_help =
       "write /metrics/corr_full (every latent x every neuron); auto: while the whole run's corr_full, (epochs + 1) "
-      "rows, is at most " + std::to_string(kCorrFullAutoBytes >> 20) + " MiB";
+      "rows, is at most " +
+      std::to_string(kCorrFullAutoBytes >> 20) + " MiB";
   static const std::vector<KeySpec> keys = {
       {"depth", &Config::depth, 1, 20, {}, true, "levels of latent variables in the tree (root = level 0)"},
       {"num_children", &Config::num_children, 2, 16, {}, true, "children per node (k of the k-ary tree)"},
       {"delta_lower", &Config::delta_lower, 0, 1, {}, true, "lower bound of |polarity| of each edge"},
       {"delta_upper", &Config::delta_upper, 0, 1, {}, true, "upper bound of |polarity| of each edge"},
-      {"share_levels", &Config::share_levels, 0, 20, {}, true,
+      {"share_levels",
+       &Config::share_levels,
+       0,
+       20,
+       {},
+       true,
        "latent levels above this one are shared by anchor and positive (1: the root only); at most depth"},
       {"negatives", &Config::negatives, 1, 64, {}, true, "negatives per anchor (H); triplet needs 1"},
       {"hid", &Config::hid, 1, 4096, {}, true, "neurons per latent node"},
       {"bias", &Config::bias, 0, 0, {}, true, "give every neuron a bias (false: bias-free network)"},
-      {"normalize_output", &Config::normalize_output, 0, 0, {}, true, "output f = h_root/(|h_root|+1e-4) (false: f = h_root)"},
+      {"normalize_output",
+       &Config::normalize_output,
+       0,
+       0,
+       {},
+       true,
+       "output f = h_root/(|h_root|+1e-4) (false: f = h_root)"},
       {"loss", &Config::loss, 0, 0, loss_name_list(), true,
-       "contrastive loss: simp, triplet, infonce, or the reference script's batch-coupled ref_nce and ref_subtract; defined in docs/science.md#losses"},
+       "contrastive loss: simp, triplet, infonce, or the reference script's batch-coupled ref_nce and ref_subtract; "
+       "defined in docs/science.md#losses"},
       {"temp", &Config::temp, 1e-6, 1e6, {}, true, "temperature tau of triplet, infonce, ref_nce"},
       {"margin", &Config::margin, 0, kNoMax, {}, true, "margin r of the triplet loss"},
       {"lr", &Config::lr, 0, kNoMax, {}, true, "SGD learning rate"},
       {"momentum", &Config::momentum, 0, 0.999999, {}, true, "SGD momentum (PyTorch convention)"},
       {"weight_decay", &Config::weight_decay, 0, kNoMax, {}, true, "SGD weight decay (L2 on weights and biases)"},
       {"batch", &Config::batch, 1, 1 << 24, {}, true, "global batch (anchors per SGD step, over all ranks)"},
-      {"micro_batch", &Config::micro_batch, 1, 1 << 20, {}, true,
+      {"micro_batch",
+       &Config::micro_batch,
+       1,
+       1 << 20,
+       {},
+       true,
        "anchors per exactly-reduced gradient chunk; must divide batch/ranks (rank-count invariance)"},
-      {"samples_per_pass", &Config::samples_per_pass, 1, kIntMax, {}, true,
+      {"samples_per_pass",
+       &Config::samples_per_pass,
+       1,
+       kIntMax,
+       {},
+       true,
        "anchors per evaluation pass and per training pass (N); a multiple of batch"},
       {"epochs", &Config::epochs, 0, 1e9, {}, false, "training epochs (each: evaluation pass, then training pass)"},
       {"seed", &Config::seed, 0, kIntMax, {}, true, "seed of polarities, weights and the sample stream"},
       {"corr_full", &Config::corr_full, 0, 0, {"auto", "true", "false"}, false, corr_full_help.c_str()},
-      {"eval_chunk", &Config::eval_chunk, 1, 1 << 24, {}, false, "anchors per evaluation kernel launch (memory vs speed)"},
+      {"eval_chunk",
+       &Config::eval_chunk,
+       1,
+       1 << 24,
+       {},
+       false,
+       "anchors per evaluation kernel launch (memory vs speed)"},
       {"out", &Config::out, 0, 0, {}, false, "run directory (metrics.h5, config.toml, timing.json)"},
       {"overwrite", &Config::overwrite, 0, 0, {}, false, "replace an existing run directory"},
-      {"reducer", &Config::reducer, 0, 0, {"auto", "mpi", "nccl"}, false,
+      {"reducer",
+       &Config::reducer,
+       0,
+       0,
+       {"auto", "mpi", "nccl"},
+       false,
        "gradient all-reduce: auto = nccl on a CUDA build, else mpi"},
-      {"progress_every", &Config::progress_every, 0, kIntMax, {}, false,
+      {"progress_every",
+       &Config::progress_every,
+       0,
+       kIntMax,
+       {},
+       false,
        "also print a progress line every this many training steps (0: once per epoch)"},
-      {"resume", &Config::resume, 0, 0, {}, false,
+      {"resume",
+       &Config::resume,
+       0,
+       0,
+       {},
+       false,
        "continue the run in this run directory (or from this checkpoint file); science keys must match"},
-      {"checkpoint_every", &Config::checkpoint_every, 1, kIntMax, {}, false,
+      {"checkpoint_every",
+       &Config::checkpoint_every,
+       1,
+       kIntMax,
+       {},
+       false,
        "write a checkpoint every this many epochs (and always after the last)"},
-      {"checkpoint_seconds", &Config::checkpoint_seconds, 0, kNoMax, {}, false,
+      {"checkpoint_seconds",
+       &Config::checkpoint_seconds,
+       0,
+       kNoMax,
+       {},
+       false,
        "also write one when this many seconds passed since the last (0: off)"},
       {"keep_checkpoints", &Config::keep_checkpoints, 1, 1000000, {}, false, "checkpoints kept in <out>/checkpoints"},
   };
@@ -136,8 +190,9 @@ void apply_overrides(Config& cfg, const std::vector<std::string>& overrides) {
     const std::string name = ov.substr(0, eq);
     const std::string raw = ov.substr(eq + 1);
     if (name == "run_id")
-      throw UsageError("command line: run_id is assigned by dualnet; it cannot be set (start a new run for a new "
-                       "run_id, or resume=RUN to continue one)");
+      throw UsageError(
+          "command line: run_id is assigned by dualnet; it cannot be set (start a new run for a new "
+          "run_id, or resume=RUN to continue one)");
     const KeySpec& k = find_key(name, "command line");
     set_key(cfg, k, command_line_value(raw), raw, "command line");
   }
@@ -168,8 +223,7 @@ Config parse_config(const std::string& toml_path, const std::vector<std::string>
   return cfg;
 }
 
-Config parse_config_file(const std::string& toml_path, const std::vector<std::string>& overrides,
-                         const Config& base) {
+Config parse_config_file(const std::string& toml_path, const std::vector<std::string>& overrides, const Config& base) {
   Config cfg = base;
   const std::string text = read_regular_file(toml_path, "config file", kMaxConfigFileBytes);
   const std::string origin = "config file '" + echo(toml_path, 200) + "'";

@@ -70,7 +70,7 @@ std::string number_problem(const toml::value& v) {
     for (; i < tok.size(); ++i) {
       const char ch = static_cast<char>(std::tolower(static_cast<unsigned char>(tok[i])));
       const unsigned d = std::isdigit(static_cast<unsigned char>(ch)) ? static_cast<unsigned>(ch - '0')
-                                                                       : static_cast<unsigned>(ch - 'a' + 10);
+                                                                      : static_cast<unsigned>(ch - 'a' + 10);
       if (d >= base) return "";  // not an integer token after all: leave it to toml11
       if (x > (limit - d) / base) return "beyond the 64-bit integer range";
       x = x * base + d;
@@ -95,8 +95,7 @@ std::string number_problem(const toml::value& v) {
 std::string type_name(const toml::value& v) {
   if (v.is_array()) return "an array";
   if (v.is_table()) return "a table";
-  if (v.is_local_date() || v.is_local_time() || v.is_local_datetime() || v.is_offset_datetime())
-    return "a date/time";
+  if (v.is_local_date() || v.is_local_time() || v.is_local_datetime() || v.is_offset_datetime()) return "a date/time";
   return "";
 }
 
@@ -114,7 +113,10 @@ int nesting_depth(const std::string& text) {
       const std::string close = multi ? std::string(3, c) : std::string(1, c);
       std::size_t j = i + close.size();
       for (; j < text.size(); ++j) {
-        if (c == '"' && text[j] == '\\') { ++j; continue; }
+        if (c == '"' && text[j] == '\\') {
+          ++j;
+          continue;
+        }
         if (!multi && text[j] == '\n') break;
         if (text.compare(j, close.size(), close) == 0) break;
       }

@@ -56,11 +56,17 @@ std::string allowed_text(const KeySpecOf<S>& k) {
   const auto range = [&](const char* what, bool integer) {
     std::ostringstream s;
     s << what << " in [";
-    if (integer) s << static_cast<long long>(k.min); else s << k.min;
+    if (integer)
+      s << static_cast<long long>(k.min);
+    else
+      s << k.min;
     s << ", ";
-    if (std::isinf(k.max) || (integer && k.max >= kIntMax)) s << "inf";
-    else if (integer) s << static_cast<long long>(k.max);
-    else s << k.max;
+    if (std::isinf(k.max) || (integer && k.max >= kIntMax))
+      s << "inf";
+    else if (integer)
+      s << static_cast<long long>(k.max);
+    else
+      s << k.max;
     s << "]";
     return s.str();
   };
@@ -109,8 +115,10 @@ void set_key(S& obj, const KeySpecOf<S>& k, const toml::value& v, const std::str
   const auto bad = [&](const std::string& why = "") {
     std::string got;
     const std::string type = type_name(v);
-    if (!raw.empty() || v.is_string()) got = "'" + echo(raw.empty() ? v.as_string().str : raw) + "'";
-    else if (type.empty()) got = "'" + echo(token_of(v)) + "'";
+    if (!raw.empty() || v.is_string())
+      got = "'" + echo(raw.empty() ? v.as_string().str : raw) + "'";
+    else if (type.empty())
+      got = "'" + echo(token_of(v)) + "'";
     if (!type.empty()) got += got.empty() ? type : " (" + type + ")";
     if (got.empty()) got = "''";
     return UsageError(origin + ": key '" + std::string(k.name) + "' must be " + allowed_text(k) + ", got " + got +
@@ -126,9 +134,12 @@ void set_key(S& obj, const KeySpecOf<S>& k, const toml::value& v, const std::str
   };
   const auto number = [&](const toml::value& x) {
     double d;
-    if (x.is_floating()) d = x.as_floating();
-    else if (x.is_integer()) d = static_cast<double>(x.as_integer());
-    else throw bad();
+    if (x.is_floating())
+      d = x.as_floating();
+    else if (x.is_integer())
+      d = static_cast<double>(x.as_integer());
+    else
+      throw bad();
     const std::string problem = number_problem(x);
     if (!problem.empty()) throw bad(problem);
     if (!std::isfinite(d) || d < k.min || d > k.max) throw bad();
@@ -136,9 +147,12 @@ void set_key(S& obj, const KeySpecOf<S>& k, const toml::value& v, const std::str
   };
   const auto text = [&](const toml::value& x) {
     std::string s;
-    if (x.is_string()) s = x.as_string().str;
-    else if (x.is_boolean()) s = x.as_boolean() ? "true" : "false";
-    else throw bad();
+    if (x.is_string())
+      s = x.as_string().str;
+    else if (x.is_boolean())
+      s = x.as_boolean() ? "true" : "false";
+    else
+      throw bad();
     if (!k.choices.empty()) {
       bool ok = false;
       for (const auto& c : k.choices) ok = ok || (c == s);
@@ -152,22 +166,22 @@ void set_key(S& obj, const KeySpecOf<S>& k, const toml::value& v, const std::str
     return s;
   };
   if (auto f = std::get_if<std::int64_t S::*>(&k.field)) {
-    obj.**f = integer(v);
+    obj.** f = integer(v);
   } else if (auto f = std::get_if<double S::*>(&k.field)) {
-    obj.**f = number(v);
+    obj.** f = number(v);
   } else if (auto f = std::get_if<bool S::*>(&k.field)) {
     if (!v.is_boolean()) throw bad();
-    obj.**f = v.as_boolean();
+    obj.** f = v.as_boolean();
   } else if (auto f = std::get_if<std::string S::*>(&k.field)) {
-    obj.**f = text(v);
+    obj.** f = text(v);
   } else if (auto f = std::get_if<std::vector<double> S::*>(&k.field)) {
     std::vector<double> xs;
     for (const auto& item : list_items(v)) xs.push_back(number(item));
-    obj.**f = xs;
+    obj.** f = xs;
   } else if (auto f = std::get_if<std::vector<std::string> S::*>(&k.field)) {
     std::vector<std::string> xs;
     for (const auto& item : list_items(v)) xs.push_back(text(item));
-    obj.**f = xs;
+    obj.** f = xs;
   }
 }
 
@@ -186,8 +200,8 @@ std::string key_lines(const S& defaults, const std::vector<KeySpecOf<S>>& keys) 
   s << std::left << "  " << std::setw(20) << "key" << std::setw(14) << "default"
     << "allowed / meaning\n";
   for (const auto& k : keys) {
-    s << "  " << std::setw(20) << k.name << std::setw(14) << value_text(defaults, k) << " " << allowed_text(k)
-      << "\n" << std::setw(37) << "" << k.help << "\n";
+    s << "  " << std::setw(20) << k.name << std::setw(14) << value_text(defaults, k) << " " << allowed_text(k) << "\n"
+      << std::setw(37) << "" << k.help << "\n";
   }
   return s.str();
 }

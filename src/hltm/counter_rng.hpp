@@ -33,6 +33,8 @@ KOKKOS_INLINE_FUNCTION Draw4 philox(std::uint64_t seed, std::uint32_t c0, std::u
 }
 
 // Uniform in the open interval (0, 1).
-KOKKOS_INLINE_FUNCTION double to_unit(std::uint32_t x) { return (static_cast<double>(x) + 0.5) * 2.3283064365386963e-10; }
+KOKKOS_INLINE_FUNCTION double to_unit(std::uint32_t x) {
+  return (static_cast<double>(x) + 0.5) * 2.3283064365386963e-10;
+}
 
 }  // namespace dualnet

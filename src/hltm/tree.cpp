@@ -6,8 +6,8 @@ namespace dualnet {
 
 TreeShape::TreeShape(int depth_, int k_, int hid_) : depth(depth_), k(k_), hid(hid_) {
   if (depth < 1 || depth > kMaxDepth || k < 2 || hid < 1)
-    throw UsageError("tree shape out of range: depth " + std::to_string(depth) + ", num_children " +
-                     std::to_string(k) + ", hid " + std::to_string(hid));
+    throw UsageError("tree shape out of range: depth " + std::to_string(depth) + ", num_children " + std::to_string(k) +
+                     ", hid " + std::to_string(hid));
   std::int64_t width = 1, start = 0;
   for (int l = 0; l <= depth; ++l) {
     level_start[l] = static_cast<int>(start);

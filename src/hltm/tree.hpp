@@ -14,9 +14,9 @@ namespace dualnet {
 constexpr int kMaxDepth = 20;
 
 struct TreeShape {
-  int depth = 0;         // levels of latents
-  int k = 0;             // children per node
-  int hid = 0;           // neurons per latent node
+  int depth = 0;  // levels of latents
+  int k = 0;      // children per node
+  int hid = 0;    // neurons per latent node
   int n_latent = 0;
   int n_leaf = 0;
   int level_start[kMaxDepth + 2] = {};  // first node of each level; level_start[depth] = n_latent

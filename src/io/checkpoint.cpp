@@ -59,8 +59,10 @@ void prune(const fs::path& dir, const std::string& newest, std::int64_t keep) {
   std::vector<std::string> all;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string n = it->path().filename().string();
-    if (is_checkpoint_name(n)) all.push_back(n);
-    else if (n.size() > 4 && n.compare(n.size() - 4, 4, ".tmp") == 0 && n.rfind("ckpt-", 0) == 0) fs::remove(it->path(), ec);
+    if (is_checkpoint_name(n))
+      all.push_back(n);
+    else if (n.size() > 4 && n.compare(n.size() - 4, 4, ".tmp") == 0 && n.rfind("ckpt-", 0) == 0)
+      fs::remove(it->path(), ec);
   }
   if (ec) throw RuntimeError("cannot list '" + dir.string() + "': " + ec.message());
   std::sort(all.begin(), all.end());
@@ -93,9 +95,9 @@ std::string write_checkpoint(const std::string& run_dir, const Checkpoint& c, st
     h5::write_attr(file, "world_size", c.world_size);
     h5::write_attr(file, "last_train_rate", c.last_train_rate);
     // The seal's SHA-256 covers every byte; no checksum per dataset is needed.
-    for (const auto& [ds, v] : {std::pair{"params", &c.params}, std::pair{"velocity", &c.velocity},
-                                std::pair{"step_losses", &c.step_losses}, std::pair{"polarity", &c.polarity},
-                                std::pair{"row_params", &c.row_params}})
+    for (const auto& [ds, v] :
+         {std::pair{"params", &c.params}, std::pair{"velocity", &c.velocity}, std::pair{"step_losses", &c.step_losses},
+          std::pair{"polarity", &c.polarity}, std::pair{"row_params", &c.row_params}})
       h5::write_dataset(file, ds, {static_cast<hsize_t>(v->size())}, v->data());
   });
   write_text_atomic((dir / "latest").string(), name + "\n");
@@ -120,9 +122,11 @@ Checkpoint read_checkpoint(const std::string& where) {
     std::string name = read_small_regular_file(latest.string(), "resume: checkpoint pointer", kLatestMaxBytes);
     if (!name.empty() && name.back() == '\n') name.pop_back();
     if (!is_checkpoint_name(name))
-      throw UsageError("resume: '" + latest.string() + "' is damaged (it does not name a checkpoint ckpt-e<epoch>-s<step>.h5)");
+      throw UsageError("resume: '" + latest.string() +
+                       "' is damaged (it does not name a checkpoint ckpt-e<epoch>-s<step>.h5)");
     path = (latest.parent_path() / name).string();
-    if (!fs::exists(path, ec)) throw UsageError("resume: checkpoint '" + path + "' (named by " + latest.string() + ") does not exist");
+    if (!fs::exists(path, ec))
+      throw UsageError("resume: checkpoint '" + path + "' (named by " + latest.string() + ") does not exist");
     // `latest` and the file it names must lie in this run's checkpoints/ (no symlink out).
     const fs::path inside = fs::canonical(where, ec) / "checkpoints";
     const fs::path real = ec ? fs::path() : fs::canonical(path, ec);

@@ -29,7 +29,7 @@ struct Checkpoint {
   std::int64_t epoch = 0;
   std::int64_t step = 0;
   std::int64_t world_size = 1;
-  double last_train_rate = 0.0;     // samples/s of the last finished pass (for its metrics row)
+  double last_train_rate = 0.0;  // samples/s of the last finished pass (for its metrics row)
   std::vector<double> params;
   std::vector<double> velocity;
   std::vector<double> step_losses;  // [steps per pass], the first `step` are valid

@@ -81,14 +81,29 @@ Handle& Handle::operator=(Handle&& o) noexcept {
 void Handle::close() {
   if (id_ < 0) return;
   switch (H5Iget_type(id_)) {
-    case H5I_FILE: H5Fclose(id_); break;
-    case H5I_GROUP: H5Gclose(id_); break;
-    case H5I_DATASET: H5Dclose(id_); break;
-    case H5I_DATASPACE: H5Sclose(id_); break;
-    case H5I_DATATYPE: H5Tclose(id_); break;
-    case H5I_ATTR: H5Aclose(id_); break;
-    case H5I_GENPROP_LST: H5Pclose(id_); break;
-    default: break;
+    case H5I_FILE:
+      H5Fclose(id_);
+      break;
+    case H5I_GROUP:
+      H5Gclose(id_);
+      break;
+    case H5I_DATASET:
+      H5Dclose(id_);
+      break;
+    case H5I_DATASPACE:
+      H5Sclose(id_);
+      break;
+    case H5I_DATATYPE:
+      H5Tclose(id_);
+      break;
+    case H5I_ATTR:
+      H5Aclose(id_);
+      break;
+    case H5I_GENPROP_LST:
+      H5Pclose(id_);
+      break;
+    default:
+      break;
   }
   id_ = -1;
 }
@@ -100,8 +115,7 @@ Handle create_file(const std::string& path) {
 }
 
 Handle open_file(const std::string& path, bool writable) {
-  return Handle(check(H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT),
-                      "opening " + path));
+  return Handle(check(H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT), "opening " + path));
 }
 
 bool is_hdf5(const std::string& path) { return H5Fis_hdf5(path.c_str()) > 0; }
@@ -152,18 +166,22 @@ std::vector<char> build_image(const std::string& path, const std::string& advice
 
 void write_sealed_file(const std::string& path, const std::string& kind, const std::string& advice,
                        const std::function<void(const Handle& file)>& build) {
-  const auto body = build_image(path, advice, [&] { return create_sealable_file(path); }, build);
+  const auto body = build_image(
+      path, advice, [&] { return create_sealable_file(path); }, build);
   write_sealed(path, kind, body, advice);
 }
 
 void update_sealed_file(const std::string& path, const std::string& kind, const std::string& what,
                         const std::string& advice, const std::function<void(const Handle& file)>& build) {
   std::vector<char> current = read_sealed(path, kind, what);
-  const auto body = build_image(path, advice, [&] {
+  const auto body = build_image(
+      path, advice,
+      [&] {
     Handle file = open_image(path, current, true);
     std::vector<char>().swap(current);  // HDF5 holds its own copy now
     return file;
-  }, build);
+      },
+      build);
   write_sealed(path, kind, body, advice);
 }
 
@@ -179,8 +197,8 @@ Handle open_sealed_file(const std::string& path, const std::string& kind, const 
 }
 
 Handle create_group(const Handle& parent, const std::string& name) {
-  return Handle(check(H5Gcreate2(parent.id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                      "creating group " + name));
+  return Handle(
+      check(H5Gcreate2(parent.id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "creating group " + name));
 }
 
 Handle open_group(const Handle& parent, const std::string& name) {
@@ -322,8 +340,7 @@ std::vector<hsize_t> shape(const Handle& dataset) {
   return dims;
 }
 
-Handle create_rows(const Handle& parent, const std::string& name, const std::vector<hsize_t>& row_dims,
-                   hid_t type) {
+Handle create_rows(const Handle& parent, const std::string& name, const std::vector<hsize_t>& row_dims, hid_t type) {
   std::vector<hsize_t> dims{0}, maxdims{H5S_UNLIMITED}, chunk{1};
   for (auto d : row_dims) {
     dims.push_back(d);
@@ -338,9 +355,9 @@ Handle create_rows(const Handle& parent, const std::string& name, const std::vec
     check_status(H5Pset_fill_value(props.id(), H5T_NATIVE_DOUBLE, &nan), "fill value " + name);
   }
   const hid_t file_type = H5Tequal(type, H5T_NATIVE_DOUBLE) > 0 ? H5T_IEEE_F64LE : H5T_STD_I64LE;
-  return Handle(check(H5Dcreate2(parent.id(), name.c_str(), file_type, space.id(), H5P_DEFAULT, props.id(),
-                                 H5P_DEFAULT),
-                      "creating dataset " + name));
+  return Handle(
+      check(H5Dcreate2(parent.id(), name.c_str(), file_type, space.id(), H5P_DEFAULT, props.id(), H5P_DEFAULT),
+            "creating dataset " + name));
 }
 
 hsize_t row_count(const Handle& dataset) { return shape(dataset).at(0); }

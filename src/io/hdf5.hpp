@@ -87,8 +87,7 @@ std::vector<std::int64_t> read_ints(const Handle& parent, const std::string& nam
 std::vector<hsize_t> shape(const Handle& dataset);
 
 // A dataset whose first axis grows one row at a time: shape [rows, row_dims...].
-Handle create_rows(const Handle& parent, const std::string& name, const std::vector<hsize_t>& row_dims,
-                   hid_t type);
+Handle create_rows(const Handle& parent, const std::string& name, const std::vector<hsize_t>& row_dims, hid_t type);
 hsize_t row_count(const Handle& dataset);
 void set_row_count(const Handle& dataset, hsize_t rows);  // grows or truncates
 void write_row(const Handle& dataset, hsize_t row, const void* data, hid_t type);

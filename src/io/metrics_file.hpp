@@ -34,7 +34,7 @@ struct MetricsRow {
   const EvalResult* eval = nullptr;
   std::vector<double> weight_norm;    // [latent]
   std::vector<double> weight_change;  // [latent]: |W(e) - W(e-1)| / |W(e-1)|, NaN in row 0
-  double train_loss_mean = 0.0;     // NaN for row 0
+  double train_loss_mean = 0.0;       // NaN for row 0
   double train_loss_sem = 0.0;
   double samples_per_s = 0.0;
 };

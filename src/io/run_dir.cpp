@@ -10,7 +10,6 @@
 #include <system_error>
 
 #include "io/sealed_file.hpp"
-#include "io/sealed_file.hpp"
 #include "util/error.hpp"
 
 namespace fs = std::filesystem;
@@ -30,8 +29,7 @@ RunLock prepare_run_dir(const Config& cfg, const World& world) {
     const fs::path out(cfg.out);
     std::error_code ec;
     if (fs::exists(out, ec)) {
-      if (!fs::is_directory(out, ec))
-        throw UsageError("out: '" + cfg.out + "' exists and is not a directory");
+      if (!fs::is_directory(out, ec)) throw UsageError("out: '" + cfg.out + "' exists and is not a directory");
       if (!cfg.overwrite)
         throw UsageError("out: run directory '" + cfg.out + "' already exists; pass overwrite=true to replace it");
       lock = RunLock::acquire(cfg.out);  // never delete the files of a live run

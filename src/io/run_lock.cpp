@@ -29,8 +29,7 @@ RunLock::~RunLock() {
 
 RunLock RunLock::acquire(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    throw UsageError("out: cannot open run directory '" + dir + "': " + std::strerror(errno));
+  if (fd < 0) throw UsageError("out: cannot open run directory '" + dir + "': " + std::strerror(errno));
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     ::close(fd);

@@ -332,12 +332,15 @@ void write_new_file(const std::string& path, std::initializer_list<std::pair<con
 void replace_via_temp(const std::string& path, const std::string& advice,
                       const std::function<void(const std::string& tmp)>& fill) {
   const std::string tmp = temp_path(path);
-  as_write(path, advice, [&] {
+  as_write(
+      path, advice,
+      [&] {
     if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) fail_io("cannot remove", tmp, errno);  // a killed writer's
     fill(tmp);
     if (::rename(tmp.c_str(), path.c_str()) != 0) fail_io("cannot rename", tmp, errno);
     fsync_path(parent_dir(path));
-  }, [&] { ::unlink(tmp.c_str()); });
+      },
+      [&] { ::unlink(tmp.c_str()); });
 }
 
 bool valid_kind(const std::string& kind) {
@@ -424,7 +427,8 @@ ParsedSeal check_seal(const std::string& block, std::uint64_t size, const std::s
   if (s.version != kSealVersion) {
     if (s.version.find_first_not_of("0123456789") == std::string::npos && s.version > kSealVersion &&
         s.version.size() >= 1)
-      throw refuse("has seal version " + s.version + ", which this dualnet does not read (written by a newer dualnet, "
+      throw refuse("has seal version " + s.version +
+                   ", which this dualnet does not read (written by a newer dualnet, "
                    "or damaged)");
     throw refuse("is damaged (its dualnet seal cannot be read)");
   }
@@ -476,7 +480,8 @@ void seal(const std::string& path, const std::string& kind) {
   Sha256 h;
   const std::uint64_t n = static_cast<std::uint64_t>(st.st_size) - kSealBytes;
   for (std::uint64_t done = 0; done < n;) {
-    const std::size_t got = pread_full(fd.get(), buf.data(), std::min<std::uint64_t>(n - done, kChunk), kSealBytes + done, path);
+    const std::size_t got =
+        pread_full(fd.get(), buf.data(), std::min<std::uint64_t>(n - done, kChunk), kSealBytes + done, path);
     if (got == 0) throw IoError("cannot seal '" + path + "': it shrank while being sealed", "the file shrank");
     h.update(buf.data(), got);
     done += got;
@@ -559,7 +564,8 @@ std::string read_small_regular_file(const std::string& path, const std::string& 
   const Refuse refuse = refuser(path, what, "");
   std::uint64_t size = 0;
   Fd fd(open_regular(path, "regular", refuse, size));
-  if (size > limit) throw refuse("is too large (" + std::to_string(size) + " bytes, at most " + std::to_string(limit) + ")");
+  if (size > limit)
+    throw refuse("is too large (" + std::to_string(size) + " bytes, at most " + std::to_string(limit) + ")");
   std::string text(limit + 1, '\0');  // one more: a file that grew since fstat is seen
   try {
     text.resize(pread_full(fd.get(), text.data(), text.size(), 0, path));

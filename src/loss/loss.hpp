@@ -19,7 +19,9 @@ struct LossParams {
   int negatives = 1;
   std::int64_t global_batch = 1;
   int out_dim = 1;  // hid: the reference averages over output dimensions
-  KOKKOS_INLINE_FUNCTION bool batch_coupled() const { return kind == LossKind::ref_nce || kind == LossKind::ref_subtract; }
+  KOKKOS_INLINE_FUNCTION bool batch_coupled() const {
+    return kind == LossKind::ref_nce || kind == LossKind::ref_subtract;
+  }
 };
 
 // Batch sums for the coupled losses, in 64-bit fixed point: [sum E_pos, sum E_neg, overflow].
@@ -29,12 +31,11 @@ constexpr int kBatchSums = 3;
 void pair_distances(const View2<real>& out, std::int64_t items, int views, const View2<real>& dist);
 
 // Local contribution to the batch sums, micro-batch by micro-batch (see util/fixed_point.hpp).
-void batch_sums(const View2<real>& dist, std::int64_t items, std::int64_t micro_batch,
-                const View1<std::int64_t>& sums);
+void batch_sums(const View2<real>& dist, std::int64_t items, std::int64_t micro_batch, const View1<std::int64_t>& sums);
 
-// C(item, j) for the mean loss and each item's share of it (item_loss); for the local losses also the loss sum of the items, added
-// in fixed point to sums_out(loss_slot) (overflows counted in sums_out(loss_slot + 1)).
-// `batch` holds the all-reduced batch sums (used by the coupled losses only).
+// C(item, j) for the mean loss and each item's share of it (item_loss); for the local losses also the loss sum of the
+// items, added in fixed point to sums_out(loss_slot) (overflows counted in sums_out(loss_slot + 1)). `batch` holds the
+// all-reduced batch sums (used by the coupled losses only).
 void loss_coefficients(const LossParams& p, const View2<real>& dist, std::int64_t items, std::int64_t micro_batch,
                        const View1<std::int64_t>& batch, const View2<real>& coef, const View1<real>& item_loss,
                        const View1<std::int64_t>& sums_out, std::int64_t loss_slot);

@@ -14,21 +14,22 @@ View1<real> init_params(const NetworkShape& net, std::uint64_t seed) {
   const TreeShape t = net.tree;
   const bool bias = net.bias;
   View1<real> params("model.params", t.n_params());
-  Kokkos::parallel_for("model::init_params", range(t.n_latent * t.hid), KOKKOS_LAMBDA(const std::int64_t n) {
-    const int node = static_cast<int>(n / t.hid), j = static_cast<int>(n % t.hid);
-    const int in = t.in_size(node);
-    const double bound = 1.0 / kmath::sqrt(static_cast<double>(in));
-    const std::int64_t off = t.param_offset(node);
-    // Parameter p uses output p%4 of the draw for counter p/4.
-    const auto u = [&](std::int64_t p) {
-      const Draw4 d = philox(seed, static_cast<std::uint32_t>(p >> 2), kRngWeights,
-                             static_cast<std::uint32_t>(p >> 34), 0);
-      return -bound + 2.0 * bound * to_unit(d.v[p & 3]);
-    };
-    for (int i = 0; i < in; ++i) params(off + j * in + i) = u(off + j * in + i);
-    const std::int64_t pb = off + static_cast<std::int64_t>(t.hid) * in + j;
-    params(pb) = bias ? u(pb) : 0.0;
-  });
+  Kokkos::parallel_for(
+      "model::init_params", range(t.n_latent * t.hid), KOKKOS_LAMBDA(const std::int64_t n) {
+        const int node = static_cast<int>(n / t.hid), j = static_cast<int>(n % t.hid);
+        const int in = t.in_size(node);
+        const double bound = 1.0 / kmath::sqrt(static_cast<double>(in));
+        const std::int64_t off = t.param_offset(node);
+        // Parameter p uses output p%4 of the draw for counter p/4.
+        const auto u = [&](std::int64_t p) {
+          const Draw4 d =
+              philox(seed, static_cast<std::uint32_t>(p >> 2), kRngWeights, static_cast<std::uint32_t>(p >> 34), 0);
+          return -bound + 2.0 * bound * to_unit(d.v[p & 3]);
+        };
+        for (int i = 0; i < in; ++i) params(off + j * in + i) = u(off + j * in + i);
+        const std::int64_t pb = off + static_cast<std::int64_t>(t.hid) * in + j;
+        params(pb) = bias ? u(pb) : 0.0;
+      });
   return params;
 }
 
@@ -71,19 +72,21 @@ void pad_weights(const TreeShape& tree, const View1<real>& params, const Activat
   const PaddedLayout pad(t);
   const auto wt = act.wt;
   const auto wb = act.wb;
-  Kokkos::parallel_for("model::pad_weights", range(t.n_neuron()), KOKKOS_LAMBDA(const std::int64_t n) {
-    const int node = static_cast<int>(n / t.hid), j = static_cast<int>(n % t.hid);
-    const int in = t.in_size(node), hid = t.hid, stride = pad.stride;
-    const std::int64_t off = t.param_offset(node), fo = pad.forward_offset(node);
-    for (int i = 0; i < in; ++i)
-      wt(fo + static_cast<std::int64_t>(i) * stride + j) = params(off + static_cast<std::int64_t>(j) * in + i);
-    wt(fo + static_cast<std::int64_t>(in) * stride + j) = params(off + static_cast<std::int64_t>(hid) * in + j);
-    if (t.feeds_on_leaves(node)) return;
-    const std::int64_t bo = pad.backward_offset(node) + j * pad.backward_row();
-    for (int q = 0; q < t.k; ++q)
-      for (int e = 0; e < hid; ++e)
-        wb(bo + static_cast<std::int64_t>(q) * stride + e) = params(off + static_cast<std::int64_t>(j) * in + q * hid + e);
-  });
+  Kokkos::parallel_for(
+      "model::pad_weights", range(t.n_neuron()), KOKKOS_LAMBDA(const std::int64_t n) {
+        const int node = static_cast<int>(n / t.hid), j = static_cast<int>(n % t.hid);
+        const int in = t.in_size(node), hid = t.hid, stride = pad.stride;
+        const std::int64_t off = t.param_offset(node), fo = pad.forward_offset(node);
+        for (int i = 0; i < in; ++i)
+          wt(fo + static_cast<std::int64_t>(i) * stride + j) = params(off + static_cast<std::int64_t>(j) * in + i);
+        wt(fo + static_cast<std::int64_t>(in) * stride + j) = params(off + static_cast<std::int64_t>(hid) * in + j);
+        if (t.feeds_on_leaves(node)) return;
+        const std::int64_t bo = pad.backward_offset(node) + j * pad.backward_row();
+        for (int q = 0; q < t.k; ++q)
+          for (int e = 0; e < hid; ++e)
+            wb(bo + static_cast<std::int64_t>(q) * stride + e) =
+                params(off + static_cast<std::int64_t>(j) * in + q * hid + e);
+      });
 }
 
 }  // namespace
@@ -104,39 +107,40 @@ void forward(const NetworkShape& net, const View1<real>& params, const View2<rea
   const bool normalize = net.normalize_output;
   const int tiles = node_col_tile_count(t.hid);
   const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
-  Kokkos::parallel_for("model::forward", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
-    const RowBlock rb(team.league_rank(), rows);
-    const int hid = t.hid;
-    for (int level = t.depth - 1; level >= 0; --level) {
-      const int first = t.level_start[level];
-      // One thread per node (no index division: it cost more than a tile), its column tiles in turn.
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level)), [&](const int i) {
-        const int node = first + i, in = t.in_size(node), stride = pad.stride;
-        const std::int64_t off = pad.forward_offset(node);
-        const real* x[kTileRows];
-        for (int m = 0; m < kTileRows; ++m) x[m] = node_input(t, pre, leaves, rb.row(m), node).x;
-        for (int tile = 0; tile < tiles; ++tile) {
-          const ColTile ct = node_col_tile(tile, hid);
-          const real* w = &wt(off + ct.start);  // B(i, e) = w[i * stride + e] = W_mu(j0 + e, i)
-          const real* bias = &wt(off + static_cast<std::int64_t>(stride) * in + ct.start);
-          const Tile s = t.feeds_on_leaves(node) ? tile_product<false, false>(x, 1, w, stride, in, ct.read)
-                                                 : tile_product<true, false>(x, 1, w, stride, in, ct.read);
-          real* h = &pre(rb.first, node * hid + ct.start);
-          tile_store(s, rb.count, ct.width, [&](int m, int e, double v) { h[m * pre_step + e] = v + bias[e]; });
+  Kokkos::parallel_for(
+      "model::forward", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
+        const RowBlock rb(team.league_rank(), rows);
+        const int hid = t.hid;
+        for (int level = t.depth - 1; level >= 0; --level) {
+          const int first = t.level_start[level];
+          // One thread per node (no index division: it cost more than a tile), its column tiles in turn.
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level)), [&](const int i) {
+            const int node = first + i, in = t.in_size(node), stride = pad.stride;
+            const std::int64_t off = pad.forward_offset(node);
+            const real* x[kTileRows];
+            for (int m = 0; m < kTileRows; ++m) x[m] = node_input(t, pre, leaves, rb.row(m), node).x;
+            for (int tile = 0; tile < tiles; ++tile) {
+              const ColTile ct = node_col_tile(tile, hid);
+              const real* w = &wt(off + ct.start);  // B(i, e) = w[i * stride + e] = W_mu(j0 + e, i)
+              const real* bias = &wt(off + static_cast<std::int64_t>(stride) * in + ct.start);
+              const Tile s = t.feeds_on_leaves(node) ? tile_product<false, false>(x, 1, w, stride, in, ct.read)
+                                                     : tile_product<true, false>(x, 1, w, stride, in, ct.read);
+              real* h = &pre(rb.first, node * hid + ct.start);
+              tile_store(s, rb.count, ct.width, [&](int m, int e, double v) { h[m * pre_step + e] = v + bias[e]; });
+            }
+          });
+          team.team_barrier();
         }
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rb.count), [&](const int m) {
+          const std::int64_t row = rb.first + m;
+          double sq = 0.0;
+          for (int j = 0; j < hid; ++j) sq += pre(row, j) * pre(row, j);
+          const double n = kmath::sqrt(sq);
+          norm(row) = n;
+          const double scale = normalize ? 1.0 / (n + kOutputEps) : 1.0;
+          for (int j = 0; j < hid; ++j) out(row, j) = pre(row, j) * scale;
+        });
       });
-      team.team_barrier();
-    }
-    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rb.count), [&](const int m) {
-      const std::int64_t row = rb.first + m;
-      double sq = 0.0;
-      for (int j = 0; j < hid; ++j) sq += pre(row, j) * pre(row, j);
-      const double n = kmath::sqrt(sq);
-      norm(row) = n;
-      const double scale = normalize ? 1.0 / (n + kOutputEps) : 1.0;
-      for (int j = 0; j < hid; ++j) out(row, j) = pre(row, j) * scale;
-    });
-  });
 }
 
 void backward(const NetworkShape& net, const Activations& act, const View2<real>& grad_out, std::int64_t rows,
@@ -151,48 +155,48 @@ void backward(const NetworkShape& net, const Activations& act, const View2<real>
   const int tiles = node_col_tile_count(t.hid);
   const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
   const std::int64_t delta_step = static_cast<std::int64_t>(delta.stride_0());
-  Kokkos::parallel_for("model::backward", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
-    const RowBlock rb(team.league_rank(), rows);
-    const int hid = t.hid;
-    // Through f = h/(|h|+eps): dL/dh = g/(n+eps) - h (h.g) / (n (n+eps)^2).
-    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rb.count), [&](const int m) {
-      const std::int64_t row = rb.first + m;
-      if (!normalize) {
-        for (int j = 0; j < hid; ++j) delta(row, j) = grad_out(row, j);
-        return;
-      }
-      const double n = norm(row);
-      double hg = 0.0;
-      for (int j = 0; j < hid; ++j) hg += pre(row, j) * grad_out(row, j);
-      const double a = 1.0 / (n + kOutputEps);
-      const double b = n > 0.0 ? hg / (n * (n + kOutputEps) * (n + kOutputEps)) : 0.0;
-      for (int j = 0; j < hid; ++j) delta(row, j) = a * grad_out(row, j) - b * pre(row, j);
-    });
-    team.team_barrier();
-    // Top-down: each child pulls dL/dh from its parent through W_parent and its ReLU gate,
-    // 4 rows x up to 12 neurons per tile, one thread per node.
-    for (int level = 1; level < t.depth; ++level) {
-      const int first = t.level_start[level];
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level)), [&](const int i) {
-        const int node = first + i;
-        const int parent = t.parent(node), q = node - 1 - parent * t.k, stride = pad.stride;
-        const real* dp[kTileRows];
-        for (int m = 0; m < kTileRows; ++m) dp[m] = &delta(rb.row(m), parent * stride);
-        for (int tile = 0; tile < tiles; ++tile) {
-          const ColTile ct = node_col_tile(tile, hid);
-          // B(j, e) = W_parent(j, q*hid + b0 + e): block q of row j of wb
-          const real* w = &wb(pad.backward_offset(parent) + q * stride + ct.start);
-          const Tile g = tile_product<false, false>(dp, 1, w, pad.backward_row(), hid, ct.read);
-          const real* h = &pre(rb.first, node * hid + ct.start);
-          real* d = &delta(rb.first, node * stride + ct.start);
-          tile_store(g, rb.count, ct.width, [&](int m, int e, double v) {
-            d[m * delta_step + e] = h[m * pre_step + e] > 0.0 ? v : 0.0;
+  Kokkos::parallel_for(
+      "model::backward", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
+        const RowBlock rb(team.league_rank(), rows);
+        const int hid = t.hid;
+        // Through f = h/(|h|+eps): dL/dh = g/(n+eps) - h (h.g) / (n (n+eps)^2).
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rb.count), [&](const int m) {
+          const std::int64_t row = rb.first + m;
+          if (!normalize) {
+            for (int j = 0; j < hid; ++j) delta(row, j) = grad_out(row, j);
+            return;
+          }
+          const double n = norm(row);
+          double hg = 0.0;
+          for (int j = 0; j < hid; ++j) hg += pre(row, j) * grad_out(row, j);
+          const double a = 1.0 / (n + kOutputEps);
+          const double b = n > 0.0 ? hg / (n * (n + kOutputEps) * (n + kOutputEps)) : 0.0;
+          for (int j = 0; j < hid; ++j) delta(row, j) = a * grad_out(row, j) - b * pre(row, j);
+        });
+        team.team_barrier();
+        // Top-down: each child pulls dL/dh from its parent through W_parent and its ReLU gate,
+        // 4 rows x up to 12 neurons per tile, one thread per node.
+        for (int level = 1; level < t.depth; ++level) {
+          const int first = t.level_start[level];
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level)), [&](const int i) {
+            const int node = first + i;
+            const int parent = t.parent(node), q = node - 1 - parent * t.k, stride = pad.stride;
+            const real* dp[kTileRows];
+            for (int m = 0; m < kTileRows; ++m) dp[m] = &delta(rb.row(m), parent * stride);
+            for (int tile = 0; tile < tiles; ++tile) {
+              const ColTile ct = node_col_tile(tile, hid);
+              // B(j, e) = W_parent(j, q*hid + b0 + e): block q of row j of wb
+              const real* w = &wb(pad.backward_offset(parent) + q * stride + ct.start);
+              const Tile g = tile_product<false, false>(dp, 1, w, pad.backward_row(), hid, ct.read);
+              const real* h = &pre(rb.first, node * hid + ct.start);
+              real* d = &delta(rb.first, node * stride + ct.start);
+              tile_store(g, rb.count, ct.width,
+                         [&](int m, int e, double v) { d[m * delta_step + e] = h[m * pre_step + e] > 0.0 ? v : 0.0; });
+            }
           });
+          team.team_barrier();
         }
       });
-      team.team_barrier();
-    }
-  });
 }
 
 void weight_gradient(const NetworkShape& net, const Activations& act, const View2<real>& leaves,
@@ -217,73 +221,76 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
   // product with A = 1). Overlapped entries of edge tiles are added by one tile only.
   const int i_tiles = tile_count(t.k * t.hid, kTileRows);  // of the widest input
   const int j_tiles = node_col_tile_count(t.hid);
-  Kokkos::parallel_for("model::weight_gradient", teams(t.n_latent * j_tiles * i_tiles), KOKKOS_LAMBDA(const Team& team) {
-    const int idx = team.league_rank();
-    const int node = idx / (j_tiles * i_tiles), jt = idx / i_tiles % j_tiles, it = idx % i_tiles;
-    const int hid = t.hid, in = t.in_size(node), K = static_cast<int>(rows_per_chunk);
-    if (it >= tile_count(in, kTileRows)) return;
-    const int i0 = tile_start(it, in, kTileRows), i_rows = tile_width(in, kTileRows);
-    const int i_skip = tile_overlap(it, in, kTileRows);
-    const ColTile ct = node_col_tile(jt, hid);
-    const std::int64_t off = t.param_offset(node);
-    // This thread's chunks, summed as integers in registers; then one add per entry.
-    std::int64_t acc[kTileRows][kTileMaxCols] = {}, acc_bias[kTileRows][kTileMaxCols] = {};
-    bool overflow = false;
-    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, chunks), [&](const std::int64_t c) {
-      const std::int64_t r0 = c * rows_per_chunk;
-      const NodeInput x = node_input(t, pre, leaves, r0, node);
-      const real* xi[kTileRows];  // A(m, r) = input(r0 + r, i0 + m)
-      for (int m = 0; m < kTileRows; ++m) xi[m] = x.x + i0 + (m < i_rows ? m : i_rows - 1);
-      // B(r, e) = delta(r0 + r, j0 + e); 0 behind a closed gate
-      const real* d = &delta(r0, node * static_cast<std::int64_t>(pad.stride) + ct.start);
-      const Tile g = x.relu ? tile_product<true, false>(xi, pre_step, d, delta_step, K, ct.read)
-                            : tile_product<false, false>(xi, leaf_step, d, delta_step, K, ct.read);
-      add_fixed(g, ct.width, acc, &overflow, kGradFixed);
-      if (it == 0 && bias) {
-        const real one = 1.0;
-        const real* ones[kTileRows] = {&one, &one, &one, &one};
-        add_fixed(tile_product<false, false>(ones, 0, d, delta_step, K, ct.read), ct.width, acc_bias, &overflow,
-                  kGradFixed);
-      }
-    });
-    for (int m = i_skip; m < i_rows; ++m)
-      for (int e = ct.skip; e < ct.width; ++e)
-        Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(ct.start + e) * in + i0 + m), acc[m][e]);
-    if (it == 0)
-      for (int e = ct.skip; e < ct.width; ++e)
-        Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(hid) * in + ct.start + e), acc_bias[0][e]);
-    if (overflow) Kokkos::atomic_add(&grad(overflow_slot), std::int64_t(1));
-  });
+  Kokkos::parallel_for(
+      "model::weight_gradient", teams(t.n_latent * j_tiles * i_tiles), KOKKOS_LAMBDA(const Team& team) {
+        const int idx = team.league_rank();
+        const int node = idx / (j_tiles * i_tiles), jt = idx / i_tiles % j_tiles, it = idx % i_tiles;
+        const int hid = t.hid, in = t.in_size(node), K = static_cast<int>(rows_per_chunk);
+        if (it >= tile_count(in, kTileRows)) return;
+        const int i0 = tile_start(it, in, kTileRows), i_rows = tile_width(in, kTileRows);
+        const int i_skip = tile_overlap(it, in, kTileRows);
+        const ColTile ct = node_col_tile(jt, hid);
+        const std::int64_t off = t.param_offset(node);
+        // This thread's chunks, summed as integers in registers; then one add per entry.
+        std::int64_t acc[kTileRows][kTileMaxCols] = {}, acc_bias[kTileRows][kTileMaxCols] = {};
+        bool overflow = false;
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, chunks), [&](const std::int64_t c) {
+          const std::int64_t r0 = c * rows_per_chunk;
+          const NodeInput x = node_input(t, pre, leaves, r0, node);
+          const real* xi[kTileRows];  // A(m, r) = input(r0 + r, i0 + m)
+          for (int m = 0; m < kTileRows; ++m) xi[m] = x.x + i0 + (m < i_rows ? m : i_rows - 1);
+          // B(r, e) = delta(r0 + r, j0 + e); 0 behind a closed gate
+          const real* d = &delta(r0, node * static_cast<std::int64_t>(pad.stride) + ct.start);
+          const Tile g = x.relu ? tile_product<true, false>(xi, pre_step, d, delta_step, K, ct.read)
+                                : tile_product<false, false>(xi, leaf_step, d, delta_step, K, ct.read);
+          add_fixed(g, ct.width, acc, &overflow, kGradFixed);
+          if (it == 0 && bias) {
+            const real one = 1.0;
+            const real* ones[kTileRows] = {&one, &one, &one, &one};
+            add_fixed(tile_product<false, false>(ones, 0, d, delta_step, K, ct.read), ct.width, acc_bias, &overflow,
+                      kGradFixed);
+          }
+        });
+        for (int m = i_skip; m < i_rows; ++m)
+          for (int e = ct.skip; e < ct.width; ++e)
+            Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(ct.start + e) * in + i0 + m), acc[m][e]);
+        if (it == 0)
+          for (int e = ct.skip; e < ct.width; ++e)
+            Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(hid) * in + ct.start + e), acc_bias[0][e]);
+        if (overflow) Kokkos::atomic_add(&grad(overflow_slot), std::int64_t(1));
+      });
 }
 
 View1<real> weight_norms(const NetworkShape& net, const View1<real>& params) {
   const TreeShape t = net.tree;
   View1<real> norms("model.weight_norm", t.n_latent);
-  Kokkos::parallel_for("model::weight_norms", range(t.n_latent), KOKKOS_LAMBDA(const std::int64_t node) {
-    const std::int64_t off = t.param_offset(static_cast<int>(node));
-    const std::int64_t count = static_cast<std::int64_t>(t.hid) * t.in_size(static_cast<int>(node));
-    double s = 0.0;
-    for (std::int64_t p = 0; p < count; ++p) s += params(off + p) * params(off + p);
-    norms(node) = kmath::sqrt(s);
-  });
+  Kokkos::parallel_for(
+      "model::weight_norms", range(t.n_latent), KOKKOS_LAMBDA(const std::int64_t node) {
+        const std::int64_t off = t.param_offset(static_cast<int>(node));
+        const std::int64_t count = static_cast<std::int64_t>(t.hid) * t.in_size(static_cast<int>(node));
+        double s = 0.0;
+        for (std::int64_t p = 0; p < count; ++p) s += params(off + p) * params(off + p);
+        norms(node) = kmath::sqrt(s);
+      });
   return norms;
 }
 
 View1<real> weight_changes(const NetworkShape& net, const View1<real>& params, const View1<real>& before) {
   const TreeShape t = net.tree;
   View1<real> change("model.weight_change", t.n_latent);
-  Kokkos::parallel_for("model::weight_changes", range(t.n_latent), KOKKOS_LAMBDA(const std::int64_t node) {
-    const std::int64_t off = t.param_offset(static_cast<int>(node));
-    const std::int64_t count = static_cast<std::int64_t>(t.hid) * t.in_size(static_cast<int>(node));
-    double moved = 0.0, was = 0.0;
-    for (std::int64_t p = 0; p < count; ++p) {
-      const double d = params(off + p) - before(off + p);
-      moved += d * d;
-      was += before(off + p) * before(off + p);
-    }
-    // Exactly 0 when no weight moved (the collapse warning relies on that).
-    change(node) = moved == 0.0 ? 0.0 : kmath::sqrt(moved) / kmath::sqrt(was);
-  });
+  Kokkos::parallel_for(
+      "model::weight_changes", range(t.n_latent), KOKKOS_LAMBDA(const std::int64_t node) {
+        const std::int64_t off = t.param_offset(static_cast<int>(node));
+        const std::int64_t count = static_cast<std::int64_t>(t.hid) * t.in_size(static_cast<int>(node));
+        double moved = 0.0, was = 0.0;
+        for (std::int64_t p = 0; p < count; ++p) {
+          const double d = params(off + p) - before(off + p);
+          moved += d * d;
+          was += before(off + p) * before(off + p);
+        }
+        // Exactly 0 when no weight moved (the collapse warning relies on that).
+        change(node) = moved == 0.0 ? 0.0 : kmath::sqrt(moved) / kmath::sqrt(was);
+      });
   return change;
 }
 

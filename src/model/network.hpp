@@ -23,13 +23,13 @@ struct NetworkShape {
 View1<real> init_params(const NetworkShape& net, std::uint64_t seed);
 
 struct Activations {
-  View2<real> pre;     // [rows][n_neuron] pre-activations h
-  View2<real> out;     // [rows][hid] network output f
-  View1<real> norm;    // [rows] |h_root|
+  View2<real> pre;   // [rows][n_neuron] pre-activations h
+  View2<real> out;   // [rows][hid] network output f
+  View1<real> norm;  // [rows] |h_root|
   // The weights in the kernels' padded layouts (model/padded_layout.hpp), written by
   // forward(): wt for forward itself, wb for backward and the evaluation's Jacobians.
-  View1<real> wt;      // [PaddedLayout::forward_size()]
-  View1<real> wb;      // [PaddedLayout::backward_size()]
+  View1<real> wt;  // [PaddedLayout::forward_size()]
+  View1<real> wb;  // [PaddedLayout::backward_size()]
   void allocate(const TreeShape& tree, std::int64_t rows);
   // Bytes allocate(tree, rows) holds, in floating point (for the memory estimate); tests
   // check it against the allocated Views.

@@ -194,10 +194,14 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product(const real* const a[kTileRows], st
   Tile t;
   for (int m = 0; m < kTileRows; ++m)
     for (int e = 0; e < kTileMaxCols; ++e) t.c[m][e] = 0.0;
-  if (cols == 12) tile_accumulate<ReluA, ReluB, 12>(t, a, a_step, b, b_step, K, cols);
-  else if (cols == 8) tile_accumulate<ReluA, ReluB, 8>(t, a, a_step, b, b_step, K, cols);
-  else if (cols == 4) tile_accumulate<ReluA, ReluB, 4>(t, a, a_step, b, b_step, K, cols);
-  else tile_accumulate<ReluA, ReluB, 0>(t, a, a_step, b, b_step, K, cols);
+  if (cols == 12)
+    tile_accumulate<ReluA, ReluB, 12>(t, a, a_step, b, b_step, K, cols);
+  else if (cols == 8)
+    tile_accumulate<ReluA, ReluB, 8>(t, a, a_step, b, b_step, K, cols);
+  else if (cols == 4)
+    tile_accumulate<ReluA, ReluB, 4>(t, a, a_step, b, b_step, K, cols);
+  else
+    tile_accumulate<ReluA, ReluB, 0>(t, a, a_step, b, b_step, K, cols);
   return t;
 }
 
@@ -213,9 +217,12 @@ template <class F>
 KOKKOS_INLINE_FUNCTION void tile_store(const Tile& t, int rows, int cols, const F& f) {
   for (int m = 0; m < kTileRows; ++m) {
     if (m >= rows) break;
-    if (cols == 12) tile_store_row<12>(t, m, f);
-    else if (cols == 8) tile_store_row<8>(t, m, f);
-    else if (cols == 4) tile_store_row<4>(t, m, f);
+    if (cols == 12)
+      tile_store_row<12>(t, m, f);
+    else if (cols == 8)
+      tile_store_row<8>(t, m, f);
+    else if (cols == 4)
+      tile_store_row<4>(t, m, f);
     else
       for (int e = 0; e < cols; ++e) f(m, e, t.c[m][e]);
   }

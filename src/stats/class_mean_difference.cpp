@@ -19,9 +19,10 @@ void class_mean_difference(const EvalLayout& layout, const View1<std::int64_t>& 
                            std::int64_t first, const View1<real>& delta) {
   const std::int64_t o_c0 = layout.conn0 + first, o_c1 = layout.conn1 + first;
   const double n0 = classes.n0, n1 = classes.n1;
-  Kokkos::parallel_for("stats::covop_delta", range(delta.extent(0)), KOKKOS_LAMBDA(const std::int64_t e) {
-    delta(e) = from_fixed(total(o_c0 + e), kStatFixed) / n0 - from_fixed(total(o_c1 + e), kStatFixed) / n1;
-  });
+  Kokkos::parallel_for(
+      "stats::covop_delta", range(delta.extent(0)), KOKKOS_LAMBDA(const std::int64_t e) {
+        delta(e) = from_fixed(total(o_c0 + e), kStatFixed) / n0 - from_fixed(total(o_c1 + e), kStatFixed) / n1;
+      });
 }
 
 }  // namespace dualnet

@@ -71,27 +71,29 @@ void CorrelationStats::moment_sums(const SampleBatch& samples, const Activations
   const int N = t.n_neuron(), hid = t.hid, hh = hid * hid;
   const std::int64_t o_z = l_.sum_z, o_h = l_.sum_h, o_h2 = l_.sum_h2, o_a = l_.active, o_g = l_.root_gram,
                      o_zh = l_.sum_zh;
-  Kokkos::parallel_for("stats::moment_sums", teams(1), KOKKOS_LAMBDA(const Team& team) {
-    for (std::int64_t r = 0; r < rows; ++r) {
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, N), [&](const int n) {
-        const double h = pre(r, n) - shift(n);
-        acc(o_h + n) += h;
-        acc(o_h2 + n) += h * h;
-        acc(o_a + n) += pre(r, n) > 0.0 ? 1.0 : 0.0;
+  Kokkos::parallel_for(
+      "stats::moment_sums", teams(1), KOKKOS_LAMBDA(const Team& team) {
+        for (std::int64_t r = 0; r < rows; ++r) {
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, N), [&](const int n) {
+            const double h = pre(r, n) - shift(n);
+            acc(o_h + n) += h;
+            acc(o_h2 + n) += h * h;
+            acc(o_a + n) += pre(r, n) > 0.0 ? 1.0 : 0.0;
+          });
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.n_latent),
+                               [&](const int mu) { acc(o_z + mu) += z(r, mu); });
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hh), [&](const int e) {  // the root's neurons come first
+            const double hi = pre(r, e / hid), hj = pre(r, e % hid);
+            acc(o_g + e) += (hi > 0.0 ? hi : 0.0) * (hj > 0.0 ? hj : 0.0);
+          });
+          Kokkos::single(Kokkos::PerTeam(team), [&]() { acc(z(r, 0) ? 1 : 0) += 1.0; });
+          if (closes_block(r, rows)) {
+            team.team_barrier();
+            Kokkos::parallel_for(Kokkos::TeamThreadRange(team, o_zh), [&](const int e) { fold(acc, total, e); });
+            team.team_barrier();
+          }
+        }
       });
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.n_latent), [&](const int mu) { acc(o_z + mu) += z(r, mu); });
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hh), [&](const int e) {  // the root's neurons come first
-        const double hi = pre(r, e / hid), hj = pre(r, e % hid);
-        acc(o_g + e) += (hi > 0.0 ? hi : 0.0) * (hj > 0.0 ? hj : 0.0);
-      });
-      Kokkos::single(Kokkos::PerTeam(team), [&]() { acc(z(r, 0) ? 1 : 0) += 1.0; });
-      if (closes_block(r, rows)) {
-        team.team_barrier();
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, o_zh), [&](const int e) { fold(acc, total, e); });
-        team.team_barrier();
-      }
-    }
-  });
 }
 
 // Sums of z_mu * (h_n - shift_n) per block of anchors, as tile products: rows are four
@@ -110,42 +112,44 @@ void CorrelationStats::cross_sums(const SampleBatch& samples, const Activations&
   const int zh_teams = all ? tile_count(L, kTileRows) : L;
   const int zh_tiles = col_tile_count(width);
   const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
-  Kokkos::parallel_for("stats::cross_sums", teams(zh_teams), KOKKOS_LAMBDA(const Team& team) {
-    const int mu0 = all ? kTileRows * team.league_rank() : team.league_rank();
-    const int mus = all ? (L - mu0 < kTileRows ? L - mu0 : kTileRows) : 1;
-    const int first = all ? 0 : mu0 * hid;  // first neuron summed
-    for (std::int64_t r0 = 0; r0 < rows; r0 += kEvalBlock) {
-      const int n = static_cast<int>(rows - r0 < kEvalBlock ? rows - r0 : kEvalBlock);
-      double zf[kTileRows][kEvalBlock], count[kTileRows] = {0.0, 0.0, 0.0, 0.0};
-      for (int m = 0; m < kTileRows; ++m) {
-        const int mu = mu0 + (m < mus ? m : mus - 1);
-        for (int r = 0; r < n; ++r) {
-          zf[m][r] = z(r0 + r, mu) ? 1.0 : 0.0;
-          count[m] += zf[m][r];
+  Kokkos::parallel_for(
+      "stats::cross_sums", teams(zh_teams), KOKKOS_LAMBDA(const Team& team) {
+        const int mu0 = all ? kTileRows * team.league_rank() : team.league_rank();
+        const int mus = all ? (L - mu0 < kTileRows ? L - mu0 : kTileRows) : 1;
+        const int first = all ? 0 : mu0 * hid;  // first neuron summed
+        for (std::int64_t r0 = 0; r0 < rows; r0 += kEvalBlock) {
+          const int n = static_cast<int>(rows - r0 < kEvalBlock ? rows - r0 : kEvalBlock);
+          double zf[kTileRows][kEvalBlock], count[kTileRows] = {0.0, 0.0, 0.0, 0.0};
+          for (int m = 0; m < kTileRows; ++m) {
+            const int mu = mu0 + (m < mus ? m : mus - 1);
+            for (int r = 0; r < n; ++r) {
+              zf[m][r] = z(r0 + r, mu) ? 1.0 : 0.0;
+              count[m] += zf[m][r];
+            }
+          }
+          const real* a[kTileRows] = {zf[0], zf[1], zf[2], zf[3]};
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, zh_tiles), [&](const int tile) {
+            const ColTile ct = col_tile(tile, width);
+            const Tile s = tile_product<false, false>(a, 1, &pre(r0, first + ct.start), pre_step, n, ct.read);
+            bool overflow = false;
+            for (int m = 0; m < mus; ++m) {
+              const std::int64_t base = o_zh + static_cast<std::int64_t>(mu0 + m) * width + ct.start;
+              for (int e = ct.skip; e < ct.width; ++e)
+                total(base + e) += to_fixed(s.c[m][e] - shift(first + ct.start + e) * count[m], &overflow, kStatFixed);
+            }
+            count_overflow(total, overflow);
+          });
+          team.team_barrier();
         }
-      }
-      const real* a[kTileRows] = {zf[0], zf[1], zf[2], zf[3]};
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, zh_tiles), [&](const int tile) {
-        const ColTile ct = col_tile(tile, width);
-        const Tile s = tile_product<false, false>(a, 1, &pre(r0, first + ct.start), pre_step, n, ct.read);
-        bool overflow = false;
-        for (int m = 0; m < mus; ++m) {
-          const std::int64_t base = o_zh + static_cast<std::int64_t>(mu0 + m) * width + ct.start;
-          for (int e = ct.skip; e < ct.width; ++e)
-            total(base + e) += to_fixed(s.c[m][e] - shift(first + ct.start + e) * count[m], &overflow, kStatFixed);
-        }
-        count_overflow(total, overflow);
       });
-      team.team_barrier();
-    }
-  });
 }
 
 void CorrelationStats::finish(const View1<std::int64_t>& total, EvalResult* r) const {
   // This measurement's totals as doubles: the counts, the moments and the z*h sums.
   const View1<real> acc("stats.sums", l_.conn0);
-  Kokkos::parallel_for("stats::from_fixed", range(acc.extent(0)),
-                       KOKKOS_LAMBDA(const std::int64_t e) { acc(e) = from_fixed(total(e), kStatFixed); });
+  Kokkos::parallel_for(
+      "stats::from_fixed", range(acc.extent(0)),
+      KOKKOS_LAMBDA(const std::int64_t e) { acc(e) = from_fixed(total(e), kStatFixed); });
   correlations(acc, r);
   activity(acc, r);
   auto counts = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), Kokkos::subview(acc, Kokkos::make_pair(0, 2)));
@@ -161,34 +165,37 @@ void CorrelationStats::correlations(const View1<real>& acc, EvalResult* r) const
   const std::int64_t o_z = l_.sum_z, o_h = l_.sum_h, o_h2 = l_.sum_h2, o_zh = l_.sum_zh;
   const bool all = all_pairs_;
   View2<real> corr_pairs("stats.corr_pairs", L, width);  // [latent][neuron], or [latent][own neuron j]
-  Kokkos::parallel_for("stats::correlations", range(L * width), KOKKOS_LAMBDA(const std::int64_t idx) {
-    const std::int64_t mu = idx / width, n = all ? idx % width : mu * hid + idx % width;
-    const double count = acc(0) + acc(1);
-    const double mz = acc(o_z + mu) / count, mh = acc(o_h + n) / count;
-    const double vz = kmath::max(mz - mz * mz, 0.0);  // z is 0/1: E[z^2] = E[z]
-    const double vh = kmath::max(acc(o_h2 + n) / count - mh * mh, 0.0);
-    const double cov = acc(o_zh + idx) / count - mz * mh;
-    const double sd = kmath::sqrt(vz) * kmath::sqrt(vh);
-    double c = 0.0;
-    if (!(sd < 1e-6 && kmath::fabs(cov) < 1e-6)) c = kmath::max(-1.0, kmath::min(1.0, cov / sd));
-    corr_pairs(mu, idx % width) = c;
-  });
+  Kokkos::parallel_for(
+      "stats::correlations", range(L * width), KOKKOS_LAMBDA(const std::int64_t idx) {
+        const std::int64_t mu = idx / width, n = all ? idx % width : mu * hid + idx % width;
+        const double count = acc(0) + acc(1);
+        const double mz = acc(o_z + mu) / count, mh = acc(o_h + n) / count;
+        const double vz = kmath::max(mz - mz * mz, 0.0);  // z is 0/1: E[z^2] = E[z]
+        const double vh = kmath::max(acc(o_h2 + n) / count - mh * mh, 0.0);
+        const double cov = acc(o_zh + idx) / count - mz * mh;
+        const double sd = kmath::sqrt(vz) * kmath::sqrt(vh);
+        double c = 0.0;
+        if (!(sd < 1e-6 && kmath::fabs(cov) < 1e-6)) c = kmath::max(-1.0, kmath::min(1.0, cov / sd));
+        corr_pairs(mu, idx % width) = c;
+      });
   View1<real> best("stats.best_corr", L);
   View2<real> own("stats.corr", L, hid);  // each node against its own neurons
-  Kokkos::parallel_for("stats::best_corr", range(L), KOKKOS_LAMBDA(const std::int64_t mu) {
-    double b = 0.0;
-    for (int j = 0; j < hid; ++j) {
-      own(mu, j) = corr_pairs(mu, all ? mu * hid + j : j);
-      b = kmath::max(b, kmath::fabs(own(mu, j)));
-    }
-    best(mu) = b;
-  });
+  Kokkos::parallel_for(
+      "stats::best_corr", range(L), KOKKOS_LAMBDA(const std::int64_t mu) {
+        double b = 0.0;
+        for (int j = 0; j < hid; ++j) {
+          own(mu, j) = corr_pairs(mu, all ? mu * hid + j : j);
+          b = kmath::max(b, kmath::fabs(own(mu, j)));
+        }
+        best(mu) = b;
+      });
   View1<real> level_mean("stats.level_mean_best_corr", t.depth);
-  Kokkos::parallel_for("stats::level_means", range(t.depth), KOKKOS_LAMBDA(const std::int64_t l) {
-    double s = 0.0;
-    for (int mu = t.level_start[l]; mu < t.level_start[l + 1]; ++mu) s += best(mu);
-    level_mean(l) = s / t.nodes_at(static_cast<int>(l));
-  });
+  Kokkos::parallel_for(
+      "stats::level_means", range(t.depth), KOKKOS_LAMBDA(const std::int64_t l) {
+        double s = 0.0;
+        for (int mu = t.level_start[l]; mu < t.level_start[l + 1]; ++mu) s += best(mu);
+        level_mean(l) = s / t.nodes_at(static_cast<int>(l));
+      });
   if (all_pairs_) r->corr_full = host_vector(corr_pairs);
   r->best_corr = host_vector(best);
   r->level_mean_best_corr = host_vector(level_mean);
@@ -202,16 +209,17 @@ void CorrelationStats::activity(const View1<real>& acc, EvalResult* r) const {
   View1<real> dead("stats.dead_fraction", L);
   View2<real> active("stats.active_fraction", L, hid);
   // A neuron is dead on this pass when no anchor activated it.
-  Kokkos::parallel_for("stats::dead_fraction", range(L), KOKKOS_LAMBDA(const std::int64_t mu) {
-    const double count = acc(0) + acc(1);
-    int never = 0;
-    for (int j = 0; j < hid; ++j) {
-      const double n = acc(o_a + mu * hid + j);
-      never += n == 0.0 ? 1 : 0;
-      active(mu, j) = n / count;
-    }
-    dead(mu) = static_cast<double>(never) / hid;
-  });
+  Kokkos::parallel_for(
+      "stats::dead_fraction", range(L), KOKKOS_LAMBDA(const std::int64_t mu) {
+        const double count = acc(0) + acc(1);
+        int never = 0;
+        for (int j = 0; j < hid; ++j) {
+          const double n = acc(o_a + mu * hid + j);
+          never += n == 0.0 ? 1 : 0;
+          active(mu, j) = n / count;
+        }
+        dead(mu) = static_cast<double>(never) / hid;
+      });
   r->dead_fraction = host_vector(dead);
   View1<real> root_gram("stats.root_gram", static_cast<std::int64_t>(hid) * hid);
   Kokkos::deep_copy(root_gram, Kokkos::subview(acc, Kokkos::make_pair(o_g, o_g + hid * hid)));

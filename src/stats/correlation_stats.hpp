@@ -47,8 +47,8 @@ class CorrelationStats {
   TreeShape t_;
   EvalLayout l_;
   bool all_pairs_;
-  View1<double> acc_;   // sums of the block in progress (all but z*h, which stay in registers)
-  View1<real> shift_;   // [neuron] reference pre-activations (set_shift)
+  View1<double> acc_;  // sums of the block in progress (all but z*h, which stay in registers)
+  View1<real> shift_;  // [neuron] reference pre-activations (set_shift)
 };
 
 }  // namespace dualnet

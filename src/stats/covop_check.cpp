@@ -99,17 +99,18 @@ struct ChunkWork {
 
 // Sums of the chunk's d^2 of positive and negative pairs.
 void add_distance_sums(const View2<real>& dist, std::int64_t chunk, int negs, const View1<std::int64_t>& dist_total) {
-  Kokkos::parallel_for("stats::covop_dist_sums", range(1), KOKKOS_LAMBDA(const std::int64_t) {
-    double sp = 0.0, sn = 0.0;
-    for (std::int64_t i = 0; i < chunk; ++i) {
-      sp += dist(i, 0);
-      for (int k = 1; k <= negs; ++k) sn += dist(i, k);
-    }
-    bool overflow = false;
-    dist_total(0) += to_fixed(sp, &overflow, kStatFixed);
-    dist_total(1) += to_fixed(sn, &overflow, kStatFixed);
-    if (overflow) dist_total(2) += 1;
-  });
+  Kokkos::parallel_for(
+      "stats::covop_dist_sums", range(1), KOKKOS_LAMBDA(const std::int64_t) {
+        double sp = 0.0, sn = 0.0;
+        for (std::int64_t i = 0; i < chunk; ++i) {
+          sp += dist(i, 0);
+          for (int k = 1; k <= negs; ++k) sn += dist(i, k);
+        }
+        bool overflow = false;
+        dist_total(0) += to_fixed(sp, &overflow, kStatFixed);
+        dist_total(1) += to_fixed(sn, &overflow, kStatFixed);
+        if (overflow) dist_total(2) += 1;
+      });
 }
 
 // beta = -2 * items * dL/dE_k: the weight of negative k in -grad L = sum_k beta_k (grad d_k^2
@@ -119,24 +120,25 @@ void add_pair_weights(const ChunkWork& w, std::int64_t chunk, int views, double 
   const auto latent = w.s.latent;
   const auto coef = w.coef;
   const int negs = views - 2;
-  Kokkos::parallel_for("stats::covop_pair_weights", range(1), KOKKOS_LAMBDA(const std::int64_t) {
-    double sum[4] = {0.0, 0.0, 0.0, 0.0};
-    std::int64_t count[4] = {0, 0, 0, 0};
-    for (std::int64_t i = 0; i < chunk; ++i) {
-      const int ca = latent(i * views, 0) ? 1 : 0;
-      for (int k = 1; k <= negs; ++k) {
-        const int pair = 2 * ca + (latent(i * views + 1 + k, 0) ? 1 : 0);
-        sum[pair] += -2.0 * items * coef(i, k);
-        count[pair] += 1;
-      }
-    }
-    bool overflow = false;
-    for (int q = 0; q < 4; ++q) {
-      pair_total(pbase + q) += to_fixed(sum[q], &overflow, kStatFixed);
-      pair_total(pbase + 4 + q) += count[q];
-    }
-    if (overflow) pair_total(pbase + 8) += 1;
-  });
+  Kokkos::parallel_for(
+      "stats::covop_pair_weights", range(1), KOKKOS_LAMBDA(const std::int64_t) {
+        double sum[4] = {0.0, 0.0, 0.0, 0.0};
+        std::int64_t count[4] = {0, 0, 0, 0};
+        for (std::int64_t i = 0; i < chunk; ++i) {
+          const int ca = latent(i * views, 0) ? 1 : 0;
+          for (int k = 1; k <= negs; ++k) {
+            const int pair = 2 * ca + (latent(i * views + 1 + k, 0) ? 1 : 0);
+            sum[pair] += -2.0 * items * coef(i, k);
+            count[pair] += 1;
+          }
+        }
+        bool overflow = false;
+        for (int q = 0; q < 4; ++q) {
+          pair_total(pbase + q) += to_fixed(sum[q], &overflow, kStatFixed);
+          pair_total(pbase + 4 + q) += count[q];
+        }
+        if (overflow) pair_total(pbase + 8) += 1;
+      });
 }
 
 // Variant v's gradient over the chunk in w (its forward pass done), added to the totals.
@@ -153,8 +155,9 @@ void add_variant_gradient(const NetworkShape& net, const Variant& var, int v, co
   const std::int64_t base = v * stride;
   const auto grad = w.grad;
   const auto grad_total = totals.grad;
-  Kokkos::parallel_for("stats::covop_grad_accumulate", range(stride),
-                       KOKKOS_LAMBDA(const std::int64_t p) { grad_total(base + p) += grad(p); });
+  Kokkos::parallel_for(
+      "stats::covop_grad_accumulate", range(stride),
+      KOKKOS_LAMBDA(const std::int64_t p) { grad_total(base + p) += grad(p); });
   add_pair_weights(w, chunk, views, static_cast<double>(spec.items), v * kPairSlots, totals.pair);
 }
 
@@ -211,29 +214,32 @@ View1<real> operator_on_weights(const TreeShape& tree, const View1<real>& params
   const TreeShape t = tree;
   const int hid = t.hid, depth = t.depth;
   const View2<real> dtw("stats.covop_delta_t_w", depth, hid);  // Delta_l^T w_l
-  Kokkos::parallel_for("stats::covop_delta_t_w", range(depth * hid), KOKKOS_LAMBDA(const std::int64_t idx) {
-    const int l = static_cast<int>(idx / hid), a = static_cast<int>(idx % hid);
-    double s = 0.0;
-    for (int node = t.level_start[l]; node < t.level_start[l + 1]; ++node) {
-      const int in = t.in_size(node);
-      const std::int64_t wo = t.param_offset(node), co = t.conn_offset(node);
-      for (int i = 0; i < in; ++i)
-        for (int b = 0; b < hid; ++b)
-          s += dlt(co + (static_cast<std::int64_t>(i) * hid + a) * hid + b) * params(wo + static_cast<std::int64_t>(b) * in + i);
-    }
-    dtw(l, a) = s;
-  });
+  Kokkos::parallel_for(
+      "stats::covop_delta_t_w", range(depth * hid), KOKKOS_LAMBDA(const std::int64_t idx) {
+        const int l = static_cast<int>(idx / hid), a = static_cast<int>(idx % hid);
+        double s = 0.0;
+        for (int node = t.level_start[l]; node < t.level_start[l + 1]; ++node) {
+          const int in = t.in_size(node);
+          const std::int64_t wo = t.param_offset(node), co = t.conn_offset(node);
+          for (int i = 0; i < in; ++i)
+            for (int b = 0; b < hid; ++b)
+              s += dlt(co + (static_cast<std::int64_t>(i) * hid + a) * hid + b) *
+                   params(wo + static_cast<std::int64_t>(b) * in + i);
+        }
+        dtw(l, a) = s;
+      });
   const View1<real> opw("stats.covop_op_w", t.n_params());
-  Kokkos::parallel_for("stats::covop_op_w", range(t.n_latent * hid), KOKKOS_LAMBDA(const std::int64_t idx) {
-    const int node = static_cast<int>(idx / hid), b = static_cast<int>(idx % hid);
-    const int in = t.in_size(node), l = t.level_of(node);
-    const std::int64_t wo = t.param_offset(node), co = t.conn_offset(node);
-    for (int i = 0; i < in; ++i) {
-      double s = 0.0;
-      for (int a = 0; a < hid; ++a) s += dlt(co + (static_cast<std::int64_t>(i) * hid + a) * hid + b) * dtw(l, a);
-      opw(wo + static_cast<std::int64_t>(b) * in + i) = w01 * s;
-    }
-  });
+  Kokkos::parallel_for(
+      "stats::covop_op_w", range(t.n_latent * hid), KOKKOS_LAMBDA(const std::int64_t idx) {
+        const int node = static_cast<int>(idx / hid), b = static_cast<int>(idx % hid);
+        const int in = t.in_size(node), l = t.level_of(node);
+        const std::int64_t wo = t.param_offset(node), co = t.conn_offset(node);
+        for (int i = 0; i < in; ++i) {
+          double s = 0.0;
+          for (int a = 0; a < hid; ++a) s += dlt(co + (static_cast<std::int64_t>(i) * hid + a) * hid + b) * dtw(l, a);
+          opw(wo + static_cast<std::int64_t>(b) * in + i) = w01 * s;
+        }
+      });
   return opw;
 }
 
@@ -245,25 +251,26 @@ View2<real> level_products(const TreeShape& tree, const View1<real>& params, con
   const TreeShape t = tree;
   const int hid = t.hid;
   const View2<real> prod("stats.covop_products", t.depth, kProducts);
-  Kokkos::parallel_for("stats::covop_level_products", range(t.depth), KOKKOS_LAMBDA(const std::int64_t l) {
-    double gg = 0.0, go = 0.0, oo = 0.0, rr = 0.0, ww = 0.0;
-    for (int node = t.level_start[l]; node < t.level_start[l + 1]; ++node) {
-      const std::int64_t wo = t.param_offset(node), count = static_cast<std::int64_t>(hid) * t.in_size(node);
-      for (std::int64_t p = wo; p < wo + count; ++p) {
-        const double g = from_fixed(grad_total(base + p)), o = opw(p), r = -g - 2.0 * s_alpha * o;
-        gg += g * g;
-        go += g * o;
-        oo += o * o;
-        rr += r * r;
-        ww += params(p) * params(p);
-      }
-    }
-    prod(l, 0) = gg;
-    prod(l, 1) = go;
-    prod(l, 2) = oo;
-    prod(l, 3) = rr;
-    prod(l, 4) = ww;
-  });
+  Kokkos::parallel_for(
+      "stats::covop_level_products", range(t.depth), KOKKOS_LAMBDA(const std::int64_t l) {
+        double gg = 0.0, go = 0.0, oo = 0.0, rr = 0.0, ww = 0.0;
+        for (int node = t.level_start[l]; node < t.level_start[l + 1]; ++node) {
+          const std::int64_t wo = t.param_offset(node), count = static_cast<std::int64_t>(hid) * t.in_size(node);
+          for (std::int64_t p = wo; p < wo + count; ++p) {
+            const double g = from_fixed(grad_total(base + p)), o = opw(p), r = -g - 2.0 * s_alpha * o;
+            gg += g * g;
+            go += g * o;
+            oo += o * o;
+            rr += r * r;
+            ww += params(p) * params(p);
+          }
+        }
+        prod(l, 0) = gg;
+        prod(l, 1) = go;
+        prod(l, 2) = oo;
+        prod(l, 3) = rr;
+        prod(l, 4) = ww;
+      });
   return prod;
 }
 
@@ -286,8 +293,8 @@ void add_rows(const TreeShape& t, const View1<real>& params, const Variant& var,
   // s_alpha = H (alpha_01 + alpha_10) / 2; exactly 1 for simp (beta = 1/H for every pair).
   const double s_alpha = var.loss == "simp" ? 1.0 : negs * 0.5 * (alpha_pair[1] + alpha_pair[2]);
   const std::int64_t base = v * (t.n_params() + 2);
-  const auto h_prod =
-      Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), level_products(t, params, totals.grad, base, opw, s_alpha));
+  const auto h_prod = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(),
+                                                          level_products(t, params, totals.grad, base, opw, s_alpha));
   const double loss_mean = from_fixed(h_grad(base + t.n_params()));
   for (int l = 0; l < t.depth; ++l) {
     CovopCheckRow r;

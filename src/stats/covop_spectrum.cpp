@@ -22,7 +22,7 @@ KOKKOS_INLINE_FUNCTION double squares(const Team& team, const View3<real>& w, in
   Kokkos::parallel_reduce(
       Kokkos::TeamThreadRange(team, n * n),
       [&](const int e, double& s) {
-        if (which(e / n, e % n)) s += w(m, e / n, e % n) * w(m, e / n, e % n);
+    if (which(e / n, e % n)) s += w(m, e / n, e % n) * w(m, e / n, e % n);
       },
       total);
   return total;
@@ -35,8 +35,8 @@ KOKKOS_INLINE_FUNCTION bool not_finite(const Team& team, const View3<real>& w, c
   Kokkos::parallel_reduce(
       Kokkos::TeamThreadRange(team, n * n),
       [&](const int e, int& b) {
-        const double x = w(m, e / n, e % n);
-        if (!(x - x == 0.0)) b += 1;  // NaN or infinite
+    const double x = w(m, e / n, e % n);
+    if (!(x - x == 0.0)) b += 1;  // NaN or infinite
       },
       bad);
   team.team_barrier();
@@ -85,8 +85,8 @@ KOKKOS_INLINE_FUNCTION void rotate(const Team& team, const View3<real>& w, const
 
 // The diagonal of w(m) into values(m) in descending order (selection sort, swapping the
 // eigenvector columns), each vector signed so that its largest-magnitude entry is positive.
-KOKKOS_INLINE_FUNCTION void sort_descending(const View3<real>& w, const View2<real>& values,
-                                            const View3<real>& vectors, int m, int n) {
+KOKKOS_INLINE_FUNCTION void sort_descending(const View3<real>& w, const View2<real>& values, const View3<real>& vectors,
+                                            int m, int n) {
   for (int j = 0; j < n; ++j) {
     int best = j;
     for (int k = j + 1; k < n; ++k)
@@ -118,20 +118,21 @@ void symmetric_eigen(const View3<real>& a, const View2<real>& values, const View
   const View3<real> w("stats.covop_jacobi_work", count, n, n);
   Kokkos::deep_copy(w, a);
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  Kokkos::parallel_for("stats::covop_jacobi", teams(count), KOKKOS_LAMBDA(const Team& team) {
-    const int m = team.league_rank();
-    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n * n),
-                         [&](const int e) { vectors(m, e / n, e % n) = (e / n == e % n) ? 1.0 : 0.0; });
-    if (not_finite(team, w, values, vectors, m, n, nan)) return;
-    const double total = squares(team, w, m, n, [](int, int) { return true; });
-    for (int sweep = 0; sweep < kMaxSweeps; ++sweep) {
-      const double off = squares(team, w, m, n, [](int r, int c) { return r != c; });
-      if (off <= kTol * kTol * total) break;
-      for (int p = 0; p + 1 < n; ++p)
-        for (int q = p + 1; q < n; ++q) rotate(team, w, vectors, m, n, p, q);
-    }
-    Kokkos::single(Kokkos::PerTeam(team), [&]() { sort_descending(w, values, vectors, m, n); });
-  });
+  Kokkos::parallel_for(
+      "stats::covop_jacobi", teams(count), KOKKOS_LAMBDA(const Team& team) {
+        const int m = team.league_rank();
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n * n),
+                             [&](const int e) { vectors(m, e / n, e % n) = (e / n == e % n) ? 1.0 : 0.0; });
+        if (not_finite(team, w, values, vectors, m, n, nan)) return;
+        const double total = squares(team, w, m, n, [](int, int) { return true; });
+        for (int sweep = 0; sweep < kMaxSweeps; ++sweep) {
+          const double off = squares(team, w, m, n, [](int r, int c) { return r != c; });
+          if (off <= kTol * kTol * total) break;
+          for (int p = 0; p + 1 < n; ++p)
+            for (int q = p + 1; q < n; ++q) rotate(team, w, vectors, m, n, p, q);
+        }
+        Kokkos::single(Kokkos::PerTeam(team), [&]() { sort_descending(w, values, vectors, m, n); });
+      });
 }
 
 void covop_alignment(const TreeShape& tree, int first_node, const View1<real>& delta, const View2<real>& values,
@@ -143,29 +144,30 @@ void covop_alignment(const TreeShape& tree, int first_node, const View1<real>& d
   // One thread per node. For each top eigenvector v_j: u_j = Delta v_j (an eigenvector of
   // OP_mu, |u_j|^2 = lambda_j / (p0 p1)); the u_j are orthogonal, so the squared norm of the
   // projection of w onto their span is sum_j <w, u_j>^2 / |u_j|^2.
-  Kokkos::parallel_for("stats::covop_alignment", range(values.extent(0)), KOKKOS_LAMBDA(const std::int64_t m) {
-    const int node = first_node + static_cast<int>(m);
-    const int hid = t.hid, in = t.in_size(node);
-    const std::int64_t wo = t.param_offset(node), co = t.conn_offset(node) - c0;
-    const double top = values(m, 0);
-    double ww = 0.0;
-    for (std::int64_t p = wo; p < wo + static_cast<std::int64_t>(hid) * in; ++p) ww += params(p) * params(p);
-    double projected = 0.0;
-    for (int j = 0; j < hid && values(m, j) >= top * (1.0 - tie); ++j) {
-      double dot = 0.0, uu = 0.0;
-      for (int i = 0; i < in; ++i)
-        for (int b = 0; b < hid; ++b) {
-          double u = 0.0;
-          for (int a = 0; a < hid; ++a)
-            u += delta(co + (static_cast<std::int64_t>(i) * hid + a) * hid + b) * vectors(m, a, j);
-          dot += params(wo + static_cast<std::int64_t>(b) * in + i) * u;
-          uu += u * u;
+  Kokkos::parallel_for(
+      "stats::covop_alignment", range(values.extent(0)), KOKKOS_LAMBDA(const std::int64_t m) {
+        const int node = first_node + static_cast<int>(m);
+        const int hid = t.hid, in = t.in_size(node);
+        const std::int64_t wo = t.param_offset(node), co = t.conn_offset(node) - c0;
+        const double top = values(m, 0);
+        double ww = 0.0;
+        for (std::int64_t p = wo; p < wo + static_cast<std::int64_t>(hid) * in; ++p) ww += params(p) * params(p);
+        double projected = 0.0;
+        for (int j = 0; j < hid && values(m, j) >= top * (1.0 - tie); ++j) {
+          double dot = 0.0, uu = 0.0;
+          for (int i = 0; i < in; ++i)
+            for (int b = 0; b < hid; ++b) {
+              double u = 0.0;
+              for (int a = 0; a < hid; ++a)
+                u += delta(co + (static_cast<std::int64_t>(i) * hid + a) * hid + b) * vectors(m, a, j);
+              dot += params(wo + static_cast<std::int64_t>(b) * in + i) * u;
+              uu += u * u;
+            }
+          if (uu > 0.0) projected += dot * dot / uu;
         }
-      if (uu > 0.0) projected += dot * dot / uu;
-    }
-    const bool defined = top > 0.0 && ww > 0.0;
-    alignment(m) = defined ? kmath::sqrt(projected / ww) : nan;
-  });
+        const bool defined = top > 0.0 && ww > 0.0;
+        alignment(m) = defined ? kmath::sqrt(projected / ww) : nan;
+      });
 }
 
 void covop_spectrum(const TreeShape& tree, int first, int count, const View3<real>& gram, const View1<real>& delta,

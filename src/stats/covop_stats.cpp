@@ -57,14 +57,15 @@ void CovopStats::class_order(const SampleBatch& samples, std::int64_t rows) cons
   const auto z = samples.latent;
   const auto slot = slot_;
   const auto class0 = class0_count_;
-  Kokkos::parallel_for("stats::class_order", range((rows + kEvalBlock - 1) / kEvalBlock), KOKKOS_LAMBDA(const std::int64_t b) {
-    const std::int64_t r0 = b * kEvalBlock, r1 = r0 + kEvalBlock < rows ? r0 + kEvalBlock : rows;
-    int n0 = 0;
-    for (std::int64_t r = r0; r < r1; ++r) n0 += z(r, 0) ? 0 : 1;
-    class0(b) = n0;
-    std::int64_t next0 = r0, next1 = r0 + n0;
-    for (std::int64_t r = r0; r < r1; ++r) slot(r) = z(r, 0) ? next1++ : next0++;
-  });
+  Kokkos::parallel_for(
+      "stats::class_order", range((rows + kEvalBlock - 1) / kEvalBlock), KOKKOS_LAMBDA(const std::int64_t b) {
+        const std::int64_t r0 = b * kEvalBlock, r1 = r0 + kEvalBlock < rows ? r0 + kEvalBlock : rows;
+        int n0 = 0;
+        for (std::int64_t r = r0; r < r1; ++r) n0 += z(r, 0) ? 0 : 1;
+        class0(b) = n0;
+        std::int64_t next0 = r0, next1 = r0 + n0;
+        for (std::int64_t r = r0; r < r1; ++r) slot(r) = z(r, 0) ? next1++ : next0++;
+      });
 }
 
 // Jacobians top-down, one team per block of 4 anchors: J_root = I; row a of J_c is
@@ -81,43 +82,44 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows) const {
   const auto wb = act.wb;
   const int hid = t.hid, hh = hid * hid, b_tiles = node_col_tile_count(hid);
   const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
-  Kokkos::parallel_for("stats::jacobians", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
-    const RowBlock rb(team.league_rank(), rows);
-    std::int64_t srow[kTileRows];
-    for (int m = 0; m < kTileRows; ++m) srow[m] = slot(rb.row(m));
-    Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rb.count * hh), [&](const int idx) {
-      const int ab = idx % hh;
-      jac(0, srow[idx / hh], ab) = (ab / hid == ab % hid) ? 1.0 : 0.0;
-    });
-    team.team_barrier();
-    for (int level = 1; level < t.depth; ++level) {
-      const int first = t.level_start[level];
-      // One thread per node (an index division per tile cost as much as the tile).
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level)), [&](const int i) {
-        const int node = first + i;
-        const int parent = t.parent(node), q = node - 1 - parent * t.k;
-        const std::int64_t w_off = pad.backward_offset(parent) + q * pad.stride;
-        for (int a = 0; a < hid; ++a) {
-          const real* jp[kTileRows];
-          real* jc[kTileRows];
-          for (int m = 0; m < kTileRows; ++m) {
-            jp[m] = &jac(parent, srow[m], a * hid);
-            jc[m] = &jac(node, srow[m], a * hid);
-          }
-          for (int tile = 0; tile < b_tiles; ++tile) {
-            const ColTile ct = node_col_tile(tile, hid);
-            // B(j, e) = W_parent(j, q*hid + b0 + e)
-            const Tile s = tile_product<false, false>(jp, 1, &wb(w_off + ct.start), pad.backward_row(), hid, ct.read);
-            const real* h = &pre(rb.first, node * hid + ct.start);
-            tile_store(s, rb.count, ct.width, [&](int m, int e, double v) {
-              jc[m][ct.start + e] = h[m * pre_step + e] > 0.0 ? v : 0.0;
-            });
-          }
+  Kokkos::parallel_for(
+      "stats::jacobians", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
+        const RowBlock rb(team.league_rank(), rows);
+        std::int64_t srow[kTileRows];
+        for (int m = 0; m < kTileRows; ++m) srow[m] = slot(rb.row(m));
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rb.count * hh), [&](const int idx) {
+          const int ab = idx % hh;
+          jac(0, srow[idx / hh], ab) = (ab / hid == ab % hid) ? 1.0 : 0.0;
+        });
+        team.team_barrier();
+        for (int level = 1; level < t.depth; ++level) {
+          const int first = t.level_start[level];
+          // One thread per node (an index division per tile cost as much as the tile).
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level)), [&](const int i) {
+            const int node = first + i;
+            const int parent = t.parent(node), q = node - 1 - parent * t.k;
+            const std::int64_t w_off = pad.backward_offset(parent) + q * pad.stride;
+            for (int a = 0; a < hid; ++a) {
+              const real* jp[kTileRows];
+              real* jc[kTileRows];
+              for (int m = 0; m < kTileRows; ++m) {
+                jp[m] = &jac(parent, srow[m], a * hid);
+                jc[m] = &jac(node, srow[m], a * hid);
+              }
+              for (int tile = 0; tile < b_tiles; ++tile) {
+                const ColTile ct = node_col_tile(tile, hid);
+                // B(j, e) = W_parent(j, q*hid + b0 + e)
+                const Tile s =
+                    tile_product<false, false>(jp, 1, &wb(w_off + ct.start), pad.backward_row(), hid, ct.read);
+                const real* h = &pre(rb.first, node * hid + ct.start);
+                tile_store(s, rb.count, ct.width,
+                           [&](int m, int e, double v) { jc[m][ct.start + e] = h[m * pre_step + e] > 0.0 ? v : 0.0; });
+              }
+            }
+          });
+          team.team_barrier();
         }
       });
-      team.team_barrier();
-    }
-  });
 }
 
 // Class sums of conn_mu(i, a, b) = input_mu(i) * J_mu(a, b), a block of anchors at a time:
@@ -138,40 +140,42 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
   const int groups_inner = tile_count(t.k * t.hid, kTileRows), groups_leaf = tile_count(t.k, kTileRows);
   const int group_teams = inner * groups_inner + (t.n_latent - inner) * groups_leaf;
   const int ab_tiles = col_tile_count(hh);
-  Kokkos::parallel_for("stats::conn_sums", teams(group_teams), KOKKOS_LAMBDA(const Team& team) {
-    const int p = team.league_rank();
-    const bool on_inner = p < inner * groups_inner;
-    const int node = on_inner ? p / groups_inner : inner + (p - inner * groups_inner) / groups_leaf;
-    const int i0 = kTileRows * (on_inner ? p % groups_inner : (p - inner * groups_inner) % groups_leaf);
-    const int in = t.in_size(node), inputs = in - i0 < kTileRows ? in - i0 : kTileRows;
-    const std::int64_t base = t.conn_offset(node) + static_cast<std::int64_t>(i0) * hh;  // entry (node, i0, 0, 0)
-    for (std::int64_t r0 = 0; r0 < rows; r0 += kEvalBlock) {
-      const int n = static_cast<int>(rows - r0 < kEvalBlock ? rows - r0 : kEvalBlock);
-      const int n0 = class0(r0 / kEvalBlock);
-      double x[kTileRows][kEvalBlock];  // [input i0 + q][anchor in class order]; 0 past the node's inputs
-      for (int r = 0; r < n; ++r) {
-        const NodeInput in_r = node_input(t, pre, leaves, r0 + r, node);
-        const std::int64_t k = slot(r0 + r) - r0;
-        for (int q = 0; q < kTileRows; ++q) x[q][k] = q < inputs ? in_r[i0 + q] : 0.0;
-      }
-      Kokkos::parallel_for(Kokkos::TeamThreadRange(team, ab_tiles), [&](const int tile) {
-        const ColTile ct = col_tile(tile, hh);
-        bool overflow = false;
-        for (int c = 0; c < 2; ++c) {
-          const int k0 = c == 0 ? 0 : n0, kn = c == 0 ? n0 : n - n0;
-          const real* a[kTileRows] = {x[0] + k0, x[1] + k0, x[2] + k0, x[3] + k0};
-          const Tile s = tile_product<false, false>(a, 1, &jac(node, r0 + k0, ct.start), hh, kn, ct.read);
-          std::int64_t fixed[kTileRows][kTileMaxCols] = {};
-          add_fixed(s, ct.width, fixed, &overflow, kStatFixed);  // the whole tile at once (vectors on the host)
-          const std::int64_t o = (c == 0 ? o_c0 : o_c1) + base + ct.start;
-          for (int q = 0; q < inputs; ++q)
-            for (int e = ct.skip; e < ct.width; ++e) total(o + static_cast<std::int64_t>(q) * hh + e) += fixed[q][e];
+  Kokkos::parallel_for(
+      "stats::conn_sums", teams(group_teams), KOKKOS_LAMBDA(const Team& team) {
+        const int p = team.league_rank();
+        const bool on_inner = p < inner * groups_inner;
+        const int node = on_inner ? p / groups_inner : inner + (p - inner * groups_inner) / groups_leaf;
+        const int i0 = kTileRows * (on_inner ? p % groups_inner : (p - inner * groups_inner) % groups_leaf);
+        const int in = t.in_size(node), inputs = in - i0 < kTileRows ? in - i0 : kTileRows;
+        const std::int64_t base = t.conn_offset(node) + static_cast<std::int64_t>(i0) * hh;  // entry (node, i0, 0, 0)
+        for (std::int64_t r0 = 0; r0 < rows; r0 += kEvalBlock) {
+          const int n = static_cast<int>(rows - r0 < kEvalBlock ? rows - r0 : kEvalBlock);
+          const int n0 = class0(r0 / kEvalBlock);
+          double x[kTileRows][kEvalBlock];  // [input i0 + q][anchor in class order]; 0 past the node's inputs
+          for (int r = 0; r < n; ++r) {
+            const NodeInput in_r = node_input(t, pre, leaves, r0 + r, node);
+            const std::int64_t k = slot(r0 + r) - r0;
+            for (int q = 0; q < kTileRows; ++q) x[q][k] = q < inputs ? in_r[i0 + q] : 0.0;
+          }
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, ab_tiles), [&](const int tile) {
+            const ColTile ct = col_tile(tile, hh);
+            bool overflow = false;
+            for (int c = 0; c < 2; ++c) {
+              const int k0 = c == 0 ? 0 : n0, kn = c == 0 ? n0 : n - n0;
+              const real* a[kTileRows] = {x[0] + k0, x[1] + k0, x[2] + k0, x[3] + k0};
+              const Tile s = tile_product<false, false>(a, 1, &jac(node, r0 + k0, ct.start), hh, kn, ct.read);
+              std::int64_t fixed[kTileRows][kTileMaxCols] = {};
+              add_fixed(s, ct.width, fixed, &overflow, kStatFixed);  // the whole tile at once (vectors on the host)
+              const std::int64_t o = (c == 0 ? o_c0 : o_c1) + base + ct.start;
+              for (int q = 0; q < inputs; ++q)
+                for (int e = ct.skip; e < ct.width; ++e)
+                  total(o + static_cast<std::int64_t>(q) * hh + e) += fixed[q][e];
+            }
+            count_overflow(total, overflow);
+          });
+          team.team_barrier();
         }
-        count_overflow(total, overflow);
       });
-      team.team_barrier();
-    }
-  });
 }
 
 namespace {
@@ -188,38 +192,41 @@ void covop_grams(const TreeShape& tree, const RootClasses& classes, int first, i
   const double w = classes.p0() * classes.p1(), nan = std::numeric_limits<double>::quiet_NaN();
   const bool defined = classes.both();
   const std::int64_t c0 = t.conn_offset(first);
-  Kokkos::parallel_for("stats::covop_gram", range(static_cast<std::int64_t>(count) * hid * hid),
-                       KOKKOS_LAMBDA(const std::int64_t idx) {
-    const int node = first + static_cast<int>(idx / (hid * hid));
-    const int x = static_cast<int>((idx / hid) % hid), y = static_cast<int>(idx % hid);
-    const std::int64_t base = t.conn_offset(node) - c0;
-    const int in = t.in_size(node);
-    const auto d = [&](int i, int a, int b) { return delta(base + (static_cast<std::int64_t>(i) * hid + a) * hid + b); };
-    double gr = 0.0, gp = 0.0;
-    for (int i = 0; i < in; ++i)
-      for (int m = 0; m < hid; ++m) {
-        gr += d(i, m, x) * d(i, m, y);
-        gp += d(i, x, m) * d(i, y, m);
-      }
-    gram_ref(node, x, y) = defined ? w * gr : nan;
-    gram_paper(node, x, y) = defined ? w * gp : nan;
-  });
+  Kokkos::parallel_for(
+      "stats::covop_gram", range(static_cast<std::int64_t>(count) * hid * hid), KOKKOS_LAMBDA(const std::int64_t idx) {
+        const int node = first + static_cast<int>(idx / (hid * hid));
+        const int x = static_cast<int>((idx / hid) % hid), y = static_cast<int>(idx % hid);
+        const std::int64_t base = t.conn_offset(node) - c0;
+        const int in = t.in_size(node);
+        const auto d = [&](int i, int a, int b) {
+          return delta(base + (static_cast<std::int64_t>(i) * hid + a) * hid + b);
+        };
+        double gr = 0.0, gp = 0.0;
+        for (int i = 0; i < in; ++i)
+          for (int m = 0; m < hid; ++m) {
+            gr += d(i, m, x) * d(i, m, y);
+            gp += d(i, x, m) * d(i, y, m);
+          }
+        gram_ref(node, x, y) = defined ? w * gr : nan;
+        gram_paper(node, x, y) = defined ? w * gp : nan;
+      });
 }
 
 // Frobenius norms of each node's two Gram matrices.
 void frobenius_norms(const View3<real>& gram_ref, const View3<real>& gram_paper, const View1<real>& norm_ref,
                      const View1<real>& norm_paper) {
   const int hid = static_cast<int>(gram_ref.extent(1));
-  Kokkos::parallel_for("stats::covop_norms", range(gram_ref.extent(0)), KOKKOS_LAMBDA(const std::int64_t node) {
-    double sr = 0.0, sp = 0.0;
-    for (int x = 0; x < hid; ++x)
-      for (int y = 0; y < hid; ++y) {
-        sr += gram_ref(node, x, y) * gram_ref(node, x, y);
-        sp += gram_paper(node, x, y) * gram_paper(node, x, y);
-      }
-    norm_ref(node) = kmath::sqrt(sr);
-    norm_paper(node) = kmath::sqrt(sp);
-  });
+  Kokkos::parallel_for(
+      "stats::covop_norms", range(gram_ref.extent(0)), KOKKOS_LAMBDA(const std::int64_t node) {
+        double sr = 0.0, sp = 0.0;
+        for (int x = 0; x < hid; ++x)
+          for (int y = 0; y < hid; ++y) {
+            sr += gram_ref(node, x, y) * gram_ref(node, x, y);
+            sp += gram_paper(node, x, y) * gram_paper(node, x, y);
+          }
+        norm_ref(node) = kmath::sqrt(sr);
+        norm_paper(node) = kmath::sqrt(sp);
+      });
 }
 
 }  // namespace
@@ -229,7 +236,8 @@ void frobenius_norms(const View3<real>& gram_ref, const View3<real>& gram_paper,
 void CovopStats::finish(const View1<std::int64_t>& total, const View1<real>& params, EvalResult* r) const {
   const TreeShape& t = t_;
   const RootClasses classes = root_classes(total);
-  View3<real> gram_ref("stats.gram_ref", t.n_latent, t.hid, t.hid), gram_paper("stats.gram_paper", t.n_latent, t.hid, t.hid);
+  View3<real> gram_ref("stats.gram_ref", t.n_latent, t.hid, t.hid),
+      gram_paper("stats.gram_paper", t.n_latent, t.hid, t.hid);
   View2<real> eigenvalues("stats.covop_eigenvalues", t.n_latent, t.hid);
   View1<real> alignment("stats.covop_alignment", t.n_latent);
   Kokkos::deep_copy(eigenvalues, std::numeric_limits<double>::quiet_NaN());

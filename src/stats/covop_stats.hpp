@@ -47,7 +47,7 @@ class CovopStats {
  private:
   TreeShape t_;
   EvalLayout l_;
-  View3<real> jac_;  // [latent][slot][hid*hid]: a node's Jacobians, anchors in class order per block
+  View3<real> jac_;           // [latent][slot][hid*hid]: a node's Jacobians, anchors in class order per block
   View1<std::int64_t> slot_;  // [anchor] its row in jac_: the block's class-0 anchors first
   View1<int> class0_count_;   // [block] anchors with root 0
 };

@@ -27,7 +27,7 @@ struct EvalLayout {
     l.sum_z = 2;
     l.sum_h = l.sum_z + L;
     l.sum_h2 = l.sum_h + N;
-    l.active = l.sum_h2 + N;  // per neuron: anchors with pre-activation > 0
+    l.active = l.sum_h2 + N;     // per neuron: anchors with pre-activation > 0
     l.root_gram = l.active + N;  // [hid][hid]: sums of relu(h_i) relu(h_j) over the root's neurons
     l.sum_zh = l.root_gram + static_cast<std::int64_t>(t.hid) * t.hid;
     l.zh_width = all_pairs ? N : t.hid;  // per latent: every neuron, or its own

@@ -17,8 +17,8 @@ struct EvalResult {
   std::vector<double> gram_paper;            // [latent][hid][hid]: p0 p1 Delta^T Delta, paper reshape
   std::vector<double> covop_eigenvalues;     // [latent][hid]: eigenvalues of gram_paper, descending
   std::vector<double> covop_alignment;       // [latent]: |projection of vec W_mu on OP_mu's top eigenspace| / |W_mu|
-  std::vector<double> dead_fraction;         // [latent]: share of the node's neurons with pre-activation <= 0 on every anchor
-  std::vector<double> active_fraction;       // [latent][hid]: share of the anchors on which each neuron is active
+  std::vector<double> dead_fraction;  // [latent]: share of the node's neurons with pre-activation <= 0 on every anchor
+  std::vector<double> active_fraction;  // [latent][hid]: share of the anchors on which each neuron is active
   // 1 - |M|_F / tr M for M = E[h h^T] over the root's outputs (after ReLU): 0 when every
   // output lies on one ray (or is zero), i.e. the representation has collapsed to a line.
   double output_rank1_gap = 0.0;

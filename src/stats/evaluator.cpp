@@ -85,9 +85,10 @@ EvalResult Evaluator::finish(const View1<real>& params) const {
     auto overflow = Kokkos::create_mirror_view_and_copy(
         Kokkos::HostSpace(), Kokkos::subview(total_, std::make_pair(total_.extent(0) - 1, total_.extent(0))));
     if (overflow(0) != 0)
-      throw RuntimeError("evaluation: a statistic left the exact fixed-point range (|block sum| >= 2^31); the "
-                         "network's activations diverged",
-                         true);
+      throw RuntimeError(
+          "evaluation: a statistic left the exact fixed-point range (|block sum| >= 2^31); the "
+          "network's activations diverged",
+          true);
   }
   EvalResult r;
   corr_.finish(total_, &r);

@@ -76,16 +76,16 @@ MemoryEstimate estimate_memory(const Config& c, int world_size) {
   const bool mirrored = !Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible;
 
   // Trainer's constructor, View by View.
-  m.persistent = kDouble * nodes                                // polarity
-                 + 3.0 * kDouble * P                            // params, velocity, row_params
-                 + 2.0 * SampleBatch::bytes(t, rows)            // this step's batch, the next one's
-                 + Activations::bytes(t, rows)                  // train_act
+  m.persistent = kDouble * nodes                                  // polarity
+                 + 3.0 * kDouble * P                              // params, velocity, row_params
+                 + 2.0 * SampleBatch::bytes(t, rows)              // this step's batch, the next one's
+                 + Activations::bytes(t, rows)                    // train_act
                  + kDouble * (2.0 * items * (views - 1) + items)  // dist, coef, item_loss
                  + kDouble * rows * (hid + static_cast<double>(PaddedLayout(t).delta_columns()))  // grad_out, delta
-                 + kInt64 * (P + 2 + kBatchSums + 1)            // grad, batch_sums, overflows
-                 + kDouble * steps                              // step_losses
-                 + Evaluator::workspace_bytes(net, chunk, all_pairs)
-                 + SampleBatch::bytes(t, chunk) + Activations::bytes(t, chunk)  // eval_samples, eval_act
+                 + kInt64 * (P + 2 + kBatchSums + 1)  // grad, batch_sums, overflows
+                 + kDouble * steps                    // step_losses
+                 + Evaluator::workspace_bytes(net, chunk, all_pairs) + SampleBatch::bytes(t, chunk) +
+                 Activations::bytes(t, chunk)                         // eval_samples, eval_act
                  + (mirrored && ranks > 1 ? kInt64 * (P + 2) : 0.0);  // the reducer's host copy of the gradient
   // A resumed run keeps the checkpoint it read (commands/train.cpp holds it all run).
   const double checkpoint = kDouble * (3.0 * P + steps + nodes);  // params, velocity, row_params, losses, polarity

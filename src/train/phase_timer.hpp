@@ -11,7 +11,8 @@ namespace dualnet {
 enum Phase { kSample, kForward, kLoss, kBackward, kAllreduce, kUpdate, kEval, kIo, kPhaseCount };
 
 inline const char* phase_name(int p) {
-  static const char* names[kPhaseCount] = {"sample", "forward", "loss", "backward", "allreduce", "update", "eval", "io"};
+  static const char* names[kPhaseCount] = {"sample",    "forward", "loss", "backward",
+                                           "allreduce", "update",  "eval", "io"};
   return names[p];
 }
 

@@ -31,8 +31,10 @@ std::string duration_text(double s) {
   if (!std::isfinite(s)) return "?";
   char buf[32];
   const long t = static_cast<long>(s + 0.5);
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, t / 60 % 60);
-  else std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, t / 60 % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
   return buf;
 }
 
@@ -82,7 +84,7 @@ Trainer::Trainer(const Config& cfg, const World& world, const Checkpoint* resume
         throw UsageError(std::string("resume: the checkpoint's ") + what + " has " + std::to_string(from.size()) +
                          " values, this configuration needs " + std::to_string(to.extent(0)));
       Kokkos::View<const double*, Kokkos::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>> h(from.data(),
-                                                                                                 from.size());
+                                                                                                from.size());
       Kokkos::deep_copy(to, h);
     };
     if (host_vector(polarity_) != resume->polarity) {
@@ -179,9 +181,9 @@ void Trainer::train_step(std::int64_t epoch, std::int64_t step) {
   const auto sums = batch_sums_;
   const auto overflows = overflows_;
   const bool coupled = loss_.batch_coupled();
-  Kokkos::parallel_for("train::count_overflows", range(1), KOKKOS_LAMBDA(const std::int64_t) {
-    overflows(0) += grad(n_params + 1) + (coupled ? sums(2) : 0);
-  });
+  Kokkos::parallel_for(
+      "train::count_overflows", range(1),
+      KOKKOS_LAMBDA(const std::int64_t) { overflows(0) += grad(n_params + 1) + (coupled ? sums(2) : 0); });
   timer_.stop();
 }
 
@@ -233,8 +235,9 @@ void Trainer::write_row(std::int64_t epoch, const EvalResult& r, double loss_mea
     row.epoch = epoch;
     row.eval = &r;
     row.weight_norm = host_vector(weight_norms(net_, params_));
-    row.weight_change = epoch == 0 ? std::vector<double>(row.weight_norm.size(), std::numeric_limits<double>::quiet_NaN())
-                                   : host_vector(weight_changes(net_, params_, row_params_));
+    row.weight_change = epoch == 0
+                            ? std::vector<double>(row.weight_norm.size(), std::numeric_limits<double>::quiet_NaN())
+                            : host_vector(weight_changes(net_, params_, row_params_));
     row.train_loss_mean = loss_mean;
     row.train_loss_sem = loss_sem;
     row.samples_per_s = rate;
@@ -264,9 +267,11 @@ bool Trainer::run() {
   on_all_ranks(world_, [&] {
     if (!world_.root()) return;
     timer_.start(kIo);
-    if (resumed_) reopen_metrics_file(path, epoch_ + 1, cfg_, t, world_.size);
-    else create_metrics_file(path, cfg_, t, host_vector(polarity_), host_vector(root_correlations(t, polarity_)),
-                             world_.size);
+    if (resumed_)
+      reopen_metrics_file(path, epoch_ + 1, cfg_, t, world_.size);
+    else
+      create_metrics_file(path, cfg_, t, host_vector(polarity_), host_vector(root_correlations(t, polarity_)),
+                          world_.size);
     timer_.stop();
     print_header();
   });
@@ -292,11 +297,12 @@ bool Trainer::run() {
   const auto stop_here = [&](std::int64_t epoch, std::int64_t step) {
     save_checkpoint(epoch, step);
     if (world_.root()) {
-      std::printf("dualnet: stopped by %s at epoch %lld, step %lld; checkpoint written. Continue with:\n"
-                  "  dualnet train resume=%s\n",
-                  // Another rank may have caught the signal: SIGTERM is what stops a whole job.
-                  signal_name(pending_stop_signal() ? pending_stop_signal() : SIGTERM), static_cast<long long>(epoch),
-                  static_cast<long long>(step), cfg_.out.c_str());
+      std::printf(
+          "dualnet: stopped by %s at epoch %lld, step %lld; checkpoint written. Continue with:\n"
+          "  dualnet train resume=%s\n",
+          // Another rank may have caught the signal: SIGTERM is what stops a whole job.
+          signal_name(pending_stop_signal() ? pending_stop_signal() : SIGTERM), static_cast<long long>(epoch),
+          static_cast<long long>(step), cfg_.out.c_str());
       std::fflush(stdout);
     }
     return false;
@@ -304,7 +310,8 @@ bool Trainer::run() {
 
   if (resumed_ && world_.root())
     std::printf("resuming at epoch %lld, step %lld (checkpoint written on %lld ranks, now %d)\n",
-                static_cast<long long>(epoch_), static_cast<long long>(step_), static_cast<long long>(resumed_world_size_), world_.size);
+                static_cast<long long>(epoch_), static_cast<long long>(step_),
+                static_cast<long long>(resumed_world_size_), world_.size);
   if (!resumed_) {
     evaluate_and_write(0, nan, nan, nan);
     save_checkpoint(0, 0);  // from here on the run can be resumed, whatever happens
@@ -339,7 +346,8 @@ bool Trainer::run() {
     for (double l : losses) mean += l;
     mean /= static_cast<double>(losses.size());
     for (double l : losses) var += (l - mean) * (l - mean);
-    const double sem = losses.size() > 1 ? std::sqrt(var / static_cast<double>(losses.size() - 1) / losses.size()) : nan;
+    const double sem =
+        losses.size() > 1 ? std::sqrt(var / static_cast<double>(losses.size() - 1) / losses.size()) : nan;
     if ((epoch + 1) % cfg_.checkpoint_every == 0 || epoch + 1 == cfg_.epochs) save_checkpoint(epoch, steps);
     evaluate_and_write(epoch + 1, mean, sem, last_rate_);
     if (epoch + 1 < cfg_.epochs && poll() == Poll::stop) return stop_here(epoch + 1, 0);
@@ -356,8 +364,8 @@ void Trainer::print_header() const {
   std::printf("%-18s %s\n", "ranks", std::to_string(world_.size).c_str());
   std::printf("%-18s %s (Kokkos %d)\n", "execution space", execution_space_name(), KOKKOS_VERSION);
   std::printf("%-18s %s\n", "reducer", reducer_->name().c_str());
-  std::printf("%-18s %d latents, %d leaves, %d neurons, %lld parameters\n", "tree", t.n_latent, t.n_leaf,
-              t.n_neuron(), static_cast<long long>(t.n_params()));
+  std::printf("%-18s %d latents, %d leaves, %d neurons, %lld parameters\n", "tree", t.n_latent, t.n_leaf, t.n_neuron(),
+              static_cast<long long>(t.n_params()));
   std::printf("%-18s %lld items x %d views per rank and step\n", "local batch", static_cast<long long>(local_items_),
               views_);
   std::printf("%-18s %.1f MB per rank (upper bound)\n", "memory estimate",
@@ -368,18 +376,19 @@ void Trainer::print_header() const {
   std::fflush(stdout);
 }
 
-void Trainer::print_epoch(std::int64_t epoch, const EvalResult& r, double loss_mean, double loss_sem,
-                          double train_rate, double eval_rate, double eta_s) const {
+void Trainer::print_epoch(std::int64_t epoch, const EvalResult& r, double loss_mean, double loss_sem, double train_rate,
+                          double eval_rate, double eta_s) const {
   std::string levels;
   char buf[64];
   for (size_t l = 0; l < r.level_mean_best_corr.size(); ++l) {
     std::snprintf(buf, sizeof buf, " L%zu(d%zu) %.3f", l, net_.tree.depth - l, r.level_mean_best_corr[l]);
     levels += buf;
   }
-  std::printf("epoch %3lld/%lld | loss %+.5f ± %.5f | best_corr%s | train %.0f samples/s | eval %.0f samples/s | "
-              "ETA %s\n",
-              static_cast<long long>(epoch), static_cast<long long>(cfg_.epochs), loss_mean, loss_sem, levels.c_str(),
-              train_rate, eval_rate, duration_text(eta_s).c_str());
+  std::printf(
+      "epoch %3lld/%lld | loss %+.5f ± %.5f | best_corr%s | train %.0f samples/s | eval %.0f samples/s | "
+      "ETA %s\n",
+      static_cast<long long>(epoch), static_cast<long long>(cfg_.epochs), loss_mean, loss_sem, levels.c_str(),
+      train_rate, eval_rate, duration_text(eta_s).c_str());
   std::fflush(stdout);
 }
 

@@ -74,10 +74,10 @@ class Trainer {
   Activations train_act_;
   View2<real> dist_, coef_, grad_out_, delta_;
   View1<real> item_loss_;
-  View1<std::int64_t> grad_;       // [n_params + 2]: gradient, loss sum, overflow count
-  View1<std::int64_t> batch_sums_; // [kBatchSums]
-  View1<std::int64_t> overflows_;  // [1] overflows seen this pass
-  View1<real> step_losses_;        // [steps per pass]
+  View1<std::int64_t> grad_;        // [n_params + 2]: gradient, loss sum, overflow count
+  View1<std::int64_t> batch_sums_;  // [kBatchSums]
+  View1<std::int64_t> overflows_;   // [1] overflows seen this pass
+  View1<real> step_losses_;         // [steps per pass]
 
   // Evaluation workspace.
   std::unique_ptr<Evaluator> evaluator_;

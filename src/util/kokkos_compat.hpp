@@ -14,14 +14,15 @@ using MemSpace = ExecSpace::memory_space;
 
 // Row-major on every backend: a row (one sample, or one node) is contiguous, which the
 // team-per-row kernels rely on, and results copy to the host as flat C arrays.
-template <class T> using View1 = Kokkos::View<T*, MemSpace>;
-template <class T> using View2 = Kokkos::View<T**, Kokkos::LayoutRight, MemSpace>;
-template <class T> using View3 = Kokkos::View<T***, Kokkos::LayoutRight, MemSpace>;
+template <class T>
+using View1 = Kokkos::View<T*, MemSpace>;
+template <class T>
+using View2 = Kokkos::View<T**, Kokkos::LayoutRight, MemSpace>;
+template <class T>
+using View3 = Kokkos::View<T***, Kokkos::LayoutRight, MemSpace>;
 
 // A 1-D range over [0, n) of the default execution space, for named kernels.
-inline Kokkos::RangePolicy<ExecSpace> range(std::int64_t n) {
-  return Kokkos::RangePolicy<ExecSpace>(0, n);
-}
+inline Kokkos::RangePolicy<ExecSpace> range(std::int64_t n) { return Kokkos::RangePolicy<ExecSpace>(0, n); }
 
 // `league` teams; threads of a team share one sample (a row) or one block of outputs.
 // On host backends a team is one thread and its TeamThreadRange loops are plain loops.
@@ -48,16 +49,16 @@ std::vector<double> host_vector(const V& v) {
 namespace kmath {
 #if KOKKOS_VERSION >= 40000
 using Kokkos::ceil;
-using Kokkos::fabs;
 using Kokkos::exp;
+using Kokkos::fabs;
 using Kokkos::log;
 using Kokkos::log1p;
 using Kokkos::nearbyint;
 using Kokkos::sqrt;
 #else
 using Kokkos::Experimental::ceil;
-using Kokkos::Experimental::fabs;
 using Kokkos::Experimental::exp;
+using Kokkos::Experimental::fabs;
 using Kokkos::Experimental::log;
 using Kokkos::Experimental::log1p;
 using Kokkos::Experimental::nearbyint;
@@ -67,9 +68,7 @@ KOKKOS_INLINE_FUNCTION double relu(double x) { return x > 0.0 ? x : 0.0; }
 KOKKOS_INLINE_FUNCTION double max(double a, double b) { return a > b ? a : b; }
 KOKKOS_INLINE_FUNCTION double min(double a, double b) { return a < b ? a : b; }
 // log(1 + e^x) without overflow.
-KOKKOS_INLINE_FUNCTION double softplus(double x) {
-  return x > 0.0 ? x + log1p(exp(-x)) : log1p(exp(x));
-}
+KOKKOS_INLINE_FUNCTION double softplus(double x) { return x > 0.0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
 KOKKOS_INLINE_FUNCTION double sigmoid(double x) {
   if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
   const double e = exp(x);

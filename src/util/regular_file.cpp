@@ -14,9 +14,7 @@
 namespace dualnet {
 namespace {
 
-std::string named(const std::string& what, const std::string& path) {
-  return what + " '" + echo(path, 200) + "'";
-}
+std::string named(const std::string& what, const std::string& path) { return what + " '" + echo(path, 200) + "'"; }
 
 // "a directory", "a FIFO (named pipe)", ... for a file that is not regular.
 std::string kind_of(mode_t mode) {
@@ -61,7 +59,8 @@ std::string read_regular_file(const std::string& path, const std::string& what, 
   }
   struct stat st {};
   if (::fstat(f.fd, &st) != 0) throw UsageError(who + " cannot be read: " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) throw UsageError(who + " cannot be read: it is " + kind_of(st.st_mode) + ", not a regular file");
+  if (!S_ISREG(st.st_mode))
+    throw UsageError(who + " cannot be read: it is " + kind_of(st.st_mode) + ", not a regular file");
   if (static_cast<unsigned long long>(st.st_size) > max_bytes)
     throw UsageError(who + " is too large: " + std::to_string(st.st_size) + " bytes, at most " + size_text(max_bytes));
   std::string text;
@@ -94,16 +93,15 @@ void check_output_file(const std::string& path, const std::string& what) {
   struct stat dst {};
   if (::stat(dir.c_str(), &dst) != 0)
     throw UsageError(who + " cannot be written: its directory '" + echo(dir, 200) + "' does not exist");
-  if (!S_ISDIR(dst.st_mode))
-    throw UsageError(who + " cannot be written: '" + echo(dir, 200) + "' is not a directory");
+  if (!S_ISDIR(dst.st_mode)) throw UsageError(who + " cannot be written: '" + echo(dir, 200) + "' is not a directory");
   // access(W_OK) says yes to root on read-only or virtual file systems (/proc): create a
   // file there instead, and remove it at once.
   std::string probe = dir + "/.dualnet-write-test-XXXXXX";
   const int fd = ::mkstemp(probe.data());
   if (fd < 0) {
     const int e = errno;
-    throw UsageError(who + " cannot be written: cannot create files in '" + echo(dir, 200) + "' (" +
-                     std::strerror(e) + ")");
+    throw UsageError(who + " cannot be written: cannot create files in '" + echo(dir, 200) + "' (" + std::strerror(e) +
+                     ")");
   }
   ::close(fd);
   ::unlink(probe.c_str());

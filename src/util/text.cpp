@@ -13,14 +13,22 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
   if (b0 < 0x80) return 1;
   std::size_t n = 0;
   unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (b0 >= 0xC2 && b0 <= 0xDF) n = 2;
-  else if (b0 == 0xE0) n = 3, lo = 0xA0;
-  else if (b0 == 0xED) n = 3, hi = 0x9F;  // no UTF-16 surrogates
-  else if (b0 >= 0xE1 && b0 <= 0xEF) n = 3;
-  else if (b0 == 0xF0) n = 4, lo = 0x90;
-  else if (b0 == 0xF4) n = 4, hi = 0x8F;  // nothing above U+10FFFF
-  else if (b0 >= 0xF1 && b0 <= 0xF3) n = 4;
-  else return 0;
+  if (b0 >= 0xC2 && b0 <= 0xDF)
+    n = 2;
+  else if (b0 == 0xE0)
+    n = 3, lo = 0xA0;
+  else if (b0 == 0xED)
+    n = 3, hi = 0x9F;  // no UTF-16 surrogates
+  else if (b0 >= 0xE1 && b0 <= 0xEF)
+    n = 3;
+  else if (b0 == 0xF0)
+    n = 4, lo = 0x90;
+  else if (b0 == 0xF4)
+    n = 4, hi = 0x8F;  // nothing above U+10FFFF
+  else if (b0 >= 0xF1 && b0 <= 0xF3)
+    n = 4;
+  else
+    return 0;
   if (i + n > s.size()) return 0;
   if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
   for (std::size_t k = 2; k < n; ++k)
@@ -63,9 +71,12 @@ std::string echo(std::string_view s, std::size_t max_chars) {
     if (shown == max_chars) return out + "...";
     const auto c = static_cast<unsigned char>(s[i]);
     const std::size_t n = utf8_sequence_length(s, i);
-    if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\t') out += "\\t";
+    if (c == '\n')
+      out += "\\n";
+    else if (c == '\r')
+      out += "\\r";
+    else if (c == '\t')
+      out += "\\t";
     else if (n == 0 || is_control(c)) {
       char buf[8];
       std::snprintf(buf, sizeof buf, "\\x%02X", c);

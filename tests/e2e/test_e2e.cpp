@@ -257,8 +257,8 @@ TEST(E2E, ReferenceConfigurationLearns) {
 // tests/integrity/values.sh's.
 TEST(E2E, TwoRankRunHasTheDocumentedLayout) {
   const fs::path dir = fresh_dir("two_ranks");
-  const std::vector<std::string> keys = {"depth=4", "hid=6", "batch=64", "micro_batch=4", "samples_per_pass=2048",
-                                         "epochs=2", "eval_chunk=300", "seed=5"};
+  const std::vector<std::string> keys = {
+      "depth=4", "hid=6", "batch=64", "micro_batch=4", "samples_per_pass=2048", "epochs=2", "eval_chunk=300", "seed=5"};
   std::vector<std::string> args = keys;
   args.push_back("out=" + (dir / "np2").string());
   const Result r = run(train_argv(2, args), dir / "log2", 300);

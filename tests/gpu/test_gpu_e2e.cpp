@@ -122,8 +122,7 @@ struct Stat {
   double max_abs = 0.0, worst_excess = -1.0;
 };
 
-void accumulate(Stat& s, const std::vector<double>& c, const std::vector<double>& g, size_t from, size_t to,
-                Tol tol) {
+void accumulate(Stat& s, const std::vector<double>& c, const std::vector<double>& g, size_t from, size_t to, Tol tol) {
   for (size_t i = from; i < to; ++i) {
     ++s.values;
     if (std::isnan(c[i]) || std::isnan(g[i])) {
@@ -145,10 +144,14 @@ void accumulate(Stat& s, const std::vector<double>& c, const std::vector<double>
 
 std::string tol_text(Tol t) {
   char b[64];
-  if (t.rtol == 0 && t.atol == 0) std::snprintf(b, sizeof b, "identical");
-  else if (t.rtol == 0) std::snprintf(b, sizeof b, "atol %.0e", t.atol);
-  else if (t.atol == 0) std::snprintf(b, sizeof b, "rtol %.0e", t.rtol);
-  else std::snprintf(b, sizeof b, "atol %.0e rtol %.0e", t.atol, t.rtol);
+  if (t.rtol == 0 && t.atol == 0)
+    std::snprintf(b, sizeof b, "identical");
+  else if (t.rtol == 0)
+    std::snprintf(b, sizeof b, "atol %.0e", t.atol);
+  else if (t.atol == 0)
+    std::snprintf(b, sizeof b, "rtol %.0e", t.rtol);
+  else
+    std::snprintf(b, sizeof b, "atol %.0e rtol %.0e", t.atol, t.rtol);
   return b;
 }
 
@@ -177,9 +180,10 @@ bool compare_files(const std::string& run_name, const std::string& cpu_path, con
     h5::Handle cm = h5::open_group(cf, "metrics"), gm = h5::open_group(gf, "metrics");
     const auto cr = h5::shape(h5::open_dataset(cm, "epoch"))[0], gr = h5::shape(h5::open_dataset(gm, "epoch"))[0];
     if (cr != gr) {
-      std::printf("%-10s the CPU run has %llu evaluation rows and the GPU run %llu: one stopped early (see its log): "
-                  "DIFFERS\n",
-                  run_name.c_str(), static_cast<unsigned long long>(cr), static_cast<unsigned long long>(gr));
+      std::printf(
+          "%-10s the CPU run has %llu evaluation rows and the GPU run %llu: one stopped early (see its log): "
+          "DIFFERS\n",
+          run_name.c_str(), static_cast<unsigned long long>(cr), static_cast<unsigned long long>(gr));
       return false;
     }
   }
@@ -249,11 +253,16 @@ int main(int argc, char** argv) {
       continue;
     }
     if (i + 1 >= argc) return usage(("missing value after " + a).c_str());
-    if (a == "--dualnet") gpu_bin = argv[++i];
-    else if (a == "--cpu-dualnet") cpu_bin = argv[++i];
-    else if (a == "--reference-dir") ref_dir = argv[++i];
-    else if (a == "--workdir") workdir = argv[++i];
-    else return usage(("unknown argument " + a).c_str());
+    if (a == "--dualnet")
+      gpu_bin = argv[++i];
+    else if (a == "--cpu-dualnet")
+      cpu_bin = argv[++i];
+    else if (a == "--reference-dir")
+      ref_dir = argv[++i];
+    else if (a == "--workdir")
+      workdir = argv[++i];
+    else
+      return usage(("unknown argument " + a).c_str());
   }
   if (gpu_bin.empty() || workdir.empty() || cpu_bin.empty() == ref_dir.empty())
     return usage("give --dualnet, --workdir and one of --cpu-dualnet / --reference-dir");
@@ -285,8 +294,9 @@ int main(int argc, char** argv) {
         h5::Handle f = h5::open_file(cpu_metrics.string(), false);
         std::ofstream(dir / "config.toml") << h5::read_attr_string(f, "config_toml");
       }
-      const std::vector<std::string> cmd = {gpu_bin, "train", (dir / "config.toml").string(),
-                                            "out=" + (dir / "gpu").string(), "overwrite=true", "reducer=auto"};
+      const std::vector<std::string> cmd = {
+          gpu_bin,          "train",       (dir / "config.toml").string(), "out=" + (dir / "gpu").string(),
+          "overwrite=true", "reducer=auto"};
       if (const int rc = run(cmd, dir / "gpu.log"); rc != 0) {
         std::printf("FAILED: the GPU run '%s' exited with %d\n", r.name, rc);
         print_tail(dir / "gpu.log", 30);
@@ -294,11 +304,12 @@ int main(int argc, char** argv) {
       }
       print_tail(dir / "gpu.log", 4);
     }
-    std::printf("\n%-10s %-34s %-6s %-20s %9s %11s  %s\n", "run", "dataset", "rows", "tolerance", "values",
-                "max|diff|", "verdict");
+    std::printf("\n%-10s %-34s %-6s %-20s %9s %11s  %s\n", "run", "dataset", "rows", "tolerance", "values", "max|diff|",
+                "verdict");
     for (const Run& r : kRuns) {
       const fs::path dir = fs::path(workdir) / r.name;
-      const fs::path cpu_metrics = cpu_bin.empty() ? fs::path(ref_dir) / r.name / "metrics.h5" : dir / "cpu" / "metrics.h5";
+      const fs::path cpu_metrics =
+          cpu_bin.empty() ? fs::path(ref_dir) / r.name / "metrics.h5" : dir / "cpu" / "metrics.h5";
       ok = compare_files(r.name, cpu_metrics.string(), (dir / "gpu" / "metrics.h5").string(), r.trained_rows_loose) &&
            ok;
     }

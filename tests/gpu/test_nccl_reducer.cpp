@@ -38,8 +38,12 @@ KOKKOS_INLINE_FUNCTION std::int64_t base_i64(std::int64_t i) {
 KOKKOS_INLINE_FUNCTION std::int64_t pattern_i64(std::int64_t i, int r) { return base_i64(i) * (r + 1) + r; }
 // Floating patterns are small multiples of powers of two: every partial sum is exact, so
 // the result is exact whatever order NCCL adds in.
-KOKKOS_INLINE_FUNCTION double pattern_f64(std::int64_t i, int r) { return 0.25 * static_cast<double>(i % 4099 - 2049) * (r + 1); }
-KOKKOS_INLINE_FUNCTION float pattern_f32(std::int64_t i, int r) { return 0.5f * static_cast<float>(i % 1021 - 510) * (r + 1); }
+KOKKOS_INLINE_FUNCTION double pattern_f64(std::int64_t i, int r) {
+  return 0.25 * static_cast<double>(i % 4099 - 2049) * (r + 1);
+}
+KOKKOS_INLINE_FUNCTION float pattern_f32(std::int64_t i, int r) {
+  return 0.5f * static_cast<float>(i % 1021 - 510) * (r + 1);
+}
 
 KOKKOS_INLINE_FUNCTION void set_pattern(std::int64_t& x, std::int64_t i, int r) { x = pattern_i64(i, r); }
 KOKKOS_INLINE_FUNCTION void set_pattern(double& x, std::int64_t i, int r) { x = pattern_f64(i, r); }
@@ -58,9 +62,8 @@ template <class T>
 dualnet::View1<T> filled(std::int64_t n) {
   dualnet::View1<T> buf(Kokkos::view_alloc(Kokkos::WithoutInitializing, "nccl_test_buffer"), n);
   const int rank = g_world.rank;
-  Kokkos::parallel_for("nccl_test_fill", dualnet::range(n), KOKKOS_LAMBDA(const std::int64_t i) {
-    set_pattern(buf(i), i, rank);
-  });
+  Kokkos::parallel_for(
+      "nccl_test_fill", dualnet::range(n), KOKKOS_LAMBDA(const std::int64_t i) { set_pattern(buf(i), i, rank); });
   return buf;
 }
 
@@ -171,8 +174,9 @@ int main(int argc, char** argv) {
     dualnet::KokkosArgs args(argv[0], dualnet::parse_kokkos_options(kokkos_args, std::getenv), g_world);
     Kokkos::initialize(args.argc(), args.argv());
     ::testing::InitGoogleTest(&argc, argv);
-    if (!g_world.root()) delete ::testing::UnitTest::GetInstance()->listeners().Release(
-        ::testing::UnitTest::GetInstance()->listeners().default_result_printer());
+    if (!g_world.root())
+      delete ::testing::UnitTest::GetInstance()->listeners().Release(
+          ::testing::UnitTest::GetInstance()->listeners().default_result_printer());
     rc = RUN_ALL_TESTS();
     Kokkos::finalize();
   }

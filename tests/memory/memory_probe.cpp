@@ -16,9 +16,12 @@ int main(int argc, char** argv) {
   std::vector<std::string> overrides;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--ranks" && i + 1 < argc) ranks = std::stoi(argv[++i]);
-    else if (a.find('=') == std::string::npos && toml.empty() && overrides.empty()) toml = a;
-    else overrides.push_back(a);
+    if (a == "--ranks" && i + 1 < argc)
+      ranks = std::stoi(argv[++i]);
+    else if (a.find('=') == std::string::npos && toml.empty() && overrides.empty())
+      toml = a;
+    else
+      overrides.push_back(a);
   }
   try {
     const dualnet::Config cfg = dualnet::parse_config(toml, overrides);

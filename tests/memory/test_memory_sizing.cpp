@@ -57,8 +57,8 @@ TEST(MemorySizing, SampleBatchAndActivationsMatchTheirAllocations) {
   for (const Shape& s : kShapes) {
     const TreeShape t(s.depth, s.k, s.hid);
     for (std::int64_t rows : {1, 7, 384}) {
-      SCOPED_TRACE("depth " + std::to_string(s.depth) + " k " + std::to_string(s.k) + " hid " +
-                   std::to_string(s.hid) + " rows " + std::to_string(rows));
+      SCOPED_TRACE("depth " + std::to_string(s.depth) + " k " + std::to_string(s.k) + " hid " + std::to_string(s.hid) +
+                   " rows " + std::to_string(rows));
       AllocationCounter count;
       {
         SampleBatch b;
@@ -109,8 +109,8 @@ TEST(MemorySizing, TrainerBuffersAreThePersistentEstimate) {
       {"depth=3", "num_children=3", "hid=5", "negatives=3", "batch=12", "micro_batch=3", "eval_chunk=100",
        "samples_per_pass=96"},
       {"depth=4", "num_children=2", "hid=64", "batch=8", "micro_batch=2", "samples_per_pass=64", "corr_full=true"},
-      {"depth=2", "num_children=16", "hid=2", "batch=4", "micro_batch=1", "samples_per_pass=200",
-       "corr_full=false", "loss=simp"},
+      {"depth=2", "num_children=16", "hid=2", "batch=4", "micro_batch=1", "samples_per_pass=200", "corr_full=false",
+       "loss=simp"},
   };
   for (const auto& keys : configs) {
     Config cfg = parse_config("", keys);
@@ -139,8 +139,8 @@ TEST(MemorySizing, TrainerBuffersAreThePersistentEstimate) {
 // The cases of the issue: the evaluation chunk rounded up to one block of 64 anchors of 2^24
 // leaves (8.6 GB), and a pass of 2^43 samples whose per-step losses alone are 2^39 bytes.
 TEST(MemoryEstimate, CoversTheBuffersThatWereMissing) {
-  Config big = parse_config("", {"depth=6", "num_children=16", "hid=1", "batch=2", "micro_batch=1",
-                                 "samples_per_pass=2", "epochs=1"});
+  Config big = parse_config(
+      "", {"depth=6", "num_children=16", "hid=1", "batch=2", "micro_batch=1", "samples_per_pass=2", "epochs=1"});
   validate(big, 1);
   const TreeShape t(6, 16, 1);
   EXPECT_GE(static_cast<double>(estimate_memory_bytes(big, 1)), 8.6e9);
@@ -159,8 +159,8 @@ TEST(MemoryEstimate, SaturatesInsteadOfOverflowing) {
   c.hid = 4096;
   c.batch = 1 << 24;
   EXPECT_EQ(estimate_memory_bytes(c, 1), std::int64_t(9e18));
-  Config wide = parse_config("", {"depth=5", "num_children=2", "hid=4096", "batch=16777216",
-                                  "samples_per_pass=8999999999999999999"});
+  Config wide = parse_config(
+      "", {"depth=5", "num_children=2", "hid=4096", "batch=16777216", "samples_per_pass=8999999999999999999"});
   EXPECT_GT(estimate_memory_bytes(wide, 1), std::int64_t(1) << 40);
   EXPECT_LE(estimate_memory_bytes(wide, 1), std::int64_t(9e18));
 }

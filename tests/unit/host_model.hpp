@@ -16,8 +16,8 @@ struct HostNet {
   int depth, k, hid;
   bool bias, normalize;
   int n_latent = 0, n_leaf = 0;
-  std::vector<int> level_start;     // [depth + 2]
-  std::vector<std::int64_t> offset; // [n_latent + 1]: first parameter of each node
+  std::vector<int> level_start;      // [depth + 2]
+  std::vector<std::int64_t> offset;  // [n_latent + 1]: first parameter of each node
 
   HostNet(int depth_, int k_, int hid_, bool bias_ = true, bool normalize_ = true)
       : depth(depth_), k(k_), hid(hid_), bias(bias_), normalize(normalize_) {
@@ -48,7 +48,9 @@ struct HostNet {
     return l;
   }
   double weight(const double* p, int node, int j, int i) const { return p[offset[node] + j * in_size(node) + i]; }
-  std::int64_t bias_index(int node, int j) const { return offset[node] + static_cast<std::int64_t>(hid) * in_size(node) + j; }
+  std::int64_t bias_index(int node, int j) const {
+    return offset[node] + static_cast<std::int64_t>(hid) * in_size(node) + j;
+  }
 
   // The input vector of `node` given the pre-activations of the row.
   void input(const double* leaves, const std::vector<double>& pre, int node, std::vector<double>& x) const {
@@ -88,7 +90,8 @@ struct HostNet {
   // J_mu = d h_root / d h_mu for every node (hid x hid, [a][b]: root neuron a, mu's neuron b),
   // gate of mu included, J_root = I; by explicit top-down chain rule on the host.
   std::vector<std::vector<double>> jacobians(const double* p, const std::vector<double>& pre) const {
-    std::vector<std::vector<double>> J(static_cast<size_t>(n_latent), std::vector<double>(static_cast<size_t>(hid) * hid, 0.0));
+    std::vector<std::vector<double>> J(static_cast<size_t>(n_latent),
+                                       std::vector<double>(static_cast<size_t>(hid) * hid, 0.0));
     for (int a = 0; a < hid; ++a) J[0][static_cast<size_t>(a) * hid + a] = 1.0;
     for (int node = 1; node < n_latent; ++node) {
       const int par = (node - 1) / k, q = (node - 1) % k;
@@ -124,7 +127,8 @@ inline double host_mean_loss(HostLoss kind, double tau, double margin, int H, in
   const auto d2 = [&](int item, int v) {  // 1/2 |f(anchor) - f(view v)|^2
     double s = 0.0;
     for (int d = 0; d < dim; ++d) {
-      const double u = out[(static_cast<size_t>(item) * views) * dim + d] - out[(static_cast<size_t>(item) * views + v) * dim + d];
+      const double u =
+          out[(static_cast<size_t>(item) * views) * dim + d] - out[(static_cast<size_t>(item) * views + v) * dim + d];
       s += u * u;
     }
     return 0.5 * s;
@@ -162,7 +166,8 @@ inline double host_mean_loss(HostLoss kind, double tau, double margin, int H, in
         l = -tau * std::log(std::exp(-dp / tau) / den);
         break;
       }
-      default: break;
+      default:
+        break;
     }
     total += l;
   }

@@ -124,18 +124,30 @@ TEST(Config, UnknownKeyIsNamed) {
 }
 
 TEST(Config, WrongTypeIsNamed) {
-  expect_each_names_its_key({{"depth=abc", "depth"}, {"depth=2.5", "depth"}, {"bias=3", "bias"}, {"lr=fast", "lr"},
-                             {"loss=mse", "loss"}, {"normalize_output=yes", "normalize_output"},
+  expect_each_names_its_key({{"depth=abc", "depth"},
+                             {"depth=2.5", "depth"},
+                             {"bias=3", "bias"},
+                             {"lr=fast", "lr"},
+                             {"loss=mse", "loss"},
+                             {"normalize_output=yes", "normalize_output"},
                              {"batch=true", "batch"}});
   const std::string mf = file_error("hid = \"ten\"\n");
   EXPECT_NE(mf.find("hid"), std::string::npos) << mf;
 }
 
 TEST(Config, OutOfRangeIsNamed) {
-  expect_each_names_its_key({{"depth=0", "depth"}, {"depth=21", "depth"}, {"hid=0", "hid"}, {"hid=-3", "hid"},
-                             {"delta_upper=1.5", "delta_upper"}, {"delta_lower=-0.1", "delta_lower"},
-                             {"temp=0", "temp"}, {"lr=-1", "lr"}, {"num_children=1", "num_children"},
-                             {"batch=0", "batch"}, {"negatives=0", "negatives"}, {"lr=nan", "lr"}});
+  expect_each_names_its_key({{"depth=0", "depth"},
+                             {"depth=21", "depth"},
+                             {"hid=0", "hid"},
+                             {"hid=-3", "hid"},
+                             {"delta_upper=1.5", "delta_upper"},
+                             {"delta_lower=-0.1", "delta_lower"},
+                             {"temp=0", "temp"},
+                             {"lr=-1", "lr"},
+                             {"num_children=1", "num_children"},
+                             {"batch=0", "batch"},
+                             {"negatives=0", "negatives"},
+                             {"lr=nan", "lr"}});
 }
 
 TEST(Config, HidBelowOneIsRejected) {
@@ -281,16 +293,49 @@ void expect_round_trip(const Config& c, const std::string& what) {
 
 TEST(Config, EveryKeyRoundTripsThroughToml) {
   const double min_normal = std::numeric_limits<double>::min();
-  const std::vector<double> doubles = {
-      -0.0, 0.0, 1e-300, 0.1, 0.2, 1.0 / 3.0, 0.999999, 1.0, 2.5, 1e-6, 1e6, 123456789.123,
-      min_normal, std::nextafter(min_normal, 1.0), 3 * min_normal, 1e300, 1e308, DBL_MAX,
-      std::nextafter(1.0, 0.0), std::nextafter(1.0, 2.0), 9007199254740993.0, 0.30000000000000004};
-  const std::vector<std::int64_t> ints = {0, 1, 2, 3, 5, 16, 20, 64, 4096, 1 << 20, 1 << 24,
-                                          1000000000, 8999999999999999999LL};
-  const std::vector<std::string> strings = {
-      "a", "dualnet-run", "a b", "with \"quotes\"", "back\\slash", "trailing\\", "\\\"", "# not a comment",
-      "key = value", "[table]", "'''", "\"\"\"", "\\u0041", "unicode \u00e9\u4e2d\U0001F600", " spaces ",
-      "runs/x/../y", "/abs/path/with=equals", std::string(4096, 'x'), std::string(1000, '\\')};
+  const std::vector<double> doubles = {-0.0,
+                                       0.0,
+                                       1e-300,
+                                       0.1,
+                                       0.2,
+                                       1.0 / 3.0,
+                                       0.999999,
+                                       1.0,
+                                       2.5,
+                                       1e-6,
+                                       1e6,
+                                       123456789.123,
+                                       min_normal,
+                                       std::nextafter(min_normal, 1.0),
+                                       3 * min_normal,
+                                       1e300,
+                                       1e308,
+                                       DBL_MAX,
+                                       std::nextafter(1.0, 0.0),
+                                       std::nextafter(1.0, 2.0),
+                                       9007199254740993.0,
+                                       0.30000000000000004};
+  const std::vector<std::int64_t> ints = {
+      0, 1, 2, 3, 5, 16, 20, 64, 4096, 1 << 20, 1 << 24, 1000000000, 8999999999999999999LL};
+  const std::vector<std::string> strings = {"a",
+                                            "dualnet-run",
+                                            "a b",
+                                            "with \"quotes\"",
+                                            "back\\slash",
+                                            "trailing\\",
+                                            "\\\"",
+                                            "# not a comment",
+                                            "key = value",
+                                            "[table]",
+                                            "'''",
+                                            "\"\"\"",
+                                            "\\u0041",
+                                            "unicode \u00e9\u4e2d\U0001F600",
+                                            " spaces ",
+                                            "runs/x/../y",
+                                            "/abs/path/with=equals",
+                                            std::string(4096, 'x'),
+                                            std::string(1000, '\\')};
   int checked = 0;
   for (const auto& k : config_keys()) {
     if (auto f = std::get_if<double Config::*>(&k.field)) {
@@ -360,10 +405,10 @@ TEST(Config, StringsWithControlCharactersOrInvalidUtf8AreRefused) {
       {"a\x7f", "0x7F"},
       {"\xff", "UTF-8"},
       {"a\xc3", "UTF-8"},
-      {"\xc0\xaf", "UTF-8"},  // overlong '/'
-      {"\xed\xa0\x80", "UTF-8"},  // a surrogate
+      {"\xc0\xaf", "UTF-8"},          // overlong '/'
+      {"\xed\xa0\x80", "UTF-8"},      // a surrogate
       {"\xf4\x90\x80\x80", "UTF-8"},  // above U+10FFFF
-      {"\xe2\x82", "UTF-8"},  // cut short
+      {"\xe2\x82", "UTF-8"},          // cut short
       {"\"a\\nb\"", "line break"},
       {"\"a\\u0000b\"", "0x00"},
       {"\"\\u007f\"", "0x7F"},
@@ -415,12 +460,8 @@ TEST(Config, ArraysAndTablesForScalarKeysGiveOneLine) {
     EXPECT_LT(m.size(), 400u) << m;
   }
   const std::vector<std::pair<std::string, std::string>> files = {
-      {"depth = [1,\n2,\n3]\n", "depth"},
-      {"depth = {a = 1}\n", "depth"},
-      {"[depth]\nx = 1\n", "depth"},
-      {"lr = [\n0.1\n]\n", "lr"},
-      {"out = [\"a\",\n\"b\"]\n", "out"},
-      {"seed = 1979-05-27T07:32:00Z\n", "seed"},
+      {"depth = [1,\n2,\n3]\n", "depth"}, {"depth = {a = 1}\n", "depth"},     {"[depth]\nx = 1\n", "depth"},
+      {"lr = [\n0.1\n]\n", "lr"},         {"out = [\"a\",\n\"b\"]\n", "out"}, {"seed = 1979-05-27T07:32:00Z\n", "seed"},
   };
   for (const auto& [text, key] : files) {
     const std::string m = file_error(text);
@@ -433,9 +474,9 @@ TEST(Config, ArraysAndTablesForScalarKeysGiveOneLine) {
 
 TEST(Config, EchoedInputIsOneShortLine) {
   const std::string longv(5000, 'z');
-  for (const auto& m : {override_error({"lr=" + longv}), override_error({"depth=\n\n\n"}),
-                        override_error({"de\npth=3"}), override_error({"x\n"}), override_error({"loss=" + longv}),
-                        override_error({"loss=a\nb"})}) {
+  for (const auto& m :
+       {override_error({"lr=" + longv}), override_error({"depth=\n\n\n"}), override_error({"de\npth=3"}),
+        override_error({"x\n"}), override_error({"loss=" + longv}), override_error({"loss=a\nb"})}) {
     EXPECT_EQ(m.find('\n'), std::string::npos) << m;
     EXPECT_LT(m.size(), 300u) << m;
   }
@@ -558,8 +599,8 @@ const std::vector<KeySpecOf<ToyKeys>> kToyKeys = {
 
 TEST(CommandLine, OwnKeysAreReadLikeConfigKeysAndTheRestIsLeftForTheConfig) {
   ToyKeys k;
-  const Arguments a = read_arguments({"run", "steps=7", "taus=0.01,1", "names=[\"b\", \"a\"]", "depth=3"}, true,
-                                     kToyKeys, k);
+  const Arguments a =
+      read_arguments({"run", "steps=7", "taus=0.01,1", "names=[\"b\", \"a\"]", "depth=3"}, true, kToyKeys, k);
   EXPECT_TRUE(a.has_path);
   EXPECT_EQ(a.path, "run");
   EXPECT_EQ(a.config_overrides, (std::vector<std::string>{"depth=3"}));
@@ -573,9 +614,14 @@ TEST(CommandLine, OwnKeysAreReadLikeConfigKeysAndTheRestIsLeftForTheConfig) {
 }
 
 TEST(CommandLine, NumbersAreStrictAndEveryRefusalNamesTheKey) {
-  for (const std::vector<std::string>& bad :
-       {std::vector<std::string>{"steps=10x"}, {"steps=1e3"}, {"steps=0"}, {"steps=101"}, {"steps="}, {"taus=0"},
-        {"taus=0.1,x"}, {"names=c"}}) {
+  for (const std::vector<std::string>& bad : {std::vector<std::string>{"steps=10x"},
+                                              {"steps=1e3"},
+                                              {"steps=0"},
+                                              {"steps=101"},
+                                              {"steps="},
+                                              {"taus=0"},
+                                              {"taus=0.1,x"},
+                                              {"names=c"}}) {
     ToyKeys k;
     const std::string m = usage_error_of([&] { read_arguments(bad, false, kToyKeys, k); });
     const std::string key = bad[0].substr(0, bad[0].find('='));

@@ -57,8 +57,8 @@ struct HostBatch {
   std::vector<int> root;                 // [rows]
 };
 
-HostBatch run_batch(const NetworkShape& net, const View1<real>& params, std::int64_t items, int views,
-                    SampleBatch& s, Activations& act) {
+HostBatch run_batch(const NetworkShape& net, const View1<real>& params, std::int64_t items, int views, SampleBatch& s,
+                    Activations& act) {
   const TreeShape& t = net.tree;
   const View1<real> pol = draw_polarities(t, 11, 0.7, 1.0);
   s.allocate(t, items * views);
@@ -92,8 +92,8 @@ std::vector<std::vector<double>> level_k(const HostNet& host, const std::vector<
     for (size_t bb = 0; bb < hid; ++bb)
       for (int i = 0; i < in; ++i)
         for (size_t a = 0; a < hid; ++a)
-          K[static_cast<size_t>(host.offset[static_cast<size_t>(mu)]) + bb * static_cast<size_t>(in) + static_cast<size_t>(i)][a] =
-              x[static_cast<size_t>(i)] * J[static_cast<size_t>(mu)][a * hid + bb];
+          K[static_cast<size_t>(host.offset[static_cast<size_t>(mu)]) + bb * static_cast<size_t>(in) +
+            static_cast<size_t>(i)][a] = x[static_cast<size_t>(i)] * J[static_cast<size_t>(mu)][a * hid + bb];
   }
   return K;
 }
@@ -123,8 +123,10 @@ TEST(CovopIdentity, OutputIsKTransposeWAtEveryLevelOfABiasFreeNetwork) {
         }
       }
     ASSERT_GT(scale, 1e-3);
-    if (!bias) EXPECT_LT(worst, 1e-12 * scale) << "f = K_l^T vec(W_l) must hold exactly without biases";
-    else EXPECT_GT(worst, 1e-3 * scale) << "with biases the identity must fail (the test would be vacuous)";
+    if (!bias)
+      EXPECT_LT(worst, 1e-12 * scale) << "f = K_l^T vec(W_l) must hold exactly without biases";
+    else
+      EXPECT_GT(worst, 1e-3 * scale) << "with biases the identity must fail (the test would be vacuous)";
   }
 }
 
@@ -173,7 +175,7 @@ TEST(CovopIdentity, SimpGradientIsTheDifferenceOfPairOperatorsOnAnyBatch) {
       for (size_t q = 0; q < K0.size(); ++q)
         for (size_t a = 0; a < hid; ++a)
           expect[q] -= ((K0[q][a] - Kn[q][a]) * un[a] - (K0[q][a] - Kp[q][a]) * up[a]) / static_cast<double>(items);
-  // expect = grad L_simp (the minus sign of the theorem is in the accumulation above).
+      // expect = grad L_simp (the minus sign of the theorem is in the accumulation above).
     }
   double scale = 0.0, worst = 0.0;
   for (std::int64_t q = 0; q < n_params; ++q) {
@@ -269,10 +271,12 @@ TEST(CovopSpectrum, JacobiKernelRecoversKnownSpectra) {
     for (int r = 0; r < n; ++r)
       for (int s = 0; s < n; ++s) {
         double v = 0.0;
-        if (c.lambda.empty()) v = (r == 1 && s == 2) ? std::nan("") : 1.0;
+        if (c.lambda.empty())
+          v = (r == 1 && s == 2) ? std::nan("") : 1.0;
         else
           for (int k = 0; k < n; ++k)
-            v += Q[static_cast<size_t>(r) * n + k] * c.lambda[static_cast<size_t>(k)] * Q[static_cast<size_t>(s) * n + k];
+            v += Q[static_cast<size_t>(r) * n + k] * c.lambda[static_cast<size_t>(k)] *
+                 Q[static_cast<size_t>(s) * n + k];
         h(0, r, s) = v;
       }
     // Symmetrise exactly (the kernel treats the matrix as symmetric).
@@ -292,7 +296,8 @@ TEST(CovopSpectrum, JacobiKernelRecoversKnownSpectra) {
     std::sort(want.rbegin(), want.rend());
     double scale = 1e-300;
     for (double l : want) scale = std::max(scale, std::fabs(l));
-    for (int j = 0; j < n; ++j) EXPECT_NEAR(hv(0, j), want[static_cast<size_t>(j)], 1e-13 * scale) << "n=" << n << " j=" << j;
+    for (int j = 0; j < n; ++j)
+      EXPECT_NEAR(hv(0, j), want[static_cast<size_t>(j)], 1e-13 * scale) << "n=" << n << " j=" << j;
     // V orthonormal, A V = V Lambda, largest entry of each vector positive.
     for (int j = 0; j < n; ++j) {
       int big = 0;
@@ -372,7 +377,8 @@ TEST(CovopSpectrum, NodeSpectraAndAlignmentMatchTheDenseOperator) {
       for (int a2 = 0; a2 < hid; ++a2) {
         double g = 0.0;
         for (int row = 0; row < dd; ++row) g += D(row, a1) * D(row, a2);
-        EXPECT_NEAR(r.gram_paper[(static_cast<size_t>(mu) * hid + a1) * hid + a2], p0 * p1 * g, 1e-14 + 1e-12 * std::fabs(p0 * p1 * g));
+        EXPECT_NEAR(r.gram_paper[(static_cast<size_t>(mu) * hid + a1) * hid + a2], p0 * p1 * g,
+                    1e-14 + 1e-12 * std::fabs(p0 * p1 * g));
       }
     std::vector<double> op(static_cast<size_t>(dd) * dd, 0.0);
     for (int r1 = 0; r1 < dd; ++r1)
@@ -382,13 +388,17 @@ TEST(CovopSpectrum, NodeSpectraAndAlignmentMatchTheDenseOperator) {
     dense_eigen(op, dd, values, vectors);
     const double top = values[0];
     if (!(top > 0.0)) {
-      EXPECT_TRUE(std::isnan(r.covop_alignment[static_cast<size_t>(mu)]) || r.covop_eigenvalues[static_cast<size_t>(mu) * hid] <= 0.0);
+      EXPECT_TRUE(std::isnan(r.covop_alignment[static_cast<size_t>(mu)]) ||
+                  r.covop_eigenvalues[static_cast<size_t>(mu) * hid] <= 0.0);
       continue;
     }
     for (int j = 0; j < dd; ++j) {
       const double want = j < hid ? values[static_cast<size_t>(j)] : 0.0;
-      if (j < hid) EXPECT_NEAR(r.covop_eigenvalues[static_cast<size_t>(mu) * hid + j], want, 1e-10 * top) << "node " << mu << " j " << j;
-      else EXPECT_NEAR(values[static_cast<size_t>(j)], 0.0, 1e-10 * top) << "node " << mu << ": rank above hid";
+      if (j < hid)
+        EXPECT_NEAR(r.covop_eigenvalues[static_cast<size_t>(mu) * hid + j], want, 1e-10 * top)
+            << "node " << mu << " j " << j;
+      else
+        EXPECT_NEAR(values[static_cast<size_t>(j)], 0.0, 1e-10 * top) << "node " << mu << ": rank above hid";
     }
     // Alignment: the length of the projection of vec(W_mu) onto the top eigenspace of the
     // dense operator over |W_mu| (at the root, J = I makes hid eigenvalues tie exactly);
@@ -409,8 +419,10 @@ TEST(CovopSpectrum, NodeSpectraAndAlignmentMatchTheDenseOperator) {
       const double x = w[static_cast<size_t>(t.param_offset(mu) + static_cast<std::int64_t>(b) * in + i)];
       ww += x * x;
     }
-    if (mu == 0) EXPECT_EQ(tied, hid) << "J_root = I: the root's operator is p0 p1 (dx dx^T) (x) I";
-    else EXPECT_EQ(tied, 1) << "node " << mu;
+    if (mu == 0)
+      EXPECT_EQ(tied, hid) << "J_root = I: the root's operator is p0 p1 (dx dx^T) (x) I";
+    else
+      EXPECT_EQ(tied, 1) << "node " << mu;
     // Away from a near-tie (gap below 1e-6) the eigenspace, hence the alignment, is well conditioned.
     if (tied < dd && values[static_cast<size_t>(tied)] > top * (1.0 - 1e-6)) continue;
     EXPECT_NEAR(r.covop_alignment[static_cast<size_t>(mu)], std::sqrt(projected / ww), 1e-9) << "node " << mu;
@@ -472,7 +484,8 @@ TEST_F(CovopCheckTest, SimpErrorIsBelowOnePercentAndFallsAsOneOverSqrtBatch) {
   double mb = 0.0, me = 0.0;
   for (size_t i = 0; i < logb.size(); ++i) mb += logb[i] / 3.0, me += loge[i] / 3.0;
   double sxy = 0.0, sxx = 0.0;
-  for (size_t i = 0; i < logb.size(); ++i) sxy += (logb[i] - mb) * (loge[i] - me), sxx += (logb[i] - mb) * (logb[i] - mb);
+  for (size_t i = 0; i < logb.size(); ++i)
+    sxy += (logb[i] - mb) * (loge[i] - me), sxx += (logb[i] - mb) * (logb[i] - mb);
   const double slope = sxy / sxx;
   RecordProperty("slope", std::to_string(slope));
   EXPECT_NEAR(slope, -0.5, 0.12) << "error against batch should fall as batch^-1/2";
@@ -543,7 +556,8 @@ TEST(CovopTraining, AlignmentGrowsForMostNodesOfTheLowestLevel) {
   int up = 0, n = 0;
   double mean0 = 0.0, mean1 = 0.0;
   for (int mu = t.level_start[t.depth - 1]; mu < t.n_latent; ++mu, ++n) {
-    const double a0 = before.covop_alignment[static_cast<size_t>(mu)], a1 = after.covop_alignment[static_cast<size_t>(mu)];
+    const double a0 = before.covop_alignment[static_cast<size_t>(mu)],
+                 a1 = after.covop_alignment[static_cast<size_t>(mu)];
     up += a1 > a0;
     mean0 += a0;
     mean1 += a1;
@@ -565,7 +579,8 @@ TEST(CovopTraining, AlignmentGrowsForMostNodesOfTheLowestLevel) {
 
 // ---------------------------------------------------------------------------------------
 std::string temp_dir(const std::string& name) {
-  const auto d = std::filesystem::temp_directory_path() / ("dualnet-covop-test-" + name + "-" + std::to_string(::getpid()));
+  const auto d =
+      std::filesystem::temp_directory_path() / ("dualnet-covop-test-" + name + "-" + std::to_string(::getpid()));
   std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
   return d.string();
@@ -594,7 +609,8 @@ TEST(CovopMetrics, RowsCarryTheSpectrumAndAlignment) {
   h5::Handle g = h5::open_group(f, "metrics");
   EXPECT_EQ(h5::shape(h5::open_dataset(g, "covop_eigenvalues")),
             (std::vector<hsize_t>{2, static_cast<hsize_t>(t.n_latent), static_cast<hsize_t>(t.hid)}));
-  EXPECT_EQ(h5::shape(h5::open_dataset(g, "covop_alignment")), (std::vector<hsize_t>{2, static_cast<hsize_t>(t.n_latent)}));
+  EXPECT_EQ(h5::shape(h5::open_dataset(g, "covop_alignment")),
+            (std::vector<hsize_t>{2, static_cast<hsize_t>(t.n_latent)}));
   const auto ev = h5::read_doubles(g, "covop_eigenvalues");
   const auto al = h5::read_doubles(g, "covop_alignment");
   for (size_t i = 0; i < r.covop_eigenvalues.size(); ++i) EXPECT_EQ(ev[i], r.covop_eigenvalues[i]);
@@ -607,8 +623,8 @@ TEST(CovopCommand, WritesTheReportForAConfigAndForACheckpointRun) {
   const std::string dir = temp_dir("command");
   const std::string path = dir + "/covop.h5";
   testing::internal::CaptureStdout();
-  const int rc = covop_command({"depth=3", "hid=4", "bias=false", "normalize_output=false", "batch=8192",
-                                "chunk=2048", "taus=[0.01, 1]", "losses=simp,infonce", "file=" + path},
+  const int rc = covop_command({"depth=3", "hid=4", "bias=false", "normalize_output=false", "batch=8192", "chunk=2048",
+                                "taus=[0.01, 1]", "losses=simp,infonce", "file=" + path},
                                world);
   const std::string out = testing::internal::GetCapturedStdout();
   ASSERT_EQ(rc, 0);
@@ -638,7 +654,8 @@ TEST(CovopCommand, WritesTheReportForAConfigAndForACheckpointRun) {
   c.velocity.assign(c.params.size(), 0.0);
   c.row_params = c.params;
   c.step_losses.assign(static_cast<size_t>(cfg.samples_per_pass / cfg.batch), 0.0);
-  c.polarity = host_vector(draw_polarities(net.tree, static_cast<std::uint64_t>(cfg.seed), cfg.delta_lower, cfg.delta_upper));
+  c.polarity =
+      host_vector(draw_polarities(net.tree, static_cast<std::uint64_t>(cfg.seed), cfg.delta_lower, cfg.delta_upper));
   const std::string run = dir + "/run";
   write_checkpoint(run, c, 2);
   testing::internal::CaptureStdout();
@@ -649,7 +666,8 @@ TEST(CovopCommand, WritesTheReportForAConfigAndForACheckpointRun) {
   EXPECT_EQ(h5::read_attr_int(f2, "epoch"), 2);
   const auto wn = h5::read_doubles(h5::open_group(f2, "levels"), "weight_norm");
   double root = 0.0;  // |W_root| of the checkpoint's weights (not those of seed 1)
-  for (std::int64_t q = 0; q < net.tree.hid * net.tree.in_size(0); ++q) root += c.params[static_cast<size_t>(q)] * c.params[static_cast<size_t>(q)];
+  for (std::int64_t q = 0; q < net.tree.hid * net.tree.in_size(0); ++q)
+    root += c.params[static_cast<size_t>(q)] * c.params[static_cast<size_t>(q)];
   EXPECT_NEAR(wn[0], std::sqrt(root), 1e-12);
   try {
     covop_command({run, "hid=8"}, world);

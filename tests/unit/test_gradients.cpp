@@ -61,7 +61,8 @@ TEST(GradientSetup, HostLayoutMatchesTreeShape) {
   ASSERT_EQ(h.n_latent, t.n_latent);
   ASSERT_EQ(h.n_leaf, t.n_leaf);
   ASSERT_EQ(h.n_params(), t.n_params());
-  for (int node = 0; node <= t.n_latent; ++node) EXPECT_EQ(h.offset[static_cast<size_t>(node)], t.param_offset(node)) << node;
+  for (int node = 0; node <= t.n_latent; ++node)
+    EXPECT_EQ(h.offset[static_cast<size_t>(node)], t.param_offset(node)) << node;
   for (int node = 0; node < t.n_latent; ++node) EXPECT_EQ(h.in_size(node), t.in_size(node)) << node;
 }
 
@@ -168,7 +169,8 @@ TEST_P(Gradient, MatchesCentralFiniteDifferences) {
     const double g = from_fixed(g_fixed[static_cast<size_t>(p)]);
     int node = 0;
     while (host.offset[static_cast<size_t>(node) + 1] <= p) ++node;
-    const bool is_bias = p >= host.offset[static_cast<size_t>(node)] + static_cast<std::int64_t>(kHid) * host.in_size(node);
+    const bool is_bias =
+        p >= host.offset[static_cast<size_t>(node)] + static_cast<std::int64_t>(kHid) * host.in_size(node);
     if (is_bias && !c.bias) {
       EXPECT_EQ(g_fixed[static_cast<size_t>(p)], 0) << "bias-free net has a bias gradient at " << p;
       continue;

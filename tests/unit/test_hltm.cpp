@@ -88,7 +88,8 @@ TEST_F(Hltm, PolaritiesAreInRangeWithBothSigns) {
   EXPECT_FALSE(std::equal(other.begin() + 1, other.end(), pol.begin() + 1));
   const auto rho = host(root_correlations(t, pol_dev));
   EXPECT_EQ(rho[0], 1.0);
-  for (int n = 1; n < t.n_latent + t.n_leaf; ++n) EXPECT_NEAR(rho[static_cast<size_t>(n)], path_rho(t, pol, 0, n), 1e-15);
+  for (int n = 1; n < t.n_latent + t.n_leaf; ++n)
+    EXPECT_NEAR(rho[static_cast<size_t>(n)], path_rho(t, pol, 0, n), 1e-15);
 }
 
 TEST_F(Hltm, EdgeAgreementAndRootCorrelationMatchTheModel) {

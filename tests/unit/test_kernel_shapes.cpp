@@ -96,7 +96,8 @@ TEST_P(KernelShapes, ForwardBackwardWeightGradientMatchHost) {
     for (int mu = 0; mu < t.n_latent; ++mu)
       for (int b = 0; b < t.hid; ++b) {
         double v = 0.0;
-        for (int a = 0; a < t.hid; ++a) v += go[static_cast<size_t>(r * t.hid + a)] * J[mu][static_cast<size_t>(a * t.hid + b)];
+        for (int a = 0; a < t.hid; ++a)
+          v += go[static_cast<size_t>(r * t.hid + a)] * J[mu][static_cast<size_t>(a * t.hid + b)];
         d[static_cast<size_t>(mu * t.hid + b)] = v;
       }
     want_delta.insert(want_delta.end(), d.begin(), d.end());

@@ -129,8 +129,8 @@ TEST(KokkosOptions, WhichArgumentsAreKokkos) {
   for (const std::string a : {"--kokkos-threads=2", "--kokkos-foo", "--threads=2", "--threads", "--numa=1",
                               "--device=0", "--device-id=0", "--ndevices=2", "--num-devices=2", "--num-threads=2"})
     EXPECT_TRUE(is_kokkos_argument(a)) << a;
-  for (const std::string a : {"--help", "--version", "depth=3", "--threads-per-core=2", "-kokkos-threads=2",
-                              "--kokkos", "out=--kokkos-threads=2", "train"})
+  for (const std::string a : {"--help", "--version", "depth=3", "--threads-per-core=2", "-kokkos-threads=2", "--kokkos",
+                              "out=--kokkos-threads=2", "train"})
     EXPECT_FALSE(is_kokkos_argument(a)) << a;
 }
 
@@ -155,8 +155,7 @@ TEST(KokkosOptions, GoodOptionsAreReadInEverySpelling) {
 
 TEST(KokkosOptions, TheLinkedKokkosGetsItsOwnSpelling) {
   const KokkosOptions o = parse({"--threads=2", "--kokkos-numa=1", "--kokkos-disable-warnings=false",
-                                 "--kokkos-tune-internals", "--kokkos-print-configuration",
-                                 "--kokkos-tools-args=-x"});
+                                 "--kokkos-tune-internals", "--kokkos-print-configuration", "--kokkos-tools-args=-x"});
   const std::vector<std::string> a = kokkos_arguments(o, 1);
 #if KOKKOS_VERSION >= 30700
   const std::vector<std::string> want = {"--kokkos-num-threads=2", "--kokkos-device-id=1",
@@ -171,8 +170,8 @@ TEST(KokkosOptions, TheLinkedKokkosGetsItsOwnSpelling) {
 }
 
 TEST(KokkosOptions, EnvironmentIsNormalisedForTheLinkedKokkos) {
-  const KokkosOptions o = parse({}, {{"KOKKOS_DISABLE_WARNINGS", "ON"}, {"KOKKOS_TUNE_INTERNALS", "no"},
-                                     {"KOKKOS_PRINT_CONFIGURATION", "0"}});
+  const KokkosOptions o = parse(
+      {}, {{"KOKKOS_DISABLE_WARNINGS", "ON"}, {"KOKKOS_TUNE_INTERNALS", "no"}, {"KOKKOS_PRINT_CONFIGURATION", "0"}});
   std::map<std::string, std::string> changes;
   for (const auto& [name, value] : o.env_changes) changes[name] = value ? *value : "(unset)";
   EXPECT_EQ(changes["KOKKOS_DISABLE_WARNINGS"], "1");

@@ -212,7 +212,8 @@ TEST(SealedFile, EveryFlippedByteIsRefused) {
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 60.0);
   verify_sealed(bad, "checkpoint", "restored");
   // The in-memory reader applies the same rules: spot checks in the seal, padding and body.
-  for (size_t i : {size_t(3), size_t(30), size_t(200), kSealBytes - 1, kSealBytes, bytes.size() / 2, bytes.size() - 1}) {
+  for (size_t i :
+       {size_t(3), size_t(30), size_t(200), kSealBytes - 1, kSealBytes, bytes.size() / 2, bytes.size() - 1}) {
     auto damaged = bytes;
     damaged[i] = static_cast<char>(damaged[i] ^ 0x10);
     put_bytes(bad, damaged);
@@ -284,9 +285,8 @@ TEST(SealedFile, FifoAndDirectoryAreRefusedWithoutBlocking) {
             std::string::npos);
   EXPECT_NE(refusal_within_seconds([&] { read_sealed(fifo, "checkpoint", "x"); }, fifo).find("not a regular file"),
             std::string::npos);
-  EXPECT_NE(
-      refusal_within_seconds([&] { read_small_regular_file(fifo, "x", 4096); }, fifo).find("not a regular file"),
-      std::string::npos);
+  EXPECT_NE(refusal_within_seconds([&] { read_small_regular_file(fifo, "x", 4096); }, fifo).find("not a regular file"),
+            std::string::npos);
   EXPECT_NE(refusal_within_seconds([&] { verify_sealed(dir.path().string(), "checkpoint", "x"); }).find("directory"),
             std::string::npos);
 }
@@ -322,7 +322,8 @@ TEST(SealedFile, FailedReplacementLeavesTheOriginal) {
   const std::string mnt = dir / "disk";
   fs::create_directory(mnt);
   SmallDisk disk(mnt, "256k");
-  if (!disk.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): " << std::strerror(errno);
+  if (!disk.mounted())
+    GTEST_SKIP() << "cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): " << std::strerror(errno);
   const std::string p = mnt + "/metrics.h5", text = mnt + "/latest";
   make_sealed(p, "metrics", 100);
   write_file_atomic(text, "ckpt-e000001-s000000008.h5\n");
@@ -395,7 +396,8 @@ TEST(Checkpoint, RoundTripAndLatestIsConfinedToTheRun) {
   EXPECT_EQ(read_checkpoint(path).velocity, (std::vector<double>{0.0, 0.5, 0.0}));
   const std::string latest = checkpoint_dir(run) + "/latest";
 
-  for (const std::string& bad : std::vector<std::string>{"../../outside.h5\n", "/etc/passwd\n", "ckpt-e000001-s000000000.h5/..\n",
+  for (const std::string& bad :
+       std::vector<std::string>{"../../outside.h5\n", "/etc/passwd\n", "ckpt-e000001-s000000000.h5/..\n",
                                 "ckpt-e1-s0.h5\n", std::string(5000, 'c')}) {
     write_file_atomic(latest, bad);
     const std::string m = refusal([&] { read_checkpoint(run); });

@@ -26,10 +26,10 @@ constexpr std::int64_t kAnchors = 3000, kChunk = 640;  // 5 accumulate() calls, 
 struct Pass {
   EvalResult result;
   std::vector<double> params;
-  std::vector<std::vector<int>> z;         // [anchor][latent]
-  std::vector<std::vector<double>> leaves; // [anchor][leaf]
-  std::vector<std::vector<double>> pre;    // [anchor][neuron], from the kernels
-  std::vector<double> shift;               // [neuron] the reference anchor's pre-activations
+  std::vector<std::vector<int>> z;          // [anchor][latent]
+  std::vector<std::vector<double>> leaves;  // [anchor][leaf]
+  std::vector<std::vector<double>> pre;     // [anchor][neuron], from the kernels
+  std::vector<double> shift;                // [neuron] the reference anchor's pre-activations
 };
 
 Pass run_pass(const NetworkShape& net, const View1<real>& params) {
@@ -101,7 +101,8 @@ TEST_F(Stats, CorrelationsMatchTwoPassPearson) {
   std::vector<double> pre, out;
   for (std::int64_t a = 0; a < kAnchors; a += 97) {
     host.forward(p.params.data(), p.leaves[static_cast<size_t>(a)].data(), pre, out);
-    for (std::int64_t m = 0; m < N; ++m) ASSERT_NEAR(pre[static_cast<size_t>(m)], p.pre[static_cast<size_t>(a)][static_cast<size_t>(m)], 1e-12);
+    for (std::int64_t m = 0; m < N; ++m)
+      ASSERT_NEAR(pre[static_cast<size_t>(m)], p.pre[static_cast<size_t>(a)][static_cast<size_t>(m)], 1e-12);
   }
 
   // Two-pass Pearson, population moments, the zero rule and clamp of docs/science.md#correlations.
@@ -160,7 +161,8 @@ TEST_F(Stats, CorrelationsMatchTwoPassPearson) {
   std::printf("corr_full: worst deviation from two-pass Pearson %.3g; %d of %zu entries allowed more than 1e-9\n",
               worst, loose, corr.size());
   // The constant neuron.
-  for (std::int64_t mu = 0; mu < L; ++mu) EXPECT_EQ(p.result.corr_full[static_cast<size_t>(mu * N + 1 * kHid + 0)], 0.0);
+  for (std::int64_t mu = 0; mu < L; ++mu)
+    EXPECT_EQ(p.result.corr_full[static_cast<size_t>(mu * N + 1 * kHid + 0)], 0.0);
 
   // corr (own neurons), best_corr, level means.
   ASSERT_EQ(p.result.corr.size(), static_cast<size_t>(L * kHid));
@@ -174,7 +176,9 @@ TEST_F(Stats, CorrelationsMatchTwoPassPearson) {
       best[static_cast<size_t>(mu)] = std::max(best[static_cast<size_t>(mu)], std::fabs(c));
       best_tol[static_cast<size_t>(mu)] = std::max(best_tol[static_cast<size_t>(mu)], tol(mu * N + mu * kHid + j));
     }
-    EXPECT_NEAR(p.result.best_corr[static_cast<size_t>(mu)], best[static_cast<size_t>(mu)], best_tol[static_cast<size_t>(mu)]) << mu;
+    EXPECT_NEAR(p.result.best_corr[static_cast<size_t>(mu)], best[static_cast<size_t>(mu)],
+                best_tol[static_cast<size_t>(mu)])
+        << mu;
   }
   for (int l = 0; l < kDepth; ++l) {
     double s = 0.0, tl = 0.0;
@@ -210,7 +214,8 @@ TEST_F(Stats, HostJacobianMatchesFiniteDifferences) {
         host.forward(p.params.data(), p.leaves[a].data(), pp, out, mu, b, eps);
         host.forward(p.params.data(), p.leaves[a].data(), pm, out, mu, b, -eps);
         for (int r = 0; r < kHid; ++r)
-          ASSERT_NEAR(J[static_cast<size_t>(mu)][static_cast<size_t>(r) * kHid + b], (pp[static_cast<size_t>(r)] - pm[static_cast<size_t>(r)]) / (2 * eps), 1e-7)
+          ASSERT_NEAR(J[static_cast<size_t>(mu)][static_cast<size_t>(r) * kHid + b],
+                      (pp[static_cast<size_t>(r)] - pm[static_cast<size_t>(r)]) / (2 * eps), 1e-7)
               << "anchor " << a << " node " << mu << " J(" << r << "," << b << ")";
       }
   }
@@ -254,7 +259,8 @@ TEST_F(Stats, CovarianceOperatorNormsMatchBruteForce) {
         for (int r = 0; r < hid; ++r)
           for (int b = 0; b < hid; ++b)
             C[cls][(static_cast<size_t>(i) * hid + r) * hid + b] +=
-                inputs[a][static_cast<size_t>(mu)][static_cast<size_t>(i)] * J[a][static_cast<size_t>(mu)][static_cast<size_t>(r) * hid + b];
+                inputs[a][static_cast<size_t>(mu)][static_cast<size_t>(i)] *
+                J[a][static_cast<size_t>(mu)][static_cast<size_t>(r) * hid + b];
     }
     const double total = cnt[0] + cnt[1];
     std::vector<double> Cbar(C[0].size());
@@ -295,7 +301,8 @@ TEST_F(Stats, CovarianceOperatorNormsMatchBruteForce) {
             for (int row = 0; row < dd; ++row)
               s += (entry(C[0], true, row, c1) - entry(C[1], true, row, c1)) *
                    (entry(C[0], true, row, c2) - entry(C[1], true, row, c2));
-            gram_err = std::max(gram_err, std::fabs(w * s - p.result.gram_paper[(static_cast<size_t>(mu) * hid + c1) * hid + c2]));
+            gram_err = std::max(
+                gram_err, std::fabs(w * s - p.result.gram_paper[(static_cast<size_t>(mu) * hid + c1) * hid + c2]));
           }
       }
     }
@@ -305,8 +312,8 @@ TEST_F(Stats, CovarianceOperatorNormsMatchBruteForce) {
     double d2 = 0.0;
     for (size_t e = 0; e < C[0].size(); ++e) d2 += (C[0][e] - C[1][e]) * (C[0][e] - C[1][e]);
     const double blocks = std::ceil(static_cast<double>(kAnchors) / kEvalBlock);
-    const double dm = std::sqrt(static_cast<double>(C[0].size())) * blocks * 0.5 / kStatFixed.scale *
-                      (1.0 / cnt[0] + 1.0 / cnt[1]);
+    const double dm =
+        std::sqrt(static_cast<double>(C[0].size())) * blocks * 0.5 / kStatFixed.scale * (1.0 / cnt[0] + 1.0 / cnt[1]);
     const double rel = d2 > 0.0 ? dm / std::sqrt(d2) : 0.0;
     const double rtol = 1e-8 + 2.0 * std::sqrt(static_cast<double>(hid)) * (2.0 * rel + rel * rel);
     EXPECT_NEAR(p.result.covop_norm_ref[static_cast<size_t>(mu)], norms[0], rtol * norms[0]) << "node " << mu;

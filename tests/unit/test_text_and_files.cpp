@@ -50,13 +50,20 @@ class TempDir {
 TEST(Text, Utf8Validity) {
   // text, offset of the first bad byte (npos: valid)
   const std::vector<std::pair<std::string, std::size_t>> cases = {
-      {"", std::string::npos},           {"abc", std::string::npos},
-      {"caf\xc3\xa9", std::string::npos}, {"\xe4\xb8\xad", std::string::npos},
-      {"\xf0\x9f\x98\x80", std::string::npos}, {"\xef\xbf\xbf", std::string::npos},
-      {"a\xff", 1},                      {"\xc3", 0},
-      {"\xc0\xaf", 0},                   {"\xe0\x80\xaf", 0},  // overlong
-      {"\xed\xa0\x80", 0},               {"\xf4\x90\x80\x80", 0},  // surrogate, > U+10FFFF
-      {"ab\x80", 2},                     {"\xf5\x80\x80\x80", 0},
+      {"", std::string::npos},
+      {"abc", std::string::npos},
+      {"caf\xc3\xa9", std::string::npos},
+      {"\xe4\xb8\xad", std::string::npos},
+      {"\xf0\x9f\x98\x80", std::string::npos},
+      {"\xef\xbf\xbf", std::string::npos},
+      {"a\xff", 1},
+      {"\xc3", 0},
+      {"\xc0\xaf", 0},
+      {"\xe0\x80\xaf", 0},  // overlong
+      {"\xed\xa0\x80", 0},
+      {"\xf4\x90\x80\x80", 0},  // surrogate, > U+10FFFF
+      {"ab\x80", 2},
+      {"\xf5\x80\x80\x80", 0},
   };
   for (const auto& [text, bad] : cases) EXPECT_EQ(invalid_utf8_at(text), bad) << echo(text);
 }
@@ -80,8 +87,11 @@ TEST(RegularFile, ReadsOnlyRegularFilesWithinTheLimit) {
   fs::create_directories(d / "dir");
   ASSERT_EQ(::mkfifo((d / "fifo").c_str(), 0600), 0);
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {d / "dir", "directory"}, {d / "fifo", "FIFO"},  {d / "missing", "no such file"},
-      {"/dev/null", "device"},  {d / "ok.toml/x", "not a directory"},
+      {d / "dir", "directory"},
+      {d / "fifo", "FIFO"},
+      {d / "missing", "no such file"},
+      {"/dev/null", "device"},
+      {d / "ok.toml/x", "not a directory"},
   };
   for (const auto& [path, word] : cases) {
     const std::string m = usage_error_of([&] { read_regular_file(path, "config file", 100); });
