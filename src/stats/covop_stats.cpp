@@ -29,7 +29,8 @@ int CovopStats::batch_nodes(const TreeShape& tree) {
   // Delta of a node fed by neurons.
   const std::int64_t hh = static_cast<std::int64_t>(tree.hid) * tree.hid;
   const std::int64_t per_node = static_cast<std::int64_t>(sizeof(real)) * (3 * hh + tree.k * tree.hid * hh);
-  return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(tree.n_latent, kCovopWorkBytes / per_node)));
+  return static_cast<int>(
+      std::max<std::int64_t>(1, std::min<std::int64_t>(tree.n_latent, kEvalWorkspaceBytes / per_node)));
 }
 
 // Keep in step with finish() and covop_spectrum(): the Views finish() holds to the end, and

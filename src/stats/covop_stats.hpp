@@ -16,9 +16,6 @@
 
 namespace dualnet {
 
-// finish()'s workspace per batch of nodes: Delta and the spectrum's work stay under it.
-constexpr std::int64_t kCovopWorkBytes = 64ll << 20;
-
 class CovopStats {
  public:
   // chunk: anchors per accumulate(), a multiple of kEvalBlock.

@@ -17,6 +17,11 @@ namespace dualnet {
 // Anchors per block: each block's sums are rounded to fixed point (kStatFixed) on their own.
 constexpr std::int64_t kEvalBlock = 64;
 
+// The evaluation's workspace cap: the per-anchor Jacobians of one chunk (stats/evaluator.cpp)
+// and the covariance-operator work of one batch of nodes (stats/covop_stats.cpp) each stay
+// under it, so an evaluation's memory does not grow with the tree beyond its results.
+constexpr std::int64_t kEvalWorkspaceBytes = std::int64_t(64) << 20;
+
 struct EvalLayout {
   std::int64_t sum_z, sum_h, sum_h2, active, root_gram, sum_zh, zh_width, conn0, conn1, overflow, length;
 

@@ -7,15 +7,11 @@
 
 namespace dualnet {
 
-namespace {
-constexpr std::int64_t kJacobianBytes = 64ll << 20;  // workspace cap for per-anchor Jacobians
-}
-
 std::int64_t Evaluator::chunk_for(const NetworkShape& net, std::int64_t max_chunk) {
   const TreeShape& t = net.tree;
   const std::int64_t per_anchor = static_cast<std::int64_t>(t.n_latent) * t.hid * t.hid * sizeof(real);
-  const std::int64_t chunk = std::max<std::int64_t>(1, std::min(max_chunk, kJacobianBytes / per_anchor));
-  // Whole blocks: at least one, even when one block's Jacobians exceed kJacobianBytes.
+  const std::int64_t chunk = std::max<std::int64_t>(1, std::min(max_chunk, kEvalWorkspaceBytes / per_anchor));
+  // Whole blocks: at least one, even when one block's Jacobians exceed kEvalWorkspaceBytes.
   return std::max(kEvalBlock, chunk / kEvalBlock * kEvalBlock);
 }
 

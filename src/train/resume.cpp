@@ -21,7 +21,7 @@ namespace {
 // The run_id line of a saved config.toml, read as text: resume needs this one value, and a
 // damaged line elsewhere in the file must not decide whether the run can continue.
 std::string config_file_run_id(const std::string& path) {
-  const std::string text = read_regular_file(path, "resume: the run's config", 1 << 20);
+  const std::string text = read_regular_file(path, "resume: the run's config", kMaxConfigFileBytes);
   std::istringstream in(text);
   const std::string key = "run_id = \"";
   for (std::string line; std::getline(in, line);) {
