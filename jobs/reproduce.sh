@@ -55,23 +55,18 @@ jobs=$(nproc)
 dir=""
 while (($#)); do
     case "$1" in
+        --jobs=* | --dir=*) # --opt=value reads as --opt value
+            set -- "${1%%=*}" "${1#*=}" "${@:2}"
+            ;;
         --jobs)
             (($# >= 2)) || die "--jobs needs a number"
             jobs=$2
             shift 2
             ;;
-        --jobs=*)
-            jobs=${1#*=}
-            shift
-            ;;
         --dir)
             (($# >= 2)) || die "--dir needs a directory"
             dir=$2
             shift 2
-            ;;
-        --dir=*)
-            dir=${1#*=}
-            shift
             ;;
         -h | --help)
             usage
