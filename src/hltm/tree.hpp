@@ -48,6 +48,13 @@ struct TreeShape {
     return inner * big + static_cast<std::int64_t>(node - inner) * hid * (k + 1);
   }
   KOKKOS_INLINE_FUNCTION std::int64_t n_params() const { return param_offset(n_latent); }
+  // W_mu's entries (biases excluded): params [first, first + count).
+  struct WeightRange {
+    std::int64_t first, count;
+  };
+  KOKKOS_INLINE_FUNCTION WeightRange weights_of(int node) const {
+    return {param_offset(node), static_cast<std::int64_t>(hid) * in_size(node)};
+  }
 
   // Layout of the per-node covariance-operator tensors conn = input (x) J: in_mu x hid x hid.
   KOKKOS_INLINE_FUNCTION std::int64_t conn_size(int node) const {

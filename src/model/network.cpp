@@ -101,8 +101,6 @@ void forward(const NetworkShape& net, const View1<real>& params, const View2<rea
   require_padded(pad, act, nullptr);
   pad_weights(t, params, act);
   const auto pre = act.pre;
-  const auto out = act.out;
-  const auto norm = act.norm;
   const auto wt = act.wt;
   const bool normalize = net.normalize_output;
   const int tiles = node_col_tile_count(t.hid);
@@ -136,9 +134,9 @@ void forward(const NetworkShape& net, const View1<real>& params, const View2<rea
           double sq = 0.0;
           for (int j = 0; j < hid; ++j) sq += pre(row, j) * pre(row, j);
           const double n = kmath::sqrt(sq);
-          norm(row) = n;
+          act.norm(row) = n;
           const double scale = normalize ? 1.0 / (n + kOutputEps) : 1.0;
-          for (int j = 0; j < hid; ++j) out(row, j) = pre(row, j) * scale;
+          for (int j = 0; j < hid; ++j) act.out(row, j) = pre(row, j) * scale;
         });
       });
 }
@@ -266,10 +264,9 @@ View1<real> weight_norms(const NetworkShape& net, const View1<real>& params) {
   View1<real> norms("model.weight_norm", t.n_latent);
   Kokkos::parallel_for(
       "model::weight_norms", range(t.n_latent), KOKKOS_LAMBDA(const std::int64_t node) {
-        const std::int64_t off = t.param_offset(static_cast<int>(node));
-        const std::int64_t count = static_cast<std::int64_t>(t.hid) * t.in_size(static_cast<int>(node));
+        const TreeShape::WeightRange w = t.weights_of(static_cast<int>(node));
         double s = 0.0;
-        for (std::int64_t p = 0; p < count; ++p) s += params(off + p) * params(off + p);
+        for (std::int64_t p = w.first; p < w.first + w.count; ++p) s += params(p) * params(p);
         norms(node) = kmath::sqrt(s);
       });
   return norms;
@@ -280,13 +277,12 @@ View1<real> weight_changes(const NetworkShape& net, const View1<real>& params, c
   View1<real> change("model.weight_change", t.n_latent);
   Kokkos::parallel_for(
       "model::weight_changes", range(t.n_latent), KOKKOS_LAMBDA(const std::int64_t node) {
-        const std::int64_t off = t.param_offset(static_cast<int>(node));
-        const std::int64_t count = static_cast<std::int64_t>(t.hid) * t.in_size(static_cast<int>(node));
+        const TreeShape::WeightRange w = t.weights_of(static_cast<int>(node));
         double moved = 0.0, was = 0.0;
-        for (std::int64_t p = 0; p < count; ++p) {
-          const double d = params(off + p) - before(off + p);
+        for (std::int64_t p = w.first; p < w.first + w.count; ++p) {
+          const double d = params(p) - before(p);
           moved += d * d;
-          was += before(off + p) * before(off + p);
+          was += before(p) * before(p);
         }
         // Exactly 0 when no weight moved (the collapse warning relies on that).
         change(node) = moved == 0.0 ? 0.0 : kmath::sqrt(moved) / kmath::sqrt(was);
