@@ -71,7 +71,8 @@ const std::vector<KeySpec>& config_keys() {
        1 << 24,
        {},
        false,
-       "anchors per evaluation kernel launch (memory vs speed)"},
+       "at most this many anchors per evaluation kernel launch (also capped so that a launch's Jacobians stay near 4 "
+       "MiB)"},
       {"out", &Config::out, 0, 0, {}, false, "run directory (metrics.h5, config.toml, timing.json)"},
       {"overwrite", &Config::overwrite, 0, 0, {}, false, "replace an existing run directory"},
       {"reducer",

@@ -75,6 +75,29 @@ struct RowBlock {
   KOKKOS_INLINE_FUNCTION std::int64_t row(int m) const { return first + (m < count ? m : count - 1); }
 };
 
+// Where A's column k lies in each row: k * step (StridedK), or list[k] * step (ListedK: the
+// evaluation reads only the rows behind open ReLU gates). Where B's row k starts: b + k * step
+// (StridedB), or b + at[k] (ListedB).
+struct StridedK {
+  std::int64_t step;
+  KOKKOS_FORCEINLINE_FUNCTION std::int64_t operator()(int k) const { return k * step; }
+};
+struct ListedK {
+  const int* list;
+  std::int64_t step;
+  KOKKOS_FORCEINLINE_FUNCTION std::int64_t operator()(int k) const { return list[k] * step; }
+};
+struct StridedB {
+  const real* b;
+  std::int64_t step;
+  KOKKOS_FORCEINLINE_FUNCTION const real* operator()(int k) const { return b + k * step; }
+};
+struct ListedB {
+  const real* b;
+  const std::int64_t* at;
+  KOKKOS_FORCEINLINE_FUNCTION const real* operator()(int k) const { return b + at[k]; }
+};
+
 #if defined(__GNUC__) && !defined(__CUDA_ARCH__)
 // Host builds: the fast paths hold the tile in explicit 4-wide vectors (GCC/Clang vector
 // extensions; AVX2 registers on x86, pairs of NEON registers on Arm). Written as arrays,
@@ -93,14 +116,13 @@ inline v4 relu(v4 v) {
 }
 inline void store(const v4& v, double* p) { __builtin_memcpy(p, &v, sizeof v); }
 
-template <bool ReluA, bool ReluB, int Vectors>  // of 4 columns: 1, 2 or 3 for 4, 8 or 12 columns
+template <bool ReluA, bool ReluB, int Vectors, class KA, class KB>  // of 4 columns: 1, 2 or 3 for 4, 8 or 12 columns
 inline __attribute__((always_inline)) Tile product(const real* KOKKOS_RESTRICT a0, const real* KOKKOS_RESTRICT a1,
                                                    const real* KOKKOS_RESTRICT a2, const real* KOKKOS_RESTRICT a3,
-                                                   std::int64_t a_step, const real* KOKKOS_RESTRICT b,
-                                                   std::int64_t b_step, int K) {
+                                                   const KA& a_at, const KB& b_at, int K) {
   v4 c0[3] = {}, c1[3] = {}, c2[3] = {}, c3[3] = {};
   for (int k = 0; k < K; ++k) {
-    const std::int64_t ka = k * a_step;
+    const std::int64_t ka = a_at(k);
     double x0 = a0[ka], x1 = a1[ka], x2 = a2[ka], x3 = a3[ka];
     if (ReluA) {
       x0 = kmath::relu(x0);
@@ -109,7 +131,7 @@ inline __attribute__((always_inline)) Tile product(const real* KOKKOS_RESTRICT a
       x3 = kmath::relu(x3);
     }
     for (int h = 0; h < Vectors; ++h) {
-      v4 y = load(b + k * b_step + 4 * h);
+      v4 y = load(b_at(k) + 4 * h);
       if (ReluB) y = relu(y);
       c0[h] += x0 * y;
       c1[h] += x1 * y;
@@ -127,34 +149,53 @@ inline __attribute__((always_inline)) Tile product(const real* KOKKOS_RESTRICT a
   return t;
 }
 
-// acc += to_fixed(tile) (util/fixed_point.hpp) when every |value| * f.scale < 2^51: then
-// adding 1.5 * 2^52 rounds to an integer (ties to even, like to_fixed) whose bits are the
-// low bits of the sum, so the conversion is one add and one integer subtract per 4
-// values (AVX2 has no double-to-int64 conversion). Returns false, adding nothing, otherwise.
-inline bool add_fixed(const Tile& t, std::int64_t acc[kTileRows][kTileMaxCols], FixedPoint f) {
-  typedef long long i4 __attribute__((vector_size(32)));
+// to_fixed (util/fixed_point.hpp) of 4 values, each |v| * f.scale < 2^51: then adding
+// 1.5 * 2^52 rounds to an integer (ties to even, like to_fixed) whose bits are the low bits
+// of the sum, so the conversion is one add and one integer subtract per 4 values (AVX2 has
+// no double-to-int64 conversion).
+typedef long long i4 __attribute__((vector_size(32)));
+inline i4 to_fixed4(v4 v, FixedPoint f) {
+  const double magic = 6755399441055744.0;  // 1.5 * 2^52
+  const v4 magic4 = {magic, magic, magic, magic};
+  i4 magic_bits, q;
+  __builtin_memcpy(&magic_bits, &magic4, sizeof magic_bits);
+  // scale is a power of two: v * scale is exact, so a fused multiply-add rounds the same.
+  const v4 y = v * f.scale + magic;
+  __builtin_memcpy(&q, &y, sizeof q);
+  return q - magic_bits;
+}
+// All 4 values within to_fixed4's range (false for NaN).
+inline i4 fits_fixed4(v4 v, FixedPoint f) {
   const double bound = 2251799813685248.0 / f.scale;  // 2^51 / scale
+  return (v < bound) & (v > -bound);
+}
+
+// acc += to_fixed(tile) when every value is within to_fixed4's range; returns false, adding
+// nothing, otherwise.
+inline bool add_fixed(const Tile& t, std::int64_t acc[kTileRows][kTileMaxCols], FixedPoint f) {
   i4 fits = {-1, -1, -1, -1};
   for (int m = 0; m < kTileRows; ++m)
-    for (int h = 0; h < kTileMaxCols / 4; ++h) {
-      const v4 v = load(&t.c[m][4 * h]);
-      fits &= (v < bound) & (v > -bound);  // false for NaN
-    }
+    for (int h = 0; h < kTileMaxCols / 4; ++h) fits &= fits_fixed4(load(&t.c[m][4 * h]), f);
   if ((fits[0] & fits[1] & fits[2] & fits[3]) == 0) return false;
-  const double magic = 6755399441055744.0;  // 1.5 * 2^52
-  i4 magic_bits;
-  const v4 magic4 = {magic, magic, magic, magic};
-  __builtin_memcpy(&magic_bits, &magic4, sizeof magic_bits);
   for (int m = 0; m < kTileRows; ++m)
     for (int h = 0; h < kTileMaxCols / 4; ++h) {
-      // scale is a power of two: v * scale is exact, so a fused multiply-add rounds the same.
-      const v4 y = load(&t.c[m][4 * h]) * f.scale + magic;
-      i4 q, a;
-      __builtin_memcpy(&q, &y, sizeof q);
+      i4 a;
       __builtin_memcpy(&a, &acc[m][4 * h], sizeof a);
-      a += q - magic_bits;
+      a += to_fixed4(load(&t.c[m][4 * h]), f);
       __builtin_memcpy(&acc[m][4 * h], &a, sizeof a);
     }
+  return true;
+}
+
+// acc[0..4) += to_fixed(v[0..4)) when the 4 values are within range; false otherwise.
+inline bool add_fixed4(const real* v, std::int64_t* acc, FixedPoint f) {
+  const v4 x = load(v);
+  const i4 fits = fits_fixed4(x, f);
+  if ((fits[0] & fits[1] & fits[2] & fits[3]) == 0) return false;
+  i4 a;
+  __builtin_memcpy(&a, acc, sizeof a);
+  a += to_fixed4(x, f);
+  __builtin_memcpy(acc, &a, sizeof a);
   return true;
 }
 }  // namespace tile_vec
@@ -162,14 +203,15 @@ inline bool add_fixed(const Tile& t, std::int64_t acc[kTileRows][kTileMaxCols], 
 
 // t += A * B over cols = W columns, with constant bounds (registers, not local memory, on
 // a GPU); W = 0: the runtime cols.
-template <bool ReluA, bool ReluB, int W>
-KOKKOS_FORCEINLINE_FUNCTION void tile_accumulate(Tile& t, const real* const a[kTileRows], std::int64_t a_step,
-                                                 const real* b, std::int64_t b_step, int K, int cols) {
+template <bool ReluA, bool ReluB, int W, class KA, class KB>
+KOKKOS_FORCEINLINE_FUNCTION void tile_accumulate(Tile& t, const real* const a[kTileRows], const KA& a_at,
+                                                 const KB& b_at, int K, int cols) {
   const int n = W > 0 ? W : cols;
   for (int k = 0; k < K; ++k) {
-    const real* KOKKOS_RESTRICT bk = b + k * b_step;
+    const real* KOKKOS_RESTRICT bk = b_at(k);
+    const std::int64_t ka = a_at(k);
     double x[kTileRows];
-    for (int m = 0; m < kTileRows; ++m) x[m] = ReluA ? kmath::relu(a[m][k * a_step]) : a[m][k * a_step];
+    for (int m = 0; m < kTileRows; ++m) x[m] = ReluA ? kmath::relu(a[m][ka]) : a[m][ka];
     DUALNET_SIMD
     for (int e = 0; e < n; ++e) {
       const double y = ReluB ? kmath::relu(bk[e]) : bk[e];
@@ -178,31 +220,38 @@ KOKKOS_FORCEINLINE_FUNCTION void tile_accumulate(Tile& t, const real* const a[kT
   }
 }
 
-// A(m, k) = a[m][k * a_step], B(k, e) = b[k * b_step + e]; ReluA/ReluB pass A or B through
+// A(m, k) = a[m][a_at(k)], B(k, e) = b_at(k)[e]; ReluA/ReluB pass A or B through
 // max(0, .) first (the inputs of a node are the ReLU of its children's pre-activations).
 // cols = 4, 8 and 12 are the fast paths; other cols < 12 read only B(k, e < cols). Columns
 // e >= cols are 0. Rows of A that do not exist should repeat a valid pointer; the caller
 // drops them.
-template <bool ReluA, bool ReluB>
-KOKKOS_FORCEINLINE_FUNCTION Tile tile_product(const real* const a[kTileRows], std::int64_t a_step, const real* b,
-                                              std::int64_t b_step, int K, int cols) {
+template <bool ReluA, bool ReluB, class KA, class KB>
+KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_at(const real* const a[kTileRows], const KA& a_at, const KB& b_at, int K,
+                                                 int cols) {
 #ifdef DUALNET_TILE_VECTORS
-  if (cols == 12) return tile_vec::product<ReluA, ReluB, 3>(a[0], a[1], a[2], a[3], a_step, b, b_step, K);
-  if (cols == 8) return tile_vec::product<ReluA, ReluB, 2>(a[0], a[1], a[2], a[3], a_step, b, b_step, K);
-  if (cols == 4) return tile_vec::product<ReluA, ReluB, 1>(a[0], a[1], a[2], a[3], a_step, b, b_step, K);
+  if (cols == 12) return tile_vec::product<ReluA, ReluB, 3>(a[0], a[1], a[2], a[3], a_at, b_at, K);
+  if (cols == 8) return tile_vec::product<ReluA, ReluB, 2>(a[0], a[1], a[2], a[3], a_at, b_at, K);
+  if (cols == 4) return tile_vec::product<ReluA, ReluB, 1>(a[0], a[1], a[2], a[3], a_at, b_at, K);
 #endif
   Tile t;
   for (int m = 0; m < kTileRows; ++m)
     for (int e = 0; e < kTileMaxCols; ++e) t.c[m][e] = 0.0;
   if (cols == 12)
-    tile_accumulate<ReluA, ReluB, 12>(t, a, a_step, b, b_step, K, cols);
+    tile_accumulate<ReluA, ReluB, 12>(t, a, a_at, b_at, K, cols);
   else if (cols == 8)
-    tile_accumulate<ReluA, ReluB, 8>(t, a, a_step, b, b_step, K, cols);
+    tile_accumulate<ReluA, ReluB, 8>(t, a, a_at, b_at, K, cols);
   else if (cols == 4)
-    tile_accumulate<ReluA, ReluB, 4>(t, a, a_step, b, b_step, K, cols);
+    tile_accumulate<ReluA, ReluB, 4>(t, a, a_at, b_at, K, cols);
   else
-    tile_accumulate<ReluA, ReluB, 0>(t, a, a_step, b, b_step, K, cols);
+    tile_accumulate<ReluA, ReluB, 0>(t, a, a_at, b_at, K, cols);
   return t;
+}
+
+// A(m, k) = a[m][k * a_step]: the common case.
+template <bool ReluA, bool ReluB>
+KOKKOS_FORCEINLINE_FUNCTION Tile tile_product(const real* const a[kTileRows], std::int64_t a_step, const real* b,
+                                              std::int64_t b_step, int K, int cols) {
+  return tile_product_at<ReluA, ReluB>(a, StridedK{a_step}, StridedB{b, b_step}, K, cols);
 }
 
 // Hands rows m < rows, columns e < cols of a tile to f(m, e, value). The widths 4, 8 and 12
@@ -240,6 +289,21 @@ KOKKOS_INLINE_FUNCTION void add_fixed(Tile t, int cols, std::int64_t acc[kTileRo
 #endif
   for (int m = 0; m < kTileRows; ++m)
     for (int e = 0; e < kTileMaxCols; ++e) acc[m][e] += to_fixed(t.c[m][e], overflow, f);
+}
+
+// acc[e] += to_fixed(t.c[m][e], overflow, f) for from <= e < to: one row of a tile joins
+// exact integer sums kept in rows (the evaluation's covariance-operator sums). The host's
+// vector path gives the same integers.
+KOKKOS_INLINE_FUNCTION void add_fixed_row(const Tile& t, int m, int from, int to, std::int64_t* acc, bool* overflow,
+                                          FixedPoint f) {
+  int e = from;
+#ifdef DUALNET_TILE_VECTORS
+  if (from == 0)
+    for (; e + 4 <= to; e += 4)
+      if (!tile_vec::add_fixed4(&t.c[m][e], acc + e, f))
+        for (int d = 0; d < 4; ++d) acc[e + d] += to_fixed(t.c[m][e + d], overflow, f);
+#endif
+  for (; e < to; ++e) acc[e] += to_fixed(t.c[m][e], overflow, f);
 }
 
 }  // namespace dualnet

@@ -96,11 +96,32 @@ void CorrelationStats::moment_sums(const SampleBatch& samples, const Activations
       });
 }
 
-// Sums of z_mu * (h_n - shift_n) per block of anchors, as tile products: rows are four
-// latents' z (0/1), k the block's anchors, columns 8 neurons; the shift is taken off
-// afterwards (shift_n times the block's count of z_mu = 1). One team per four latents with
-// all pairs; without, one team per latent and only its own neurons (the tile's other
-// rows repeat it and are dropped).
+namespace {
+
+// Columns summed at once in registers by cross_sums (8 vectors of 4 on AVX2 hosts).
+constexpr int kCrossCols = 32;
+
+// s[e] = sum over the listed rows r of h[r * step + e], e < W (W = 0: the runtime n).
+template <int W>
+KOKKOS_FORCEINLINE_FUNCTION void sum_rows(const real* h, std::int64_t step, const int* rows, int count, int n,
+                                          real s[kCrossCols]) {
+  const int w = W > 0 ? W : n;
+  for (int e = 0; e < kCrossCols; ++e) s[e] = 0.0;
+  for (int k = 0; k < count; ++k) {
+    const real* KOKKOS_RESTRICT y = h + rows[k] * step;
+    DUALNET_SIMD
+    for (int e = 0; e < w; ++e) s[e] += y[e];
+  }
+}
+
+}  // namespace
+
+// Sums of z_mu * (h_n - shift_n) per block of anchors. z is 0 or 1, so these are sums of h
+// over the block's anchors with z_mu = 1: a dense product adds exact zeros for the others
+// and multiplies the rest by exactly 1, so summing only the listed anchors changes no bit.
+// The shift is taken off afterwards (shift_n times the block's count of z_mu = 1). One team
+// per latent: each block's list of anchors with z_mu = 1, then up to kCrossCols neurons at a
+// time summed in registers. With all pairs every neuron, else only the latent's own.
 void CorrelationStats::cross_sums(const SampleBatch& samples, const Activations& act, std::int64_t rows,
                                   const View1<std::int64_t>& total) const {
   const auto shift = shift_;
@@ -109,34 +130,42 @@ void CorrelationStats::cross_sums(const SampleBatch& samples, const Activations&
   const int width = static_cast<int>(l_.zh_width), hid = t_.hid, L = t_.n_latent;
   const std::int64_t o_zh = l_.sum_zh;
   const bool all = all_pairs_;
-  const int zh_teams = all ? tile_count(L, kTileRows) : L;
-  const int zh_tiles = col_tile_count(width);
+  const int tiles = tile_count(width, kCrossCols);
   const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
+  using ScratchN = Kokkos::View<int*, ExecSpace::scratch_memory_space, Kokkos::MemoryUnmanaged>;
   Kokkos::parallel_for(
-      "stats::cross_sums", teams(zh_teams), KOKKOS_LAMBDA(const Team& team) {
-        const int mu0 = all ? kTileRows * team.league_rank() : team.league_rank();
-        const int mus = all ? (L - mu0 < kTileRows ? L - mu0 : kTileRows) : 1;
-        const int first = all ? 0 : mu0 * hid;  // first neuron summed
+      "stats::cross_sums", teams(L).set_scratch_size(0, Kokkos::PerTeam(ScratchN::shmem_size(kEvalBlock))),
+      KOKKOS_LAMBDA(const Team& team) {
+        const int mu = team.league_rank();
+        const int first = all ? 0 : mu * hid;  // first neuron summed
+        const ScratchN listed(team.team_scratch(0), kEvalBlock);
+        const std::int64_t base = o_zh + static_cast<std::int64_t>(mu) * width;
         for (std::int64_t r0 = 0; r0 < rows; r0 += kEvalBlock) {
           const int n = static_cast<int>(rows - r0 < kEvalBlock ? rows - r0 : kEvalBlock);
-          double zf[kTileRows][kEvalBlock], count[kTileRows] = {0.0, 0.0, 0.0, 0.0};
-          for (int m = 0; m < kTileRows; ++m) {
-            const int mu = mu0 + (m < mus ? m : mus - 1);
-            for (int r = 0; r < n; ++r) {
-              zf[m][r] = z(r0 + r, mu) ? 1.0 : 0.0;
-              count[m] += zf[m][r];
-            }
-          }
-          const real* a[kTileRows] = {zf[0], zf[1], zf[2], zf[3]};
-          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, zh_tiles), [&](const int tile) {
-            const ColTile ct = col_tile(tile, width);
-            const Tile s = tile_product<false, false>(a, 1, &pre(r0, first + ct.start), pre_step, n, ct.read);
+          int count = 0;
+          Kokkos::single(
+              Kokkos::PerTeam(team),
+              [&](int& found) {
+        found = 0;
+        for (int r = 0; r < n; ++r) {  // without a branch: z is 0 or 1 at random
+          listed(found) = r;
+          found += z(r0 + r, mu) ? 1 : 0;
+        }
+              },
+              count);
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, tiles), [&](const int tile) {
+            const int start = tile_start(tile, width, kCrossCols), skip = tile_overlap(tile, width, kCrossCols);
+            const int w = tile_width(width, kCrossCols);
+            const real* h = &pre(r0, first + start);
+            real s[kCrossCols];
+            if (w == kCrossCols)
+              sum_rows<kCrossCols>(h, pre_step, &listed(0), count, w, s);
+            else
+              sum_rows<0>(h, pre_step, &listed(0), count, w, s);
             bool overflow = false;
-            for (int m = 0; m < mus; ++m) {
-              const std::int64_t base = o_zh + static_cast<std::int64_t>(mu0 + m) * width + ct.start;
-              for (int e = ct.skip; e < ct.width; ++e)
-                total(base + e) += to_fixed(s.c[m][e] - shift(first + ct.start + e) * count[m], &overflow, kStatFixed);
-            }
+            const double c = count;
+            for (int e = skip; e < w; ++e)
+              total(base + start + e) += to_fixed(s[e] - shift(first + start + e) * c, &overflow, kStatFixed);
             count_overflow(total, overflow);
           });
           team.team_barrier();

@@ -11,17 +11,27 @@
 
 namespace dualnet {
 
-CovopStats::CovopStats(const TreeShape& tree, const EvalLayout& layout, std::int64_t chunk) : t_(tree), l_(layout) {
-  jac_ = View3<real>("stats.jacobian", t_.n_latent, chunk, t_.hid * t_.hid);
-  slot_ = View1<std::int64_t>("stats.class_order_slot", chunk);
+CovopStats::CovopStats(const TreeShape& tree, const EvalLayout& layout, std::int64_t chunk)
+    : t_(tree), l_(layout), stride_(PaddedLayout(tree).stride) {
+  jac_ = View3<real>("stats.jacobian", t_.n_latent, chunk, static_cast<std::int64_t>(t_.hid) * stride_);
+  open_ = View3<int>("stats.open_gates", t_.n_latent, chunk, t_.hid);
+  open_count_ = View2<int>("stats.open_count", t_.n_latent, chunk);
+  row_at_ = View1<std::int64_t>("stats.class_order", chunk);
   class0_count_ = View1<int>("stats.class0_count", chunk / kEvalBlock);
 }
 
-// Keep in step with the constructor's Views.
+// Keep in step with the constructor's Views (Kokkos rounds each allocation to 8 bytes).
 double CovopStats::workspace_bytes(const TreeShape& tree, std::int64_t chunk) {
-  const double hh = static_cast<double>(tree.hid) * tree.hid, c = static_cast<double>(chunk);
-  return sizeof(real) * tree.n_latent * c * hh + sizeof(std::int64_t) * c +
-         8.0 * std::ceil(sizeof(int) * static_cast<double>(chunk / kEvalBlock) / 8.0);  // Kokkos rounds to 8 bytes
+  const auto rounded = [](double bytes) { return 8.0 * std::ceil(bytes / 8.0); };
+  const double c = static_cast<double>(chunk), L = tree.n_latent, hid = tree.hid;
+  return sizeof(real) * L * c * hid * PaddedLayout(tree).stride + rounded(sizeof(int) * L * c * hid) +
+         rounded(sizeof(int) * L * c) + sizeof(std::int64_t) * c +
+         rounded(sizeof(int) * static_cast<double>(chunk / kEvalBlock));
+}
+
+double CovopStats::bytes_per_anchor(const TreeShape& tree) {
+  return sizeof(real) * static_cast<double>(tree.n_latent) * tree.hid * PaddedLayout(tree).stride +
+         sizeof(int) * static_cast<double>(tree.n_latent) * (tree.hid + 1) + sizeof(std::int64_t);
 }
 
 int CovopStats::batch_nodes(const TreeShape& tree) {
@@ -33,15 +43,57 @@ int CovopStats::batch_nodes(const TreeShape& tree) {
       std::max<std::int64_t>(1, std::min<std::int64_t>(tree.n_latent, kEvalWorkspaceBytes / per_node)));
 }
 
+namespace {
+
+// The conn sums' teams: a node's inputs in groups whose exact sums (both root classes,
+// inputs x hid x stride int64) stay under kConnGroupEntries; a node of hid <= 12 is one team.
+constexpr int kConnGroupEntries = 16384;
+
+struct ConnGroups {
+  int inputs_inner, groups_inner, inputs_leaf, groups_leaf;  // per node fed by neurons / by leaves
+  explicit ConnGroups(const TreeShape& t, int stride) {
+    const std::int64_t per_input = 2 * static_cast<std::int64_t>(t.hid) * stride;
+    const auto split = [&](int in, int* inputs, int* groups) {
+      const std::int64_t g = (in * per_input + kConnGroupEntries - 1) / kConnGroupEntries;
+      *groups = static_cast<int>(g < in ? g : in);
+      *inputs = tile_count(in, *groups);
+      *groups = tile_count(in, *inputs);
+    };
+    split(t.k * t.hid, &inputs_inner, &groups_inner);
+    split(t.k, &inputs_leaf, &groups_leaf);
+  }
+  int widest() const { return inputs_inner > inputs_leaf ? inputs_inner : inputs_leaf; }
+};
+
+// A conn-sums team's scratch: the exact sums of its group [class][input][b][a] (a padded to
+// stride); for one block, its inputs in class order; for one block and class, per gate b the
+// anchors where b is open (their place in class order and their row of J_mu^T).
+struct ConnScratch {
+  std::int64_t entries;  // inputs x hid x stride
+  int hid, inputs;
+  KOKKOS_INLINE_FUNCTION ConnScratch(int group_inputs, int hid_, int stride)
+      : entries(static_cast<std::int64_t>(group_inputs) * hid_ * stride), hid(hid_), inputs(group_inputs) {}
+  std::size_t bytes() const {
+    return 2 * static_cast<std::size_t>(entries) * sizeof(std::int64_t) +
+           static_cast<std::size_t>(hid) * kEvalBlock * (sizeof(int) + sizeof(std::int64_t)) + hid * sizeof(int) +
+           static_cast<std::size_t>(inputs) * kEvalBlock * sizeof(real) + 5 * 64;  // 64: alignment of each allocation
+  }
+};
+
+}  // namespace
+
 // Keep in step with finish() and covop_spectrum(): the Views finish() holds to the end, and
 // the first (largest) batch's Delta and spectrum workspace: gram copy, eigenvectors and
-// Jacobi work, values, alignment.
+// Jacobi work, values, alignment. The conn sums' team scratch (which host backends keep
+// after the kernel) is counted here too.
 double CovopStats::finish_bytes(const TreeShape& tree) {
   const double L = tree.n_latent, hid = tree.hid, hh = hid * hid;
   const int batch = batch_nodes(tree);
   const double views = 2.0 * L * hh + 2.0 * L + L * hid + L;  // both grams, both norms, eigenvalues, alignment
   const double spectrum = tree.hid <= kCovopSpectrumMaxHid ? batch * (3.0 * hh + hid + 1.0) : 0.0;
-  return sizeof(real) * (views + static_cast<double>(tree.conn_offset(batch)) + spectrum);
+  const int stride = PaddedLayout(tree).stride;
+  const double scratch = static_cast<double>(ConnScratch(ConnGroups(tree, stride).widest(), tree.hid, stride).bytes());
+  return sizeof(real) * (views + static_cast<double>(tree.conn_offset(batch)) + spectrum) + scratch;
 }
 
 void CovopStats::accumulate(const SampleBatch& samples, const Activations& act, std::int64_t rows,
@@ -51,12 +103,12 @@ void CovopStats::accumulate(const SampleBatch& samples, const Activations& act, 
   conn_sums(samples, act, rows, total);
 }
 
-// Each block's anchors in root-class order (class 0 first, each class in anchor order):
-// the Jacobians are stored in that order, so each class is one contiguous range of k in
-// the conn sums (half the work of masking the other class out).
+// Each block's anchors in root-class order (class 0 first, each class in anchor order): the
+// conn sums add a class's anchors in this order, so its double sums are the same whatever
+// the rank count.
 void CovopStats::class_order(const SampleBatch& samples, std::int64_t rows) const {
   const auto z = samples.latent;
-  const auto slot = slot_;
+  const auto row_at = row_at_;
   const auto class0 = class0_count_;
   Kokkos::parallel_for(
       "stats::class_order", range((rows + kEvalBlock - 1) / kEvalBlock), KOKKOS_LAMBDA(const std::int64_t b) {
@@ -65,56 +117,68 @@ void CovopStats::class_order(const SampleBatch& samples, std::int64_t rows) cons
         for (std::int64_t r = r0; r < r1; ++r) n0 += z(r, 0) ? 0 : 1;
         class0(b) = n0;
         std::int64_t next0 = r0, next1 = r0 + n0;
-        for (std::int64_t r = r0; r < r1; ++r) slot(r) = z(r, 0) ? next1++ : next0++;
+        for (std::int64_t r = r0; r < r1; ++r) row_at(z(r, 0) ? next1++ : next0++) = r;
       });
 }
 
-// Jacobians top-down, one team per block of 4 anchors: J_root = I; row a of J_c is
-// sum_j J_parent(a, j) W_parent(j, block c), then the ReLU gate of c closes columns. Row a
-// of the four anchors' Jacobians is one tile product of 4 rows x up to 12 columns
-// (model/tile_product.hpp), W_parent read in its padded layout (model/padded_layout.hpp).
-// An anchor's Jacobians live at row slot(anchor) of jac.
+// Jacobians top-down, one team per anchor, only where ReLU gates are open. J_mu(a, b) is 0
+// for every a where b's gate is closed, so each node keeps the list of its open gates and
+// the rows b of J_mu^T behind them (row k: b = open[k], a over the root's neurons, padded to
+// stride). A child's row e is
+//     J_c^T(e, .) = sum over the parent's open gates k of W_parent(open[k], block c, e) J_p^T(k, .),
+// 4 open gates e at a time as one tile product (model/tile_product.hpp) over the parent's
+// open gates only: the closed ones add exact zeros in a dense product, so skipping them
+// changes no bit. The root has no gate: J_root^T = I.
 void CovopStats::jacobians(const Activations& act, std::int64_t rows) const {
   const TreeShape t = t_;
   const PaddedLayout pad(t);
   const auto jac = jac_;
-  const auto slot = slot_;
+  const auto open = open_;
+  const auto count = open_count_;
   const auto pre = act.pre;
   const auto wb = act.wb;
-  const int hid = t.hid, hh = hid * hid, b_tiles = node_col_tile_count(hid);
-  const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
+  const int hid = t.hid, stride = pad.stride, a_tiles = node_col_tile_count(hid);
   Kokkos::parallel_for(
-      "stats::jacobians", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
-        const RowBlock rb(team.league_rank(), rows);
-        std::int64_t srow[kTileRows];
-        for (int m = 0; m < kTileRows; ++m) srow[m] = slot(rb.row(m));
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, rb.count * hh), [&](const int idx) {
-          const int ab = idx % hh;
-          jac(0, srow[idx / hh], ab) = (ab / hid == ab % hid) ? 1.0 : 0.0;
+      "stats::jacobians", teams(rows), KOKKOS_LAMBDA(const Team& team) {
+        const std::int64_t r = team.league_rank();
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hid), [&](const int k) {
+          for (int a = 0; a < stride; ++a) jac(0, r, k * stride + a) = k == a ? 1.0 : 0.0;
+          open(0, r, k) = k;
+        });
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.n_latent), [&](const int node) {
+          if (node == 0) {
+            count(0, r) = hid;
+            return;
+          }
+          int n = 0;
+          for (int e = 0; e < hid; ++e) {  // without a branch: half the gates are open, at random
+            open(node, r, n) = e;
+            n += pre(r, node * hid + e) > 0.0 ? 1 : 0;
+          }
+          count(node, r) = n;
         });
         team.team_barrier();
         for (int level = 1; level < t.depth; ++level) {
           const int first = t.level_start[level];
-          // One thread per node (an index division per tile cost as much as the tile).
           Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level)), [&](const int i) {
             const int node = first + i;
             const int parent = t.parent(node), q = node - 1 - parent * t.k;
-            const std::int64_t w_off = pad.backward_offset(parent) + q * pad.stride;
-            for (int a = 0; a < hid; ++a) {
-              const real* jp[kTileRows];
-              real* jc[kTileRows];
-              for (int m = 0; m < kTileRows; ++m) {
-                jp[m] = &jac(parent, srow[m], a * hid);
-                jc[m] = &jac(node, srow[m], a * hid);
-              }
-              for (int tile = 0; tile < b_tiles; ++tile) {
+            const int nc = count(node, r), np = count(parent, r);
+            const int* gates = &open(node, r, 0);
+            const real* w = &wb(pad.backward_offset(parent) + q * stride);  // W_parent(j, block q, e) = w[j*row + e]
+            for (int et = 0; et < tile_count(nc, kTileRows); ++et) {
+              const int e0 = tile_start(et, nc, kTileRows);
+              const real* a[kTileRows];  // A(m, k) = W_parent(open_parent[k], block q, gates[e0 + m])
+              for (int m = 0; m < kTileRows; ++m) a[m] = w + gates[e0 + (m < nc ? m : nc - 1)];
+              const ListedK parent_gates{&open(parent, r, 0), pad.backward_row()};
+              for (int tile = 0; tile < a_tiles; ++tile) {
                 const ColTile ct = node_col_tile(tile, hid);
-                // B(j, e) = W_parent(j, q*hid + b0 + e)
-                const Tile s =
-                    tile_product<false, false>(jp, 1, &wb(w_off + ct.start), pad.backward_row(), hid, ct.read);
-                const real* h = &pre(rb.first, node * hid + ct.start);
-                tile_store(s, rb.count, ct.width,
-                           [&](int m, int e, double v) { jc[m][ct.start + e] = h[m * pre_step + e] > 0.0 ? v : 0.0; });
+                const Tile s = tile_product_at<false, false>(a, parent_gates,
+                                                             StridedB{&jac(parent, r, ct.start), stride}, np, ct.read);
+                // All the columns read: the padding's are exact zeros (the root's padding is 0).
+                real* jc = &jac(node, r, static_cast<std::int64_t>(e0) * stride + ct.start);
+                tile_store(s, nc < kTileRows ? nc : kTileRows, ct.read,
+                           [&](int m, int e, double v) { jc[m * stride + e] = v; });
               }
             }
           });
@@ -123,59 +187,110 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows) const {
       });
 }
 
-// Class sums of conn_mu(i, a, b) = input_mu(i) * J_mu(a, b), a block of anchors at a time:
-// one team per node and group of four inputs. A tile's rows are the four inputs, its
-// columns 8 entries (a, b), its k the block's anchors of one root class (a contiguous range
-// in class order); each block's sums go straight into the exact totals.
+// Class sums of conn_mu(i, a, b) = input_mu(i) * J_mu(a, b), one team per node (or group of
+// its inputs), a block of anchors and a root class at a time. J_mu(., b) is 0 wherever b's
+// gate is closed, so for each gate b the team lists the block's anchors (of the class, in
+// class order) where b is open, and sums over them only: four inputs x the root's neurons a
+// as one tile product (model/tile_product.hpp) whose k runs over the list, reading each
+// anchor's input row and its row of J_mu^T. A dense product adds an exact zero for every
+// closed gate, so skipping them changes no bit: each (i, a, b) sums the same products in the
+// same order. Each block's sums join the team's exact integer sums (fixed point), and those
+// join the totals once per chunk.
 void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, std::int64_t rows,
                            const View1<std::int64_t>& total) const {
   const TreeShape t = t_;
+  const int stride = stride_;
   const auto jac = jac_;
-  const auto slot = slot_;
+  const auto open = open_;
+  const auto count = open_count_;
+  const auto row_at = row_at_;
   const auto class0 = class0_count_;
   const auto pre = act.pre;
   const auto leaves = samples.leaves;
-  const int hh = t.hid * t.hid;
+  const int hid = t.hid, hh = hid * hid, a_tiles = node_col_tile_count(hid);
   const std::int64_t o_c0 = l_.conn0, o_c1 = l_.conn1;
   const int inner = t.level_start[t.depth - 1];  // nodes whose inputs are neurons, then those fed by leaves
-  const int groups_inner = tile_count(t.k * t.hid, kTileRows), groups_leaf = tile_count(t.k, kTileRows);
-  const int group_teams = inner * groups_inner + (t.n_latent - inner) * groups_leaf;
-  const int ab_tiles = col_tile_count(hh);
+  const ConnGroups g(t, stride);
+  const int group_teams = inner * g.groups_inner + (t.n_latent - inner) * g.groups_leaf;
+  const ConnScratch widest(g.widest(), hid, stride);
+  using ScratchSpace = ExecSpace::scratch_memory_space;
+  using ScratchI = Kokkos::View<std::int64_t*, ScratchSpace, Kokkos::MemoryUnmanaged>;
+  using ScratchN = Kokkos::View<int*, ScratchSpace, Kokkos::MemoryUnmanaged>;
+  using Scratch1 = Kokkos::View<real*, ScratchSpace, Kokkos::MemoryUnmanaged>;
   Kokkos::parallel_for(
-      "stats::conn_sums", teams(group_teams), KOKKOS_LAMBDA(const Team& team) {
+      "stats::conn_sums", teams(group_teams).set_scratch_size(1, Kokkos::PerTeam(widest.bytes())),
+      KOKKOS_LAMBDA(const Team& team) {
         const int p = team.league_rank();
-        const bool on_inner = p < inner * groups_inner;
-        const int node = on_inner ? p / groups_inner : inner + (p - inner * groups_inner) / groups_leaf;
-        const int i0 = kTileRows * (on_inner ? p % groups_inner : (p - inner * groups_inner) % groups_leaf);
-        const int in = t.in_size(node), inputs = in - i0 < kTileRows ? in - i0 : kTileRows;
-        const std::int64_t base = t.conn_offset(node) + static_cast<std::int64_t>(i0) * hh;  // entry (node, i0, 0, 0)
+        const bool on_inner = p < inner * g.groups_inner;
+        const int node = on_inner ? p / g.groups_inner : inner + (p - inner * g.groups_inner) / g.groups_leaf;
+        const int group = on_inner ? p % g.groups_inner : (p - inner * g.groups_inner) % g.groups_leaf;
+        const int per_group = on_inner ? g.inputs_inner : g.inputs_leaf;
+        const int in = t.in_size(node), i0 = group * per_group;
+        const int inputs = in - i0 < per_group ? in - i0 : per_group;
+        const ConnScratch sc(inputs, hid, stride);
+        const ScratchI fixed(team.team_scratch(1), 2 * sc.entries);  // [class][i][b][a]
+        const ScratchN listed_slot(team.team_scratch(1), hid * kEvalBlock);
+        const ScratchI listed_jt(team.team_scratch(1), hid * kEvalBlock);  // where each row of J_mu^T starts in jac
+        const ScratchN listed(team.team_scratch(1), hid);
+        const Scratch1 xs(team.team_scratch(1), kEvalBlock * inputs);  // [slot][i] the group's inputs
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, 2 * sc.entries),
+                             [&](const std::int64_t e) { fixed(e) = 0; });
+        const int i_tiles = tile_count(inputs, kTileRows), i_rows = tile_width(inputs, kTileRows);
+        team.team_barrier();
         for (std::int64_t r0 = 0; r0 < rows; r0 += kEvalBlock) {
           const int n = static_cast<int>(rows - r0 < kEvalBlock ? rows - r0 : kEvalBlock);
           const int n0 = class0(r0 / kEvalBlock);
-          double x[kTileRows][kEvalBlock];  // [input i0 + q][anchor in class order]; 0 past the node's inputs
-          for (int r = 0; r < n; ++r) {
-            const NodeInput in_r = node_input(t, pre, leaves, r0 + r, node);
-            const std::int64_t k = slot(r0 + r) - r0;
-            for (int q = 0; q < kTileRows; ++q) x[q][k] = q < inputs ? in_r[i0 + q] : 0.0;
-          }
-          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, ab_tiles), [&](const int tile) {
-            const ColTile ct = col_tile(tile, hh);
-            bool overflow = false;
-            for (int c = 0; c < 2; ++c) {
-              const int k0 = c == 0 ? 0 : n0, kn = c == 0 ? n0 : n - n0;
-              const real* a[kTileRows] = {x[0] + k0, x[1] + k0, x[2] + k0, x[3] + k0};
-              const Tile s = tile_product<false, false>(a, 1, &jac(node, r0 + k0, ct.start), hh, kn, ct.read);
-              std::int64_t fixed[kTileRows][kTileMaxCols] = {};
-              add_fixed(s, ct.width, fixed, &overflow, kStatFixed);  // the whole tile at once (vectors on the host)
-              const std::int64_t o = (c == 0 ? o_c0 : o_c1) + base + ct.start;
-              for (int q = 0; q < inputs; ++q)
-                for (int e = ct.skip; e < ct.width; ++e)
-                  total(o + static_cast<std::int64_t>(q) * hh + e) += fixed[q][e];
-            }
-            count_overflow(total, overflow);
+          // The block's inputs of this group in class order: the ReLU of a child's neuron, or a leaf.
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n), [&](const int s) {
+            const NodeInput x = node_input(t, pre, leaves, row_at(r0 + s), node);
+            for (int i = 0; i < inputs; ++i) xs(s * inputs + i) = x[i0 + i];
           });
-          team.team_barrier();
+          for (int c = 0; c < 2; ++c) {
+            Kokkos::single(Kokkos::PerTeam(team), [&]() {
+              for (int b = 0; b < hid; ++b) listed(b) = 0;
+              for (int s = c == 0 ? 0 : n0; s < (c == 0 ? n0 : n); ++s) {
+                const std::int64_t row = row_at(r0 + s);
+                for (int k = 0; k < count(node, row); ++k) {
+                  const int b = open(node, row, k), at = listed(b)++;
+                  listed_slot(b * kEvalBlock + at) = s;
+                  listed_jt(b * kEvalBlock + at) = &jac(node, row, static_cast<std::int64_t>(k) * stride) - jac.data();
+                }
+              }
+            });
+            team.team_barrier();
+            Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hid * i_tiles), [&](const int idx) {
+              const int b = idx / i_tiles, it = idx % i_tiles, K = listed(b);
+              if (K == 0) return;
+              const int i_first = tile_start(it, inputs, kTileRows), skip = tile_overlap(it, inputs, kTileRows);
+              const real* a[kTileRows];
+              for (int m = 0; m < kTileRows; ++m) a[m] = &xs(i_first + (m < i_rows ? m : i_rows - 1));
+              const ListedK anchors{&listed_slot(b * kEvalBlock), inputs};  // A(m, k) = xs(slot_k, i_first + m)
+              bool overflow = false;
+              for (int tile = 0; tile < a_tiles; ++tile) {
+                const ColTile ct = node_col_tile(tile, hid);
+                const ListedB jt{jac.data() + ct.start, &listed_jt(b * kEvalBlock)};
+                const Tile s = tile_product_at<false, false>(a, anchors, jt, K, ct.read);
+                for (int m = skip; m < i_rows; ++m)
+                  add_fixed_row(
+                      s, m, ct.skip, ct.read,
+                      &fixed(c * sc.entries + (static_cast<std::int64_t>(i_first + m) * hid + b) * stride + ct.start),
+                      &overflow, kStatFixed);
+              }
+              count_overflow(total, overflow);
+            });
+            team.team_barrier();
+          }
         }
+        // entry (node, i0 + i, a, b) of conn; the columns past hid (padding) are dropped.
+        const std::int64_t base = t.conn_offset(node) + static_cast<std::int64_t>(i0) * hh;
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, inputs * hid), [&](const int ia) {
+          const int i = ia / hid, a = ia % hid;
+          const std::int64_t to = base + static_cast<std::int64_t>(ia) * hid, from = i * hid * stride + a;
+          for (int b = 0; b < hid; ++b) {
+            total(o_c0 + to + b) += fixed(from + b * stride);
+            total(o_c1 + to + b) += fixed(sc.entries + from + b * stride);
+          }
+        });
       });
 }
 

@@ -23,6 +23,8 @@ class CovopStats {
   // Bytes the constructor allocates, and the most finish() holds at once (Views only).
   static double workspace_bytes(const TreeShape& tree, std::int64_t chunk);
   static double finish_bytes(const TreeShape& tree);
+  // Workspace bytes per anchor of a chunk (the Jacobians and their open-gate lists).
+  static double bytes_per_anchor(const TreeShape& tree);
   // Nodes per batch of finish() (nodes fed by neurons come first and are the largest).
   static int batch_nodes(const TreeShape& tree);
 
@@ -44,9 +46,12 @@ class CovopStats {
  private:
   TreeShape t_;
   EvalLayout l_;
-  View3<real> jac_;           // [latent][slot][hid*hid]: a node's Jacobians, anchors in class order per block
-  View1<std::int64_t> slot_;  // [anchor] its row in jac_: the block's class-0 anchors first
-  View1<int> class0_count_;   // [block] anchors with root 0
+  int stride_;                  // a row of jac_: the root's neurons and their padding (model/padded_layout.hpp)
+  View3<real> jac_;             // [latent][anchor][k*stride + a]: J_mu^T(open[k], a), open gates only
+  View3<int> open_;             // [latent][anchor][k]: the neuron of open gate k, ascending
+  View2<int> open_count_;       // [latent][anchor]: open gates
+  View1<std::int64_t> row_at_;  // [slot]: the anchor at each place of its block's class order
+  View1<int> class0_count_;     // [block] anchors with root 0
 };
 
 }  // namespace dualnet

@@ -17,10 +17,15 @@ namespace dualnet {
 // Anchors per block: each block's sums are rounded to fixed point (kStatFixed) on their own.
 constexpr std::int64_t kEvalBlock = 64;
 
-// The evaluation's workspace cap: the per-anchor Jacobians of one chunk (stats/evaluator.cpp)
-// and the covariance-operator work of one batch of nodes (stats/covop_stats.cpp) each stay
-// under it, so an evaluation's memory does not grow with the tree beyond its results.
+// The evaluation's workspace cap: the covariance-operator work of one batch of nodes
+// (stats/covop_stats.cpp) stays under it, so an evaluation's memory does not grow with the
+// tree beyond its results.
 constexpr std::int64_t kEvalWorkspaceBytes = std::int64_t(64) << 20;
+
+// The per-anchor Jacobians of one chunk (stats/evaluator.cpp): one kernel writes them and the
+// next reads them, so they are kept small enough to be read back from cache, not memory (the
+// reference configuration: 128 anchors, about 4 MiB; a chunk of 512 took 1.5x as long).
+constexpr std::int64_t kEvalChunkBytes = std::int64_t(4) << 20;
 
 struct EvalLayout {
   std::int64_t sum_z, sum_h, sum_h2, active, root_gram, sum_zh, zh_width, conn0, conn1, overflow, length;

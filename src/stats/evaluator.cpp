@@ -1,6 +1,7 @@
 #include "stats/evaluator.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "util/error.hpp"
@@ -9,9 +10,9 @@ namespace dualnet {
 
 std::int64_t Evaluator::chunk_for(const NetworkShape& net, std::int64_t max_chunk) {
   const TreeShape& t = net.tree;
-  const std::int64_t per_anchor = static_cast<std::int64_t>(t.n_latent) * t.hid * t.hid * sizeof(real);
-  const std::int64_t chunk = std::max<std::int64_t>(1, std::min(max_chunk, kEvalWorkspaceBytes / per_anchor));
-  // Whole blocks: at least one, even when one block's Jacobians exceed kEvalWorkspaceBytes.
+  const std::int64_t per_anchor = static_cast<std::int64_t>(std::ceil(CovopStats::bytes_per_anchor(t)));
+  const std::int64_t chunk = std::max<std::int64_t>(1, std::min(max_chunk, kEvalChunkBytes / per_anchor));
+  // Whole blocks: at least one, even when one block's Jacobians exceed kEvalChunkBytes.
   return std::max(kEvalBlock, chunk / kEvalBlock * kEvalBlock);
 }
 

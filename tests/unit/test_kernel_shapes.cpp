@@ -137,23 +137,30 @@ TEST_P(KernelShapes, CovarianceOperatorClassMeansMatchHost) {
   const HostNet host(sh.depth, sh.k, sh.hid);
   constexpr std::int64_t kAnchors = 150;
   const View1<real> params = init_params(net, 11);
+  // One chunk of three blocks, or (hid 64, whose Jacobians cap the chunk at one block) three
+  // chunks: both add up to the same sums.
   Evaluator ev(net, 192, false);
-  ASSERT_GE(ev.chunk(), kAnchors);
-  SampleBatch s;
+  const View1<real> polarity = draw_polarities(t, 3, 0.6, 1.0);
+  SampleBatch all, s;
+  all.allocate(t, kAnchors);
+  sample_views(t, polarity, 3, 1, 0, kAnchors, 1, all);
   s.allocate(t, ev.chunk());
-  sample_views(t, draw_polarities(t, 3, 0.6, 1.0), 3, 1, 0, kAnchors, 1, s);
   Activations act;
   act.allocate(t, ev.chunk());
-  forward(net, params, s.leaves, kAnchors, act);
   ev.reset();
-  ev.set_shift(act, 0);
-  ev.accumulate(s, act, kAnchors);
+  for (std::int64_t start = 0; start < kAnchors; start += ev.chunk()) {
+    const std::int64_t rows = std::min(ev.chunk(), kAnchors - start);
+    sample_views(t, polarity, 3, 1, start, rows, 1, s);
+    forward(net, params, s.leaves, rows, act);
+    if (start == 0) ev.set_shift(act, 0);
+    ev.accumulate(s, act, rows);
+  }
   View1<real> delta("delta", t.n_conn());
   double p0 = 0.0, p1 = 0.0;
   ev.class_mean_difference(delta, &p0, &p1);
 
-  const auto p = host_vector(params), leaves = host_vector(s.leaves);
-  auto z = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), s.latent);
+  const auto p = host_vector(params), leaves = host_vector(all.leaves);
+  auto z = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all.latent);
   std::vector<double> sum[2] = {std::vector<double>(static_cast<size_t>(t.n_conn()), 0.0),
                                 std::vector<double>(static_cast<size_t>(t.n_conn()), 0.0)};
   double count[2] = {0.0, 0.0};
