@@ -76,8 +76,11 @@ struct ConnScratch {
   std::size_t bytes() const {
     return 2 * static_cast<std::size_t>(entries) * sizeof(std::int64_t) +
            static_cast<std::size_t>(hid) * kEvalBlock * (sizeof(int) + sizeof(std::int64_t)) + hid * sizeof(int) +
-           static_cast<std::size_t>(inputs) * kEvalBlock * sizeof(real) + 5 * 64;  // 64: alignment of each allocation
+           static_cast<std::size_t>(row_width()) * kEvalBlock * sizeof(real) +
+           5 * 64;  // 64: alignment of each allocation
   }
+  // A block's row of inputs in xs: the group's inputs rounded up to whole tiles (zeros past them).
+  KOKKOS_INLINE_FUNCTION int row_width() const { return (inputs + kTileRows - 1) / kTileRows * kTileRows; }
 };
 
 }  // namespace
@@ -232,10 +235,11 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
         const ScratchN listed_slot(team.team_scratch(1), hid * kEvalBlock);
         const ScratchI listed_jt(team.team_scratch(1), hid * kEvalBlock);  // where each row of J_mu^T starts in jac
         const ScratchN listed(team.team_scratch(1), hid);
-        const Scratch1 xs(team.team_scratch(1), kEvalBlock * inputs);  // [slot][i] the group's inputs
+        const int xw = sc.row_width();
+        const Scratch1 xs(team.team_scratch(1), kEvalBlock * xw);  // [slot][i] the group's inputs, 0 past them
         Kokkos::parallel_for(Kokkos::TeamThreadRange(team, 2 * sc.entries),
                              [&](const std::int64_t e) { fixed(e) = 0; });
-        const int i_tiles = tile_count(inputs, kTileRows), i_rows = tile_width(inputs, kTileRows);
+        const int i_tiles = xw / kTileRows;
         team.team_barrier();
         for (std::int64_t r0 = 0; r0 < rows; r0 += kEvalBlock) {
           const int n = static_cast<int>(rows - r0 < kEvalBlock ? rows - r0 : kEvalBlock);
@@ -243,7 +247,7 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
           // The block's inputs of this group in class order: the ReLU of a child's neuron, or a leaf.
           Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n), [&](const int s) {
             const NodeInput x = node_input(t, pre, leaves, row_at(r0 + s), node);
-            for (int i = 0; i < inputs; ++i) xs(s * inputs + i) = x[i0 + i];
+            for (int i = 0; i < xw; ++i) xs(s * xw + i) = i < inputs ? x[i0 + i] : 0.0;
           });
           for (int c = 0; c < 2; ++c) {
             Kokkos::single(Kokkos::PerTeam(team), [&]() {
@@ -261,16 +265,16 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
             Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hid * i_tiles), [&](const int idx) {
               const int b = idx / i_tiles, it = idx % i_tiles, K = listed(b);
               if (K == 0) return;
-              const int i_first = tile_start(it, inputs, kTileRows), skip = tile_overlap(it, inputs, kTileRows);
-              const real* a[kTileRows];
-              for (int m = 0; m < kTileRows; ++m) a[m] = &xs(i_first + (m < i_rows ? m : i_rows - 1));
-              const ListedK anchors{&listed_slot(b * kEvalBlock), inputs};  // A(m, k) = xs(slot_k, i_first + m)
+              const int i_first = kTileRows * it, i_rows = inputs - i_first < kTileRows ? inputs - i_first : kTileRows;
+              const real* x = &xs(i_first);  // four adjacent inputs: one base register in the tile loop
+              const real* a[kTileRows] = {x, x + 1, x + 2, x + 3};
+              const ListedK anchors{&listed_slot(b * kEvalBlock), xw};  // A(m, k) = xs(slot_k, i_first + m)
               bool overflow = false;
               for (int tile = 0; tile < a_tiles; ++tile) {
                 const ColTile ct = node_col_tile(tile, hid);
                 const ListedB jt{jac.data() + ct.start, &listed_jt(b * kEvalBlock)};
                 const Tile s = tile_product_at<false, false>(a, anchors, jt, K, ct.read);
-                for (int m = skip; m < i_rows; ++m)
+                for (int m = 0; m < i_rows; ++m)
                   add_fixed_row(
                       s, m, ct.skip, ct.read,
                       &fixed(c * sc.entries + (static_cast<std::int64_t>(i_first + m) * hid + b) * stride + ct.start),
