@@ -98,10 +98,11 @@ struct ListedB {
   KOKKOS_FORCEINLINE_FUNCTION const real* operator()(int k) const { return b + at[k]; }
 };
 
-#if defined(__GNUC__) && !defined(__CUDA_ARCH__)
+#if defined(__GNUC__) && !defined(__CUDA_ARCH__) && !defined(DUALNET_PORTABLE_TILES)
 // Host builds: the fast paths hold the tile in explicit 4-wide vectors (GCC/Clang vector
 // extensions; AVX2 registers on x86, pairs of NEON registers on Arm). Written as arrays,
-// GCC kept part of the tile on the stack.
+// GCC kept part of the tile on the stack. DUALNET_PORTABLE_TILES (a CMake option) turns them
+// off, so that a CPU build tests the portable code that a GPU runs.
 #define DUALNET_TILE_VECTORS 1
 namespace tile_vec {
 typedef double v4 __attribute__((vector_size(32)));

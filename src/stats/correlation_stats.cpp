@@ -153,6 +153,7 @@ void CorrelationStats::cross_sums(const SampleBatch& samples, const Activations&
         }
               },
               count);
+          team.team_barrier();  // the list, for every thread
           Kokkos::parallel_for(Kokkos::TeamThreadRange(team, tiles), [&](const int tile) {
             const int start = tile_start(tile, width, kCrossCols), skip = tile_overlap(tile, width, kCrossCols);
             const int w = tile_width(width, kCrossCols);
