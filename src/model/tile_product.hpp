@@ -117,7 +117,36 @@ inline v4 relu(v4 v) {
 }
 inline void store(const v4& v, double* p) { __builtin_memcpy(p, &v, sizeof v); }
 
-template <bool ReluA, bool ReluB, int Vectors, class KA, class KB>  // of 4 columns: 1, 2 or 3 for 4, 8 or 12 columns
+// One k of a tile: c_m[h] += x_m * B(k, 4h .. 4h+3), each x_m in all 4 lanes.
+template <bool ReluB, int Vectors>  // of 4 columns: 1, 2 or 3 for 4, 8 or 12 columns
+inline __attribute__((always_inline)) void add_k(v4 (&c0)[3], v4 (&c1)[3], v4 (&c2)[3], v4 (&c3)[3], v4 x0, v4 x1,
+                                                 v4 x2, v4 x3, const real* KOKKOS_RESTRICT bk) {
+  for (int h = 0; h < Vectors; ++h) {
+    v4 y = load(bk + 4 * h);
+    if (ReluB) y = relu(y);
+    c0[h] += x0 * y;
+    c1[h] += x1 * y;
+    c2[h] += x2 * y;
+    c3[h] += x3 * y;
+  }
+}
+
+template <int Vectors>
+inline __attribute__((always_inline)) Tile to_tile(const v4 (&c0)[3], const v4 (&c1)[3], const v4 (&c2)[3],
+                                                   const v4 (&c3)[3]) {
+  Tile t;
+  for (int h = 0; h < 3; ++h) {
+    store(h < Vectors ? c0[h] : v4{}, &t.c[0][4 * h]);
+    store(h < Vectors ? c1[h] : v4{}, &t.c[1][4 * h]);
+    store(h < Vectors ? c2[h] : v4{}, &t.c[2][4 * h]);
+    store(h < Vectors ? c3[h] : v4{}, &t.c[3][4 * h]);
+  }
+  return t;
+}
+
+inline v4 splat(double x) { return v4{x, x, x, x}; }
+
+template <bool ReluA, bool ReluB, int Vectors, class KA, class KB>
 inline __attribute__((always_inline)) Tile product(const real* KOKKOS_RESTRICT a0, const real* KOKKOS_RESTRICT a1,
                                                    const real* KOKKOS_RESTRICT a2, const real* KOKKOS_RESTRICT a3,
                                                    const KA& a_at, const KB& b_at, int K) {
@@ -131,23 +160,32 @@ inline __attribute__((always_inline)) Tile product(const real* KOKKOS_RESTRICT a
       x2 = kmath::relu(x2);
       x3 = kmath::relu(x3);
     }
-    for (int h = 0; h < Vectors; ++h) {
-      v4 y = load(b_at(k) + 4 * h);
-      if (ReluB) y = relu(y);
-      c0[h] += x0 * y;
-      c1[h] += x1 * y;
-      c2[h] += x2 * y;
-      c3[h] += x3 * y;
-    }
+    add_k<ReluB, Vectors>(c0, c1, c2, c3, splat(x0), splat(x1), splat(x2), splat(x3), b_at(k));
   }
-  Tile t;
-  for (int h = 0; h < 3; ++h) {
-    store(h < Vectors ? c0[h] : v4{}, &t.c[0][4 * h]);
-    store(h < Vectors ? c1[h] : v4{}, &t.c[1][4 * h]);
-    store(h < Vectors ? c2[h] : v4{}, &t.c[2][4 * h]);
-    store(h < Vectors ? c3[h] : v4{}, &t.c[3][4 * h]);
+  return to_tile<Vectors>(c0, c1, c2, c3);
+}
+
+// A's four rows adjacent in memory, A(m, k) = a[a_at(k) + m]: one load of the four values
+// and lane broadcasts, instead of four broadcast loads and four row pointers (loads, not
+// multiply-adds, bounded the conn sums' tiles).
+template <int Vectors, class KA, class KB>
+inline __attribute__((always_inline)) Tile product_adjacent(const real* KOKKOS_RESTRICT a, const KA& a_at,
+                                                            const KB& b_at, int K) {
+  v4 c0[3] = {}, c1[3] = {}, c2[3] = {}, c3[3] = {};
+  typedef long long lanes __attribute__((vector_size(32)));
+  for (int k = 0; k < K; ++k) {
+    const v4 x = load(a + a_at(k));
+#if defined(__clang__)
+    add_k<false, Vectors>(c0, c1, c2, c3, __builtin_shufflevector(x, x, 0, 0, 0, 0),
+                          __builtin_shufflevector(x, x, 1, 1, 1, 1), __builtin_shufflevector(x, x, 2, 2, 2, 2),
+                          __builtin_shufflevector(x, x, 3, 3, 3, 3), b_at(k));
+#else
+    add_k<false, Vectors>(c0, c1, c2, c3, __builtin_shuffle(x, lanes{0, 0, 0, 0}),
+                          __builtin_shuffle(x, lanes{1, 1, 1, 1}), __builtin_shuffle(x, lanes{2, 2, 2, 2}),
+                          __builtin_shuffle(x, lanes{3, 3, 3, 3}), b_at(k));
+#endif
   }
-  return t;
+  return to_tile<Vectors>(c0, c1, c2, c3);
 }
 
 // to_fixed (util/fixed_point.hpp) of 4 values, each |v| * f.scale < 2^51: then adding
@@ -246,6 +284,18 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_at(const real* const a[kTileRows],
   else
     tile_accumulate<ReluA, ReluB, 0>(t, a, a_at, b_at, K, cols);
   return t;
+}
+
+// A(m, k) = a[a_at(k) + m]: the four rows of A adjacent in memory (the conn sums' inputs).
+template <class KA, class KB>
+KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_adjacent(const real* a, const KA& a_at, const KB& b_at, int K, int cols) {
+#ifdef DUALNET_TILE_VECTORS
+  if (cols == 12) return tile_vec::product_adjacent<3>(a, a_at, b_at, K);
+  if (cols == 8) return tile_vec::product_adjacent<2>(a, a_at, b_at, K);
+  if (cols == 4) return tile_vec::product_adjacent<1>(a, a_at, b_at, K);
+#endif
+  const real* rows[kTileRows] = {a, a + 1, a + 2, a + 3};
+  return tile_product_at<false, false>(rows, a_at, b_at, K, cols);
 }
 
 // A(m, k) = a[m][k * a_step]: the common case.

@@ -266,14 +266,12 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
               const int b = idx / i_tiles, it = idx % i_tiles, K = listed(b);
               if (K == 0) return;
               const int i_first = kTileRows * it, i_rows = inputs - i_first < kTileRows ? inputs - i_first : kTileRows;
-              const real* x = &xs(i_first);  // four adjacent inputs: one base register in the tile loop
-              const real* a[kTileRows] = {x, x + 1, x + 2, x + 3};
               const ListedK anchors{&listed_slot(b * kEvalBlock), xw};  // A(m, k) = xs(slot_k, i_first + m)
               bool overflow = false;
               for (int tile = 0; tile < a_tiles; ++tile) {
                 const ColTile ct = node_col_tile(tile, hid);
                 const ListedB jt{jac.data() + ct.start, &listed_jt(b * kEvalBlock)};
-                const Tile s = tile_product_at<false, false>(a, anchors, jt, K, ct.read);
+                const Tile s = tile_product_adjacent(&xs(i_first), anchors, jt, K, ct.read);
                 for (int m = 0; m < i_rows; ++m)
                   add_fixed_row(
                       s, m, ct.skip, ct.read,
