@@ -131,25 +131,25 @@ inline __attribute__((always_inline)) void add_k(v4 (&c0)[3], v4 (&c1)[3], v4 (&
   }
 }
 
+// Fills the caller's tile (one Tile per product, written in place: a Tile returned from one
+// of several paths was copied with memcpy).
 template <int Vectors>
-inline __attribute__((always_inline)) Tile to_tile(const v4 (&c0)[3], const v4 (&c1)[3], const v4 (&c2)[3],
-                                                   const v4 (&c3)[3]) {
-  Tile t;
+inline __attribute__((always_inline)) void to_tile(const v4 (&c0)[3], const v4 (&c1)[3], const v4 (&c2)[3],
+                                                   const v4 (&c3)[3], Tile& t) {
   for (int h = 0; h < 3; ++h) {
     store(h < Vectors ? c0[h] : v4{}, &t.c[0][4 * h]);
     store(h < Vectors ? c1[h] : v4{}, &t.c[1][4 * h]);
     store(h < Vectors ? c2[h] : v4{}, &t.c[2][4 * h]);
     store(h < Vectors ? c3[h] : v4{}, &t.c[3][4 * h]);
   }
-  return t;
 }
 
 inline v4 splat(double x) { return v4{x, x, x, x}; }
 
 template <bool ReluA, bool ReluB, int Vectors, class KA, class KB>
-inline __attribute__((always_inline)) Tile product(const real* KOKKOS_RESTRICT a0, const real* KOKKOS_RESTRICT a1,
+inline __attribute__((always_inline)) void product(const real* KOKKOS_RESTRICT a0, const real* KOKKOS_RESTRICT a1,
                                                    const real* KOKKOS_RESTRICT a2, const real* KOKKOS_RESTRICT a3,
-                                                   const KA& a_at, const KB& b_at, int K) {
+                                                   const KA& a_at, const KB& b_at, int K, Tile& t) {
   v4 c0[3] = {}, c1[3] = {}, c2[3] = {}, c3[3] = {};
   for (int k = 0; k < K; ++k) {
     const std::int64_t ka = a_at(k);
@@ -162,15 +162,15 @@ inline __attribute__((always_inline)) Tile product(const real* KOKKOS_RESTRICT a
     }
     add_k<ReluB, Vectors>(c0, c1, c2, c3, splat(x0), splat(x1), splat(x2), splat(x3), b_at(k));
   }
-  return to_tile<Vectors>(c0, c1, c2, c3);
+  to_tile<Vectors>(c0, c1, c2, c3, t);
 }
 
 // A's four rows adjacent in memory, A(m, k) = a[a_at(k) + m]: one load of the four values
 // and lane broadcasts, instead of four broadcast loads and four row pointers (loads, not
 // multiply-adds, bounded the conn sums' tiles).
 template <int Vectors, class KA, class KB>
-inline __attribute__((always_inline)) Tile product_adjacent(const real* KOKKOS_RESTRICT a, const KA& a_at,
-                                                            const KB& b_at, int K) {
+inline __attribute__((always_inline)) void product_adjacent(const real* KOKKOS_RESTRICT a, const KA& a_at,
+                                                            const KB& b_at, int K, Tile& t) {
   v4 c0[3] = {}, c1[3] = {}, c2[3] = {}, c3[3] = {};
   typedef long long lanes __attribute__((vector_size(32)));
   for (int k = 0; k < K; ++k) {
@@ -185,7 +185,7 @@ inline __attribute__((always_inline)) Tile product_adjacent(const real* KOKKOS_R
                           __builtin_shuffle(x, lanes{3, 3, 3, 3}), b_at(k));
 #endif
   }
-  return to_tile<Vectors>(c0, c1, c2, c3);
+  to_tile<Vectors>(c0, c1, c2, c3, t);
 }
 
 // to_fixed (util/fixed_point.hpp) of 4 values, each |v| * f.scale < 2^51: then adding
@@ -267,12 +267,21 @@ KOKKOS_FORCEINLINE_FUNCTION void tile_accumulate(Tile& t, const real* const a[kT
 template <bool ReluA, bool ReluB, class KA, class KB>
 KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_at(const real* const a[kTileRows], const KA& a_at, const KB& b_at, int K,
                                                  int cols) {
-#ifdef DUALNET_TILE_VECTORS
-  if (cols == 12) return tile_vec::product<ReluA, ReluB, 3>(a[0], a[1], a[2], a[3], a_at, b_at, K);
-  if (cols == 8) return tile_vec::product<ReluA, ReluB, 2>(a[0], a[1], a[2], a[3], a_at, b_at, K);
-  if (cols == 4) return tile_vec::product<ReluA, ReluB, 1>(a[0], a[1], a[2], a[3], a_at, b_at, K);
-#endif
   Tile t;
+#ifdef DUALNET_TILE_VECTORS
+  if (cols == 12) {
+    tile_vec::product<ReluA, ReluB, 3>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
+    return t;
+  }
+  if (cols == 8) {
+    tile_vec::product<ReluA, ReluB, 2>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
+    return t;
+  }
+  if (cols == 4) {
+    tile_vec::product<ReluA, ReluB, 1>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
+    return t;
+  }
+#endif
   for (int m = 0; m < kTileRows; ++m)
     for (int e = 0; e < kTileMaxCols; ++e) t.c[m][e] = 0.0;
   if (cols == 12)
@@ -290,9 +299,16 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_at(const real* const a[kTileRows],
 template <class KA, class KB>
 KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_adjacent(const real* a, const KA& a_at, const KB& b_at, int K, int cols) {
 #ifdef DUALNET_TILE_VECTORS
-  if (cols == 12) return tile_vec::product_adjacent<3>(a, a_at, b_at, K);
-  if (cols == 8) return tile_vec::product_adjacent<2>(a, a_at, b_at, K);
-  if (cols == 4) return tile_vec::product_adjacent<1>(a, a_at, b_at, K);
+  if (cols == 4 || cols == 8 || cols == 12) {
+    Tile t;
+    if (cols == 12)
+      tile_vec::product_adjacent<3>(a, a_at, b_at, K, t);
+    else if (cols == 8)
+      tile_vec::product_adjacent<2>(a, a_at, b_at, K, t);
+    else
+      tile_vec::product_adjacent<1>(a, a_at, b_at, K, t);
+    return t;
+  }
 #endif
   const real* rows[kTileRows] = {a, a + 1, a + 2, a + 3};
   return tile_product_at<false, false>(rows, a_at, b_at, K, cols);
@@ -326,6 +342,28 @@ KOKKOS_INLINE_FUNCTION void tile_store(const Tile& t, int rows, int cols, const 
     else
       for (int e = 0; e < cols; ++e) f(m, e, t.c[m][e]);
   }
+}
+
+// out[m * step + e] = t.c[m][e] for m < rows, e < cols: a plain copy of the tile, in whole
+// vectors on the host (a copy through tile_store's scalar callback went through the stack in
+// halves of vectors, which the store-to-load forwarding does not serve).
+#ifdef DUALNET_TILE_VECTORS
+namespace tile_vec {
+template <int Vectors>  // constant: a runtime count of vectors became a memcpy call per row
+inline void copy_rows(const Tile& t, int rows, real* out, std::int64_t step) {
+  for (int m = 0; m < rows; ++m)
+    for (int h = 0; h < Vectors; ++h) store(load(&t.c[m][4 * h]), out + m * step + 4 * h);
+}
+}  // namespace tile_vec
+#endif
+KOKKOS_INLINE_FUNCTION void tile_copy_rows(const Tile& t, int rows, int cols, real* out, std::int64_t step) {
+#ifdef DUALNET_TILE_VECTORS
+  if (cols == 12) return tile_vec::copy_rows<3>(t, rows, out, step);
+  if (cols == 8) return tile_vec::copy_rows<2>(t, rows, out, step);
+  if (cols == 4) return tile_vec::copy_rows<1>(t, rows, out, step);
+#endif
+  for (int m = 0; m < rows; ++m)
+    for (int e = 0; e < cols; ++e) out[m * step + e] = t.c[m][e];
 }
 
 // acc(m, e) += to_fixed(t.c[m][e], overflow, f) for the tile's first `cols` columns; the

@@ -179,9 +179,8 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows) const {
                 const Tile s = tile_product_at<false, false>(a, parent_gates,
                                                              StridedB{&jac(parent, r, ct.start), stride}, np, ct.read);
                 // All the columns read: the padding's are exact zeros (the root's padding is 0).
-                real* jc = &jac(node, r, static_cast<std::int64_t>(e0) * stride + ct.start);
-                tile_store(s, nc < kTileRows ? nc : kTileRows, ct.read,
-                           [&](int m, int e, double v) { jc[m * stride + e] = v; });
+                tile_copy_rows(s, nc < kTileRows ? nc : kTileRows, ct.read,
+                               &jac(node, r, static_cast<std::int64_t>(e0) * stride + ct.start), stride);
               }
             }
           });
