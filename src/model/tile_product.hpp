@@ -226,17 +226,6 @@ inline bool add_fixed(const Tile& t, std::int64_t acc[kTileRows][kTileMaxCols], 
   return true;
 }
 
-// acc[0..4) += to_fixed(v[0..4)) when the 4 values are within range; false otherwise.
-inline bool add_fixed4(const real* v, std::int64_t* acc, FixedPoint f) {
-  const v4 x = load(v);
-  const i4 fits = fits_fixed4(x, f);
-  if ((fits[0] & fits[1] & fits[2] & fits[3]) == 0) return false;
-  i4 a;
-  __builtin_memcpy(&a, acc, sizeof a);
-  a += to_fixed4(x, f);
-  __builtin_memcpy(acc, &a, sizeof a);
-  return true;
-}
 }  // namespace tile_vec
 #endif
 
@@ -380,19 +369,31 @@ KOKKOS_INLINE_FUNCTION void add_fixed(Tile t, int cols, std::int64_t acc[kTileRo
     for (int e = 0; e < kTileMaxCols; ++e) acc[m][e] += to_fixed(t.c[m][e], overflow, f);
 }
 
-// acc[e] += to_fixed(t.c[m][e], overflow, f) for from <= e < to: one row of a tile joins
-// exact integer sums kept in rows (the evaluation's covariance-operator sums). The host's
-// vector path gives the same integers.
-KOKKOS_INLINE_FUNCTION void add_fixed_row(const Tile& t, int m, int from, int to, std::int64_t* acc, bool* overflow,
-                                          FixedPoint f) {
-  int e = from;
+// acc[m * step + e] += to_fixed(t.c[m][e], overflow, f) for m < rows, from <= e < to: a
+// tile joins exact integer sums kept in rows (the evaluation's covariance-operator sums).
+// The host's vector path (whole rows of 4, 8 or 12 columns, one range check for the tile)
+// gives the same integers.
+KOKKOS_INLINE_FUNCTION void add_fixed_rows(const Tile& t, int rows, int from, int to, std::int64_t* acc,
+                                           std::int64_t step, bool* overflow, FixedPoint f) {
 #ifdef DUALNET_TILE_VECTORS
-  if (from == 0)
-    for (; e + 4 <= to; e += 4)
-      if (!tile_vec::add_fixed4(&t.c[m][e], acc + e, f))
-        for (int d = 0; d < 4; ++d) acc[e + d] += to_fixed(t.c[m][e + d], overflow, f);
+  if (from == 0 && to % 4 == 0 && to <= kTileMaxCols) {
+    tile_vec::i4 fits = {-1, -1, -1, -1};
+    for (int m = 0; m < rows; ++m)
+      for (int e = 0; e < to; e += 4) fits &= tile_vec::fits_fixed4(tile_vec::load(&t.c[m][e]), f);
+    if (fits[0] & fits[1] & fits[2] & fits[3]) {
+      for (int m = 0; m < rows; ++m)
+        for (int e = 0; e < to; e += 4) {
+          tile_vec::i4 a;
+          __builtin_memcpy(&a, acc + m * step + e, sizeof a);
+          a += tile_vec::to_fixed4(tile_vec::load(&t.c[m][e]), f);
+          __builtin_memcpy(acc + m * step + e, &a, sizeof a);
+        }
+      return;
+    }
+  }
 #endif
-  for (; e < to; ++e) acc[e] += to_fixed(t.c[m][e], overflow, f);
+  for (int m = 0; m < rows; ++m)
+    for (int e = from; e < to; ++e) acc[m * step + e] += to_fixed(t.c[m][e], overflow, f);
 }
 
 }  // namespace dualnet

@@ -261,23 +261,22 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
               }
             });
             team.team_barrier();
-            Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hid * i_tiles), [&](const int idx) {
-              const int b = idx / i_tiles, it = idx % i_tiles, K = listed(b);
-              if (K == 0) return;
-              const int i_first = kTileRows * it, i_rows = inputs - i_first < kTileRows ? inputs - i_first : kTileRows;
-              const ListedK anchors{&listed_slot(b * kEvalBlock), xw};  // A(m, k) = xs(slot_k, i_first + m)
-              bool overflow = false;
-              for (int tile = 0; tile < a_tiles; ++tile) {
-                const ColTile ct = node_col_tile(tile, hid);
-                const ListedB jt{jac.data() + ct.start, &listed_jt(b * kEvalBlock)};
-                const Tile s = tile_product_adjacent(&xs(i_first), anchors, jt, K, ct.read);
-                for (int m = 0; m < i_rows; ++m)
-                  add_fixed_row(
-                      s, m, ct.skip, ct.read,
-                      &fixed(c * sc.entries + (static_cast<std::int64_t>(i_first + m) * hid + b) * stride + ct.start),
-                      &overflow, kStatFixed);
-              }
-              count_overflow(total, overflow);
+            Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hid * i_tiles),
+                                 [&](const int idx) {
+          const int b = idx / i_tiles, it = idx % i_tiles, K = listed(b);
+          if (K == 0) return;
+          const int i_first = kTileRows * it, i_rows = inputs - i_first < kTileRows ? inputs - i_first : kTileRows;
+          const ListedK anchors{&listed_slot(b * kEvalBlock), xw};  // A(m, k) = xs(slot_k, i_first + m)
+          bool overflow = false;
+          for (int tile = 0; tile < a_tiles; ++tile) {
+            const ColTile ct = node_col_tile(tile, hid);
+            const ListedB jt{jac.data() + ct.start, &listed_jt(b * kEvalBlock)};
+            const Tile s = tile_product_adjacent(&xs(i_first), anchors, jt, K, ct.read);
+            add_fixed_rows(s, i_rows, ct.skip, ct.read,
+                           &fixed(c * sc.entries + (static_cast<std::int64_t>(i_first) * hid + b) * stride + ct.start),
+                           static_cast<std::int64_t>(hid) * stride, &overflow, kStatFixed);
+          }
+          count_overflow(total, overflow);
             });
             team.team_barrier();
           }
