@@ -45,18 +45,20 @@ int CovopStats::batch_nodes(const TreeShape& tree) {
 
 namespace {
 
-// The conn sums' teams: a node's inputs in groups whose exact sums (both root classes,
-// inputs x hid x stride int64) stay under kConnGroupEntries; a node of hid <= 12 is one team.
+// The conn sums' teams: a node's inputs in groups of whole tiles whose exact sums (both root
+// classes, inputs x hid x stride int64) stay under kConnGroupEntries where they can (a group
+// has at least one tile of inputs); a node of hid <= 12 is one team.
 constexpr int kConnGroupEntries = 16384;
 
 struct ConnGroups {
   int inputs_inner, groups_inner, inputs_leaf, groups_leaf;  // per node fed by neurons / by leaves
   explicit ConnGroups(const TreeShape& t, int stride) {
+    // Whole tiles of inputs per group (at least one), as many as the budget holds.
     const std::int64_t per_input = 2 * static_cast<std::int64_t>(t.hid) * stride;
+    const std::int64_t fit = kConnGroupEntries / per_input / kTileRows * kTileRows;
+    const int most = static_cast<int>(fit > kTileRows ? (fit < (1 << 20) ? fit : (1 << 20)) : kTileRows);
     const auto split = [&](int in, int* inputs, int* groups) {
-      const std::int64_t g = (in * per_input + kConnGroupEntries - 1) / kConnGroupEntries;
-      *groups = static_cast<int>(g < in ? g : in);
-      *inputs = tile_count(in, *groups);
+      *inputs = in < most ? in : most;
       *groups = tile_count(in, *inputs);
     };
     split(t.k * t.hid, &inputs_inner, &groups_inner);
