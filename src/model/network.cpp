@@ -36,6 +36,7 @@ View1<real> init_params(const NetworkShape& net, std::uint64_t seed) {
 void Activations::allocate(const TreeShape& tree, std::int64_t rows) {
   if (pre.extent(0) == static_cast<size_t>(rows)) return;
   pre = View2<real>("model.pre", rows, tree.n_neuron());
+  post = View2<real>("model.post", rows, tree.n_neuron());
   out = View2<real>("model.out", rows, tree.hid);
   norm = View1<real>("model.norm", rows);
   const PaddedLayout pad(tree);
@@ -48,10 +49,20 @@ double Activations::bytes(const TreeShape& tree, std::int64_t rows) {
   const double r = static_cast<double>(rows), neurons = static_cast<double>(tree.n_latent) * tree.hid;
   const PaddedLayout pad(tree);
   return sizeof(real) *
-         (r * neurons + r * tree.hid + r + static_cast<double>(pad.forward_size() + pad.backward_size()));
+         (2.0 * r * neurons + r * tree.hid + r + static_cast<double>(pad.forward_size() + pad.backward_size()));
 }
 
 namespace {
+
+// s[e] += sum over k < K of b[k * b_step + e], e < W (W = 0: the runtime n).
+template <int W>
+KOKKOS_INLINE_FUNCTION void column_sums(const real* b, std::int64_t b_step, int K, int n, double s[kTileMaxCols]) {
+  const int cols = W > 0 ? W : n;
+  for (int k = 0; k < K; ++k) {
+    DUALNET_SIMD
+    for (int e = 0; e < cols; ++e) s[e] += b[k * b_step + e];
+  }
+}
 
 // Every View a kernel reads in a padded layout holds that layout: checked once, here.
 void require_padded(const PaddedLayout& pad, const Activations& act, const View2<real>* delta) {
@@ -89,6 +100,22 @@ void pad_weights(const TreeShape& tree, const View1<real>& params, const Activat
       });
 }
 
+// acc[e] += to_fixed(sum over k < K of b[k * b_step + e]) for e < cols: one row of a tile
+// product with A = 1 over `read` columns (the bias gradient), in the same order of additions.
+KOKKOS_INLINE_FUNCTION void column_sums_fixed(const real* b, std::int64_t b_step, int K, int read, int cols,
+                                              std::int64_t acc[kTileMaxCols], bool* overflow) {
+  double s[kTileMaxCols] = {};
+  if (read == 12)
+    column_sums<12>(b, b_step, K, read, s);
+  else if (read == 8)
+    column_sums<8>(b, b_step, K, read, s);
+  else if (read == 4)
+    column_sums<4>(b, b_step, K, read, s);
+  else
+    column_sums<0>(b, b_step, K, read, s);
+  for (int e = 0; e < cols; ++e) acc[e] += to_fixed(s[e], overflow, kGradFixed);
+}
+
 }  // namespace
 
 // One team per block of kTileRows rows: the block's activations stay in cache from the
@@ -101,6 +128,7 @@ void forward(const NetworkShape& net, const View1<real>& params, const View2<rea
   require_padded(pad, act, nullptr);
   pad_weights(t, params, act);
   const auto pre = act.pre;
+  const auto post = act.post;
   const auto wt = act.wt;
   const bool normalize = net.normalize_output;
   const int tiles = node_col_tile_count(t.hid);
@@ -116,15 +144,19 @@ void forward(const NetworkShape& net, const View1<real>& params, const View2<rea
             const int node = first + i, in = t.in_size(node), stride = pad.stride;
             const std::int64_t off = pad.forward_offset(node);
             const real* x[kTileRows];
-            for (int m = 0; m < kTileRows; ++m) x[m] = node_input(t, pre, leaves, rb.row(m), node).x;
+            for (int m = 0; m < kTileRows; ++m) x[m] = node_input(t, post, leaves, rb.row(m), node).x;
             for (int tile = 0; tile < tiles; ++tile) {
               const ColTile ct = node_col_tile(tile, hid);
               const real* w = &wt(off + ct.start);  // B(i, e) = w[i * stride + e] = W_mu(j0 + e, i)
               const real* bias = &wt(off + static_cast<std::int64_t>(stride) * in + ct.start);
-              const Tile s = t.feeds_on_leaves(node) ? tile_product<false, false>(x, 1, w, stride, in, ct.read)
-                                                     : tile_product<true, false>(x, 1, w, stride, in, ct.read);
+              const Tile s = tile_product<false, false>(x, 1, w, stride, in, ct.read);  // inputs: leaves or post
               real* h = &pre(rb.first, node * hid + ct.start);
-              tile_store(s, rb.count, ct.width, [&](int m, int e, double v) { h[m * pre_step + e] = v + bias[e]; });
+              real* r = &post(rb.first, node * hid + ct.start);
+              tile_store(s, rb.count, ct.width, [&](int m, int e, double v) {
+                const double he = v + bias[e];
+                h[m * pre_step + e] = he;
+                r[m * pre_step + e] = kmath::relu(he);
+              });
             }
           });
           team.team_barrier();
@@ -203,11 +235,11 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
   const TreeShape t = net.tree;
   const PaddedLayout pad(t);
   require_padded(pad, act, &delta);
-  const auto pre = act.pre;
+  const auto post = act.post;
   const bool bias = net.bias;
   const std::int64_t chunks = rows / rows_per_chunk;
   const std::int64_t delta_step = static_cast<std::int64_t>(delta.stride_0());
-  const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
+  const std::int64_t pre_step = static_cast<std::int64_t>(post.stride_0());
   const std::int64_t leaf_step = static_cast<std::int64_t>(leaves.stride_0());
   Kokkos::deep_copy(Kokkos::subview(grad, std::make_pair(std::int64_t(0), t.n_params())), std::int64_t(0));
   // One team per tile of 4 inputs x up to 12 neurons of one node: G(j, i) = sum over a
@@ -234,20 +266,15 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
         bool overflow = false;
         Kokkos::parallel_for(Kokkos::TeamThreadRange(team, chunks), [&](const std::int64_t c) {
           const std::int64_t r0 = c * rows_per_chunk;
-          const NodeInput x = node_input(t, pre, leaves, r0, node);
-          const real* xi[kTileRows];  // A(m, r) = input(r0 + r, i0 + m)
+          const NodeInput x = node_input(t, post, leaves, r0, node);  // post: relu(pre), no ReLU here
+          const real* xi[kTileRows];                                  // A(m, r) = input(r0 + r, i0 + m)
           for (int m = 0; m < kTileRows; ++m) xi[m] = x.x + i0 + (m < i_rows ? m : i_rows - 1);
           // B(r, e) = delta(r0 + r, j0 + e); 0 behind a closed gate
           const real* d = &delta(r0, node * static_cast<std::int64_t>(pad.stride) + ct.start);
-          const Tile g = x.relu ? tile_product<true, false>(xi, pre_step, d, delta_step, K, ct.read)
-                                : tile_product<false, false>(xi, leaf_step, d, delta_step, K, ct.read);
+          const Tile g = tile_product<false, false>(xi, x.relu ? pre_step : leaf_step, d, delta_step, K, ct.read);
           add_fixed(g, ct.width, acc, &overflow, kGradFixed);
-          if (it == 0 && bias) {
-            const real one = 1.0;
-            const real* ones[kTileRows] = {&one, &one, &one, &one};
-            add_fixed(tile_product<false, false>(ones, 0, d, delta_step, K, ct.read), ct.width, acc_bias, &overflow,
-                      kGradFixed);
-          }
+          // The bias: the same sums with A = 1 (1 * y + s rounds as y + s does), one row only.
+          if (it == 0 && bias) column_sums_fixed(d, delta_step, K, ct.read, ct.width, acc_bias[0], &overflow);
         });
         for (int m = i_skip; m < i_rows; ++m)
           for (int e = ct.skip; e < ct.width; ++e)
