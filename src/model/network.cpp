@@ -64,6 +64,14 @@ KOKKOS_INLINE_FUNCTION void column_sums(const real* b, std::int64_t b_step, int 
   }
 }
 
+// tile_store, plus a constant bound for 10 columns (one node of hid 10, the reference): a
+// runtime bound stored element by element.
+template <class F>
+KOKKOS_INLINE_FUNCTION void store_node_tile(const Tile& t, int rows, int cols, const F& f) {
+  if (cols != 10) return tile_store(t, rows, cols, f);
+  for (int m = 0; m < rows; ++m) tile_store_row<10>(t, m, f);
+}
+
 // Every View a kernel reads in a padded layout holds that layout: checked once, here.
 void require_padded(const PaddedLayout& pad, const Activations& act, const View2<real>* delta) {
   if (act.wt.extent(0) < static_cast<size_t>(pad.forward_size()) ||
@@ -152,7 +160,7 @@ void forward(const NetworkShape& net, const View1<real>& params, const View2<rea
               const Tile s = tile_product<false, false>(x, 1, w, stride, in, ct.read);  // inputs: leaves or post
               real* h = &pre(rb.first, node * hid + ct.start);
               real* r = &post(rb.first, node * hid + ct.start);
-              tile_store(s, rb.count, ct.width, [&](int m, int e, double v) {
+              store_node_tile(s, rb.count, ct.width, [&](int m, int e, double v) {
                 const double he = v + bias[e];
                 h[m * pre_step + e] = he;
                 r[m * pre_step + e] = kmath::relu(he);
@@ -220,8 +228,9 @@ void backward(const NetworkShape& net, const Activations& act, const View2<real>
               const Tile g = tile_product<false, false>(dp, 1, w, pad.backward_row(), hid, ct.read);
               const real* h = &pre(rb.first, node * hid + ct.start);
               real* d = &delta(rb.first, node * stride + ct.start);
-              tile_store(g, rb.count, ct.width,
-                         [&](int m, int e, double v) { d[m * delta_step + e] = h[m * pre_step + e] > 0.0 ? v : 0.0; });
+              store_node_tile(g, rb.count, ct.width, [&](int m, int e, double v) {
+                d[m * delta_step + e] = h[m * pre_step + e] > 0.0 ? v : 0.0;
+              });
             }
           });
           team.team_barrier();
