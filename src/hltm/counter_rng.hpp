@@ -33,15 +33,16 @@ KOKKOS_INLINE_FUNCTION Draw4 philox(std::uint64_t seed, std::uint32_t c0, std::u
 }
 
 // Philox4x32-10 on several counters at once: U is std::uint64_t (one counter) or a vector
-// of 64-bit lanes (one counter per lane), every word a 32-bit value in its 64-bit lane, so a
-// 32 x 32 -> 64-bit product is one multiply (vpmuludq on AVX2). Same bits as philox().
-template <class U>
-KOKKOS_FORCEINLINE_FUNCTION void philox_lanes(std::uint64_t seed, U c0, U c1, U c2, U c3, U out[4]) {
+// of 64-bit lanes (one counter per lane), every word a 32-bit value in its 64-bit lane.
+// mul(a, m) is the 64-bit product of a's 32-bit lanes and m (on AVX2 one vpmuludq: GCC
+// multiplies vectors of 64-bit lanes with three). Same bits as philox().
+template <class U, class Mul>
+KOKKOS_FORCEINLINE_FUNCTION void philox_lanes(std::uint64_t seed, U c0, U c1, U c2, U c3, U out[4], const Mul& mul) {
   const std::uint64_t lo32 = 0xFFFFFFFFu;
   std::uint64_t k0 = seed & lo32, k1 = seed >> 32;
   for (int round = 0; round < 10; ++round) {
-    const U p0 = (c0 & lo32) * static_cast<std::uint64_t>(PHILOX_M4x32_0);
-    const U p1 = (c2 & lo32) * static_cast<std::uint64_t>(PHILOX_M4x32_1);
+    const U p0 = mul(c0, static_cast<std::uint64_t>(PHILOX_M4x32_0));
+    const U p1 = mul(c2, static_cast<std::uint64_t>(PHILOX_M4x32_1));
     c0 = (p1 >> 32) ^ c1 ^ k0;
     c1 = p1 & lo32;
     c2 = (p0 >> 32) ^ c3 ^ k1;

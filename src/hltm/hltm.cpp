@@ -10,17 +10,34 @@ namespace dualnet {
 
 namespace {
 // The rows one sample_views thread draws together: one per 64-bit lane of a host vector.
-#ifdef DUALNET_TILE_VECTORS
+// The lane count also sizes the kernel's range on the host, so a device build uses one
+// lane in both of its compiler passes.
+#if defined(DUALNET_TILE_VECTORS) && !defined(KOKKOS_ENABLE_CUDA) && !defined(KOKKOS_ENABLE_HIP) && \
+    !defined(KOKKOS_ENABLE_SYCL)
 typedef std::uint64_t RowLanes __attribute__((vector_size(32)));
 constexpr int kRowLanes = 4;
 inline std::uint64_t get_lane(const RowLanes& v, int l) { return v[l]; }
 inline void set_lane(RowLanes& v, int l, std::uint64_t x) { v[l] = x; }
+// The 64-bit products of 32-bit lanes (Philox's multiplies).
+inline RowLanes mul_lo32(RowLanes a, std::uint64_t m) {
+#ifdef __AVX2__
+  typedef int i8 __attribute__((vector_size(32)));
+  const RowLanes b = {m, m, m, m};
+  return reinterpret_cast<RowLanes>(__builtin_ia32_pmuludq256(reinterpret_cast<i8>(a), reinterpret_cast<i8>(b)));
+#else
+  return (a & 0xFFFFFFFFu) * m;
+#endif
+}
 #else
 typedef std::uint64_t RowLanes;
 constexpr int kRowLanes = 1;
 KOKKOS_INLINE_FUNCTION std::uint64_t get_lane(RowLanes v, int) { return v; }
 KOKKOS_INLINE_FUNCTION void set_lane(RowLanes& v, int, std::uint64_t x) { v = x; }
+KOKKOS_INLINE_FUNCTION RowLanes mul_lo32(RowLanes a, std::uint64_t m) { return (a & 0xFFFFFFFFu) * m; }
 #endif
+struct MulLo32 {
+  KOKKOS_INLINE_FUNCTION RowLanes operator()(RowLanes a, std::uint64_t m) const { return mul_lo32(a, m); }
+};
 }  // namespace
 
 View1<real> draw_polarities(const TreeShape& tree, std::uint64_t seed, double lower, double upper) {
@@ -87,6 +104,7 @@ void sample_views(const TreeShape& tree, const View1<real>& polarity, std::uint6
   // Rows in groups of kRowLanes, one Philox counter per row in each vector lane (the draws
   // are most of the work); the rest is per row, as before.
   const std::int64_t rows = items * views;
+  const MulLo32 mul;
   Kokkos::parallel_for(
       "hltm::sample_views", range((rows + kRowLanes - 1) / kRowLanes), KOKKOS_LAMBDA(const std::int64_t grp) {
         const std::int64_t r0 = grp * kRowLanes;
@@ -109,10 +127,10 @@ void sample_views(const TreeShape& tree, const View1<real>& polarity, std::uint6
           const int end = 4 * group + 4 < n_nodes ? 4 * group + 4 : n_nodes;
           const RowLanes c0 = RowLanes{} + static_cast<std::uint64_t>(group);
           RowLanes d[4];  // the draws of the group's nodes
-          philox_lanes(seed, c0, own, g_lo, g_hi, d);
+          philox_lanes(seed, c0, own, g_lo, g_hi, d, mul);
           if (4 * group < shared_nodes) {
             RowLanes ds[4];
-            philox_lanes(seed, c0, shared, g_lo, g_hi, ds);
+            philox_lanes(seed, c0, shared, g_lo, g_hi, ds, mul);
             for (int s = 0; s < 4; ++s)
               if (4 * group + s < shared_nodes) d[s] = ds[s];
           }
