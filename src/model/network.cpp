@@ -124,6 +124,18 @@ KOKKOS_INLINE_FUNCTION void column_sums_fixed(const real* b, std::int64_t b_step
   for (int e = 0; e < cols; ++e) acc[e] += to_fixed(s[e], overflow, kGradFixed);
 }
 
+// add_fixed(t, cols, acc, overflow, kGradFixed) without its copy of the tile: the host's
+// vector path first takes the whole tile, padding columns included (their sums go to acc
+// columns nobody reads); when some value does not fit, add_fixed zeroes the padding and
+// decides as before. The integers of columns < cols are the same either way.
+KOKKOS_INLINE_FUNCTION void add_fixed_tile(const Tile& t, int cols, std::int64_t acc[kTileRows][kTileMaxCols],
+                                           bool* overflow) {
+#ifdef DUALNET_TILE_VECTORS
+  if (tile_vec::add_fixed(t, acc, kGradFixed)) return;
+#endif
+  add_fixed(t, cols, acc, overflow, kGradFixed);
+}
+
 }  // namespace
 
 // One team per block of kTileRows rows: the block's activations stay in cache from the
@@ -271,7 +283,7 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
         const ColTile ct = node_col_tile(jt, hid);
         const std::int64_t off = t.param_offset(node);
         // This thread's chunks, summed as integers in registers; then one add per entry.
-        std::int64_t acc[kTileRows][kTileMaxCols] = {}, acc_bias[kTileRows][kTileMaxCols] = {};
+        std::int64_t acc[kTileRows][kTileMaxCols] = {}, acc_bias[kTileMaxCols] = {};
         bool overflow = false;
         Kokkos::parallel_for(Kokkos::TeamThreadRange(team, chunks), [&](const std::int64_t c) {
           const std::int64_t r0 = c * rows_per_chunk;
@@ -281,16 +293,16 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
           // B(r, e) = delta(r0 + r, j0 + e); 0 behind a closed gate
           const real* d = &delta(r0, node * static_cast<std::int64_t>(pad.stride) + ct.start);
           const Tile g = tile_product<false, false>(xi, x.relu ? pre_step : leaf_step, d, delta_step, K, ct.read);
-          add_fixed(g, ct.width, acc, &overflow, kGradFixed);
+          add_fixed_tile(g, ct.width, acc, &overflow);
           // The bias: the same sums with A = 1 (1 * y + s rounds as y + s does), one row only.
-          if (it == 0 && bias) column_sums_fixed(d, delta_step, K, ct.read, ct.width, acc_bias[0], &overflow);
+          if (it == 0 && bias) column_sums_fixed(d, delta_step, K, ct.read, ct.width, acc_bias, &overflow);
         });
         for (int m = i_skip; m < i_rows; ++m)
           for (int e = ct.skip; e < ct.width; ++e)
             Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(ct.start + e) * in + i0 + m), acc[m][e]);
         if (it == 0)
           for (int e = ct.skip; e < ct.width; ++e)
-            Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(hid) * in + ct.start + e), acc_bias[0][e]);
+            Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(hid) * in + ct.start + e), acc_bias[e]);
         if (overflow) Kokkos::atomic_add(&grad(overflow_slot), std::int64_t(1));
       });
 }
