@@ -124,6 +124,47 @@ KOKKOS_INLINE_FUNCTION void column_sums_fixed(const real* b, std::int64_t b_step
   for (int e = 0; e < cols; ++e) acc[e] += to_fixed(s[e], overflow, kGradFixed);
 }
 
+KOKKOS_INLINE_FUNCTION bool tile_ones_row_available(int cols) {
+#ifdef DUALNET_TILE_VECTORS
+  return cols == 12 || cols == 8 || cols == 4;
+#else
+  (void)cols;
+  return false;
+#endif
+}
+
+// A tile whose first `Inputs` rows are A's (a[m][k * a_step]) and whose next row has A = 1,
+// the sums of B: a node with fewer inputs than tile rows (fed by k < 4 leaves) gets its
+// bias gradient from the tile's spare row (y + s rounds as the tile's 1 * y + s does).
+// Rows past it are 0. Returns false (computing nothing) where the host has no vector path.
+template <int Inputs>
+KOKKOS_INLINE_FUNCTION bool tile_product_ones_row(const real* const a[kTileRows], std::int64_t a_step, const real* b,
+                                                  std::int64_t b_step, int K, int cols, Tile* out) {
+#ifdef DUALNET_TILE_VECTORS
+  static_assert(Inputs < kTileRows, "a row of the tile is left for the ones");
+  if (!tile_ones_row_available(cols)) return false;
+  using tile_vec::v4;
+  const int vectors = cols / 4;
+  v4 c[Inputs + 1][3] = {};
+  for (int k = 0; k < K; ++k) {
+    double x[Inputs];
+    for (int m = 0; m < Inputs; ++m) x[m] = a[m][k * a_step];
+    for (int h = 0; h < 3; ++h) {
+      if (h >= vectors) break;
+      const v4 y = tile_vec::load(b + k * b_step + 4 * h);
+      for (int m = 0; m < Inputs; ++m) c[m][h] += x[m] * y;
+      c[Inputs][h] += y;
+    }
+  }
+  for (int m = 0; m < kTileRows; ++m)
+    for (int h = 0; h < 3; ++h) tile_vec::store(m <= Inputs && h < vectors ? c[m][h] : v4{}, &out->c[m][4 * h]);
+  return true;
+#else
+  (void)a, (void)a_step, (void)b, (void)b_step, (void)K, (void)cols, (void)out;
+  return false;
+#endif
+}
+
 // add_fixed(t, cols, acc, overflow, kGradFixed) without its copy of the tile: the host's
 // vector path first takes the whole tile, padding columns included (their sums go to acc
 // columns nobody reads); when some value does not fit, add_fixed zeroes the padding and
@@ -282,6 +323,8 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
         const int i_skip = tile_overlap(it, in, kTileRows);
         const ColTile ct = node_col_tile(jt, hid);
         const std::int64_t off = t.param_offset(node);
+        // A node fed by 2 or 3 leaves sums its bias in the tile's spare row (host vectors).
+        const bool bias_row = bias && t.feeds_on_leaves(node) && in < kTileRows && tile_ones_row_available(ct.read);
         // This thread's chunks, summed as integers in registers; then one add per entry.
         std::int64_t acc[kTileRows][kTileMaxCols] = {}, acc_bias[kTileMaxCols] = {};
         bool overflow = false;
@@ -292,11 +335,22 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
           for (int m = 0; m < kTileRows; ++m) xi[m] = x.x + i0 + (m < i_rows ? m : i_rows - 1);
           // B(r, e) = delta(r0 + r, j0 + e); 0 behind a closed gate
           const real* d = &delta(r0, node * static_cast<std::int64_t>(pad.stride) + ct.start);
-          const Tile g = tile_product<false, false>(xi, x.relu ? pre_step : leaf_step, d, delta_step, K, ct.read);
+          Tile g;
+          if (bias_row) {
+            if (in == 2)
+              tile_product_ones_row<2>(xi, leaf_step, d, delta_step, K, ct.read, &g);
+            else
+              tile_product_ones_row<3>(xi, leaf_step, d, delta_step, K, ct.read, &g);
+            add_fixed_tile(g, ct.width, acc, &overflow);  // the bias in row `in`
+            return;
+          }
+          g = tile_product<false, false>(xi, x.relu ? pre_step : leaf_step, d, delta_step, K, ct.read);
           add_fixed_tile(g, ct.width, acc, &overflow);
           // The bias: the same sums with A = 1 (1 * y + s rounds as y + s does), one row only.
           if (it == 0 && bias) column_sums_fixed(d, delta_step, K, ct.read, ct.width, acc_bias, &overflow);
         });
+        if (bias_row)
+          for (int e = 0; e < kTileMaxCols; ++e) acc_bias[e] = acc[in][e];
         for (int m = i_skip; m < i_rows; ++m)
           for (int e = ct.skip; e < ct.width; ++e)
             Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(ct.start + e) * in + i0 + m), acc[m][e]);
