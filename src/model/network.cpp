@@ -124,6 +124,15 @@ KOKKOS_INLINE_FUNCTION void column_sums_fixed(const real* b, std::int64_t b_step
   for (int e = 0; e < cols; ++e) acc[e] += to_fixed(s[e], overflow, kGradFixed);
 }
 
+// Input tiles of one weight-gradient team: on the host all of a node's (up to 8), for the
+// cache; on a device one, for the registers (a constant of the build, so both compiler
+// passes of a device build size the league alike).
+#if defined(KOKKOS_ENABLE_CUDA) || defined(KOKKOS_ENABLE_HIP) || defined(KOKKOS_ENABLE_SYCL)
+constexpr int kWgTilesPerTeam = 1;
+#else
+constexpr int kWgTilesPerTeam = 8;
+#endif
+
 KOKKOS_INLINE_FUNCTION bool tile_ones_row_available(int cols) {
 #ifdef DUALNET_TILE_VECTORS
   return cols == 12 || cols == 8 || cols == 4;
@@ -313,48 +322,59 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
   // product with A = 1). Overlapped entries of edge tiles are added by one tile only.
   const int i_tiles = tile_count(t.k * t.hid, kTileRows);  // of the widest input
   const int j_tiles = node_col_tile_count(t.hid);
+  // A team takes up to kWgTilesPerTeam input tiles of a node, chunk by chunk, so a chunk's
+  // rows of delta and of the inputs are read once from memory for all of them.
+  const int groups = (i_tiles + kWgTilesPerTeam - 1) / kWgTilesPerTeam;
   Kokkos::parallel_for(
-      "model::weight_gradient", teams(t.n_latent * j_tiles * i_tiles), KOKKOS_LAMBDA(const Team& team) {
+      "model::weight_gradient", teams(t.n_latent * j_tiles * groups), KOKKOS_LAMBDA(const Team& team) {
         const int idx = team.league_rank();
-        const int node = idx / (j_tiles * i_tiles), jt = idx / i_tiles % j_tiles, it = idx % i_tiles;
+        const int node = idx / (j_tiles * groups), jt = idx / groups % j_tiles, grp = idx % groups;
         const int hid = t.hid, in = t.in_size(node), K = static_cast<int>(rows_per_chunk);
-        if (it >= tile_count(in, kTileRows)) return;
-        const int i0 = tile_start(it, in, kTileRows), i_rows = tile_width(in, kTileRows);
-        const int i_skip = tile_overlap(it, in, kTileRows);
+        const int it_first = grp * kWgTilesPerTeam, n_it = tile_count(in, kTileRows);
+        const int it_end = n_it < it_first + kWgTilesPerTeam ? n_it : it_first + kWgTilesPerTeam;
+        if (it_first >= it_end) return;
+        const int i_rows = tile_width(in, kTileRows);
         const ColTile ct = node_col_tile(jt, hid);
         const std::int64_t off = t.param_offset(node);
         // A node fed by 2 or 3 leaves sums its bias in the tile's spare row (host vectors).
         const bool bias_row = bias && t.feeds_on_leaves(node) && in < kTileRows && tile_ones_row_available(ct.read);
-        // This thread's chunks, summed as integers in registers; then one add per entry.
-        std::int64_t acc[kTileRows][kTileMaxCols] = {}, acc_bias[kTileMaxCols] = {};
+        // This thread's chunks, summed as integers per tile; then one add per entry.
+        std::int64_t acc[kWgTilesPerTeam][kTileRows][kTileMaxCols] = {}, acc_bias[kTileMaxCols] = {};
         bool overflow = false;
         Kokkos::parallel_for(Kokkos::TeamThreadRange(team, chunks), [&](const std::int64_t c) {
           const std::int64_t r0 = c * rows_per_chunk;
           const NodeInput x = node_input(t, post, leaves, r0, node);  // post: relu(pre), no ReLU here
-          const real* xi[kTileRows];                                  // A(m, r) = input(r0 + r, i0 + m)
-          for (int m = 0; m < kTileRows; ++m) xi[m] = x.x + i0 + (m < i_rows ? m : i_rows - 1);
           // B(r, e) = delta(r0 + r, j0 + e); 0 behind a closed gate
           const real* d = &delta(r0, node * static_cast<std::int64_t>(pad.stride) + ct.start);
-          Tile g;
-          if (bias_row) {
-            if (in == 2)
-              tile_product_ones_row<2>(xi, leaf_step, d, delta_step, K, ct.read, &g);
-            else
-              tile_product_ones_row<3>(xi, leaf_step, d, delta_step, K, ct.read, &g);
-            add_fixed_tile(g, ct.width, acc, &overflow);  // the bias in row `in`
-            return;
+          for (int it = it_first; it < it_end; ++it) {
+            const int i0 = tile_start(it, in, kTileRows);
+            const real* xi[kTileRows];  // A(m, r) = input(r0 + r, i0 + m)
+            for (int m = 0; m < kTileRows; ++m) xi[m] = x.x + i0 + (m < i_rows ? m : i_rows - 1);
+            Tile g;
+            if (bias_row) {
+              if (in == 2)
+                tile_product_ones_row<2>(xi, leaf_step, d, delta_step, K, ct.read, &g);
+              else
+                tile_product_ones_row<3>(xi, leaf_step, d, delta_step, K, ct.read, &g);
+            } else {
+              g = tile_product<false, false>(xi, x.relu ? pre_step : leaf_step, d, delta_step, K, ct.read);
+            }
+            add_fixed_tile(g, ct.width, acc[it - it_first], &overflow);  // bias_row: the bias in row `in`
           }
-          g = tile_product<false, false>(xi, x.relu ? pre_step : leaf_step, d, delta_step, K, ct.read);
-          add_fixed_tile(g, ct.width, acc, &overflow);
           // The bias: the same sums with A = 1 (1 * y + s rounds as y + s does), one row only.
-          if (it == 0 && bias) column_sums_fixed(d, delta_step, K, ct.read, ct.width, acc_bias, &overflow);
+          if (it_first == 0 && bias && !bias_row)
+            column_sums_fixed(d, delta_step, K, ct.read, ct.width, acc_bias, &overflow);
         });
         if (bias_row)
-          for (int e = 0; e < kTileMaxCols; ++e) acc_bias[e] = acc[in][e];
-        for (int m = i_skip; m < i_rows; ++m)
-          for (int e = ct.skip; e < ct.width; ++e)
-            Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(ct.start + e) * in + i0 + m), acc[m][e]);
-        if (it == 0)
+          for (int e = 0; e < kTileMaxCols; ++e) acc_bias[e] = acc[0][in][e];
+        for (int it = it_first; it < it_end; ++it) {
+          const int i0 = tile_start(it, in, kTileRows), i_skip = tile_overlap(it, in, kTileRows);
+          for (int m = i_skip; m < i_rows; ++m)
+            for (int e = ct.skip; e < ct.width; ++e)
+              Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(ct.start + e) * in + i0 + m),
+                                 acc[it - it_first][m][e]);
+        }
+        if (it_first == 0)
           for (int e = ct.skip; e < ct.width; ++e)
             Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(hid) * in + ct.start + e), acc_bias[e]);
         if (overflow) Kokkos::atomic_add(&grad(overflow_slot), std::int64_t(1));
