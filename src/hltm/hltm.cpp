@@ -4,8 +4,41 @@
 #include <limits>
 
 #include "hltm/counter_rng.hpp"
+#include "model/tile_product.hpp"  // DUALNET_TILE_VECTORS
 
 namespace dualnet {
+
+namespace {
+// The rows one sample_views thread draws together: one per 64-bit lane of a host vector.
+// The lane count also sizes the kernel's range on the host, so a device build uses one
+// lane in both of its compiler passes.
+#if defined(DUALNET_TILE_VECTORS) && !defined(KOKKOS_ENABLE_CUDA) && !defined(KOKKOS_ENABLE_HIP) && \
+    !defined(KOKKOS_ENABLE_SYCL)
+typedef std::uint64_t RowLanes __attribute__((vector_size(32)));
+constexpr int kRowLanes = 4;
+inline std::uint64_t get_lane(const RowLanes& v, int l) { return v[l]; }
+inline void set_lane(RowLanes& v, int l, std::uint64_t x) { v[l] = x; }
+// The 64-bit products of 32-bit lanes (Philox's multiplies).
+inline RowLanes mul_lo32(RowLanes a, std::uint64_t m) {
+#ifdef __AVX2__
+  typedef int i8 __attribute__((vector_size(32)));
+  const RowLanes b = {m, m, m, m};
+  return reinterpret_cast<RowLanes>(__builtin_ia32_pmuludq256(reinterpret_cast<i8>(a), reinterpret_cast<i8>(b)));
+#else
+  return (a & 0xFFFFFFFFu) * m;
+#endif
+}
+#else
+typedef std::uint64_t RowLanes;
+constexpr int kRowLanes = 1;
+KOKKOS_INLINE_FUNCTION std::uint64_t get_lane(RowLanes v, int) { return v; }
+KOKKOS_INLINE_FUNCTION void set_lane(RowLanes& v, int, std::uint64_t x) { v = x; }
+KOKKOS_INLINE_FUNCTION RowLanes mul_lo32(RowLanes a, std::uint64_t m) { return (a & 0xFFFFFFFFu) * m; }
+#endif
+struct MulLo32 {
+  KOKKOS_INLINE_FUNCTION RowLanes operator()(RowLanes a, std::uint64_t m) const { return mul_lo32(a, m); }
+};
+}  // namespace
 
 View1<real> draw_polarities(const TreeShape& tree, std::uint64_t seed, double lower, double upper) {
   const int n_nodes = tree.n_latent + tree.n_leaf;
@@ -68,36 +101,56 @@ void sample_views(const TreeShape& tree, const View1<real>& polarity, std::uint6
         const double bound = kmath::ceil(p * 4294967296.0 - 0.5);
         keep(node) = bound > 0.0 ? static_cast<std::uint64_t>(bound) : 0;
       });
+  // Rows in groups of kRowLanes, one Philox counter per row in each vector lane (the draws
+  // are most of the work); the rest is per row, as before.
+  const std::int64_t rows = items * views;
+  const MulLo32 mul;
   Kokkos::parallel_for(
-      "hltm::sample_views", range(items * views), KOKKOS_LAMBDA(const std::int64_t row) {
-        const std::int64_t item = row / views;
-        const int view = static_cast<int>(row % views);
-        const std::uint64_t g = static_cast<std::uint64_t>(first_item + item);
-        // The positive re-draws the anchor's numbers on shared levels, so it agrees there.
-        std::uint32_t cached_group = 0xFFFFFFFFu, cached_view = 0xFFFFFFFFu;
-        Draw4 d{};
+      "hltm::sample_views", range((rows + kRowLanes - 1) / kRowLanes), KOKKOS_LAMBDA(const std::int64_t grp) {
+        const std::int64_t r0 = grp * kRowLanes;
+        const int n = rows - r0 < kRowLanes ? static_cast<int>(rows - r0) : kRowLanes;
+        // Per lane: the item's index g (two counter words) and the view's stream on levels
+        // not shared and shared (the positive re-draws the anchor's numbers on shared levels,
+        // so it agrees there). Lanes past the last row repeat it.
+        RowLanes g_lo{}, g_hi{}, own{}, shared{};
+        for (int l = 0; l < kRowLanes; ++l) {
+          const std::int64_t row = r0 + (l < n ? l : n - 1);
+          const std::uint64_t g = static_cast<std::uint64_t>(first_item + row / views);
+          const std::uint64_t view = static_cast<std::uint64_t>(row % views);
+          set_lane(g_lo, l, g & 0xFFFFFFFFu);
+          set_lane(g_hi, l, g >> 32);
+          set_lane(own, l, view);
+          set_lane(shared, l, view == 1 ? 0 : view);
+        }
         int parent = 0, sibling = -1;  // node's parent, kept by counting (no division per node)
-        for (int node = 0; node < n_nodes; ++node) {
-          const std::uint32_t stream = (view == 1 && node < shared_nodes) ? 0u : static_cast<std::uint32_t>(view);
-          const std::uint32_t group = static_cast<std::uint32_t>(node >> 2);
-          if (group != cached_group || stream != cached_view) {
-            d = philox(seed, group, stream, static_cast<std::uint32_t>(g), static_cast<std::uint32_t>(g >> 32));
-            cached_group = group;
-            cached_view = stream;
+        for (int group = 0; 4 * group < n_nodes; ++group) {
+          const int end = 4 * group + 4 < n_nodes ? 4 * group + 4 : n_nodes;
+          const RowLanes c0 = RowLanes{} + static_cast<std::uint64_t>(group);
+          RowLanes d[4];  // the draws of the group's nodes
+          philox_lanes(seed, c0, own, g_lo, g_hi, d, mul);
+          if (4 * group < shared_nodes) {
+            RowLanes ds[4];
+            philox_lanes(seed, c0, shared, g_lo, g_hi, ds, mul);
+            for (int s = 0; s < 4; ++s)
+              if (4 * group + s < shared_nodes) d[s] = ds[s];
           }
-          const std::uint8_t below = d.v[node & 3] < keep(node) ? 1 : 0;
-          std::uint8_t z = below;  // the root
-          if (node > 0) {
-            if (++sibling == tree.k) {
+          for (int node = 4 * group; node < end; ++node) {
+            const std::uint64_t bound = keep(node);
+            if (node > 0 && ++sibling == tree.k) {
               sibling = 0;
               ++parent;
             }
-            z = latent(row, parent) ^ static_cast<std::uint8_t>(1 - below);  // keep the parent's value when below
+            for (int l = 0; l < n; ++l) {
+              const std::int64_t row = r0 + l;
+              const std::uint8_t below = get_lane(d[node & 3], l) < bound ? 1 : 0;
+              // The root is 1 when below; a node keeps its parent's value when below.
+              const std::uint8_t z = node == 0 ? below : latent(row, parent) ^ static_cast<std::uint8_t>(1 - below);
+              if (node < tree.n_latent)
+                latent(row, node) = z;
+              else
+                leaves(row, node - tree.n_latent) = static_cast<real>(z);
+            }
           }
-          if (node < tree.n_latent)
-            latent(row, node) = z;
-          else
-            leaves(row, node - tree.n_latent) = static_cast<real>(z);
         }
       });
 }

@@ -36,6 +36,7 @@ View1<real> init_params(const NetworkShape& net, std::uint64_t seed) {
 void Activations::allocate(const TreeShape& tree, std::int64_t rows) {
   if (pre.extent(0) == static_cast<size_t>(rows)) return;
   pre = View2<real>("model.pre", rows, tree.n_neuron());
+  post = View2<real>("model.post", rows, tree.n_neuron());
   out = View2<real>("model.out", rows, tree.hid);
   norm = View1<real>("model.norm", rows);
   const PaddedLayout pad(tree);
@@ -48,10 +49,28 @@ double Activations::bytes(const TreeShape& tree, std::int64_t rows) {
   const double r = static_cast<double>(rows), neurons = static_cast<double>(tree.n_latent) * tree.hid;
   const PaddedLayout pad(tree);
   return sizeof(real) *
-         (r * neurons + r * tree.hid + r + static_cast<double>(pad.forward_size() + pad.backward_size()));
+         (2.0 * r * neurons + r * tree.hid + r + static_cast<double>(pad.forward_size() + pad.backward_size()));
 }
 
 namespace {
+
+// s[e] += sum over k < K of b[k * b_step + e], e < W (W = 0: the runtime n).
+template <int W>
+KOKKOS_INLINE_FUNCTION void column_sums(const real* b, std::int64_t b_step, int K, int n, double s[kTileMaxCols]) {
+  const int cols = W > 0 ? W : n;
+  for (int k = 0; k < K; ++k) {
+    DUALNET_SIMD
+    for (int e = 0; e < cols; ++e) s[e] += b[k * b_step + e];
+  }
+}
+
+// tile_store, plus a constant bound for 10 columns (one node of hid 10, the reference): a
+// runtime bound stored element by element.
+template <class F>
+KOKKOS_INLINE_FUNCTION void store_node_tile(const Tile& t, int rows, int cols, const F& f) {
+  if (cols != 10) return tile_store(t, rows, cols, f);
+  for (int m = 0; m < rows; ++m) tile_store_row<10>(t, m, f);
+}
 
 // Every View a kernel reads in a padded layout holds that layout: checked once, here.
 void require_padded(const PaddedLayout& pad, const Activations& act, const View2<real>* delta) {
@@ -89,6 +108,84 @@ void pad_weights(const TreeShape& tree, const View1<real>& params, const Activat
       });
 }
 
+// acc[e] += to_fixed(sum over k < K of b[k * b_step + e]) for e < cols: one row of a tile
+// product with A = 1 over `read` columns (the bias gradient), in the same order of additions.
+KOKKOS_INLINE_FUNCTION void column_sums_fixed(const real* b, std::int64_t b_step, int K, int read, int cols,
+                                              std::int64_t acc[kTileMaxCols], bool* overflow) {
+  double s[kTileMaxCols] = {};
+  if (read == 12)
+    column_sums<12>(b, b_step, K, read, s);
+  else if (read == 8)
+    column_sums<8>(b, b_step, K, read, s);
+  else if (read == 4)
+    column_sums<4>(b, b_step, K, read, s);
+  else
+    column_sums<0>(b, b_step, K, read, s);
+  for (int e = 0; e < cols; ++e) acc[e] += to_fixed(s[e], overflow, kGradFixed);
+}
+
+// Input tiles of one weight-gradient team: on the host all of a node's (up to 8), for the
+// cache; on a device one, for the registers (a constant of the build, so both compiler
+// passes of a device build size the league alike).
+#if defined(KOKKOS_ENABLE_CUDA) || defined(KOKKOS_ENABLE_HIP) || defined(KOKKOS_ENABLE_SYCL)
+constexpr int kWgTilesPerTeam = 1;
+#else
+constexpr int kWgTilesPerTeam = 8;
+#endif
+
+KOKKOS_INLINE_FUNCTION bool tile_ones_row_available(int cols) {
+#ifdef DUALNET_TILE_VECTORS
+  return cols == 12 || cols == 8 || cols == 4;
+#else
+  (void)cols;
+  return false;
+#endif
+}
+
+// A tile whose first `Inputs` rows are A's (a[m][k * a_step]) and whose next row has A = 1,
+// the sums of B: a node with fewer inputs than tile rows (fed by k < 4 leaves) gets its
+// bias gradient from the tile's spare row (y + s rounds as the tile's 1 * y + s does).
+// Rows past it are 0. Returns false (computing nothing) where the host has no vector path.
+template <int Inputs>
+KOKKOS_INLINE_FUNCTION bool tile_product_ones_row(const real* const a[kTileRows], std::int64_t a_step, const real* b,
+                                                  std::int64_t b_step, int K, int cols, Tile* out) {
+#ifdef DUALNET_TILE_VECTORS
+  static_assert(Inputs < kTileRows, "a row of the tile is left for the ones");
+  if (!tile_ones_row_available(cols)) return false;
+  using tile_vec::v4;
+  const int vectors = cols / 4;
+  v4 c[Inputs + 1][3] = {};
+  for (int k = 0; k < K; ++k) {
+    double x[Inputs];
+    for (int m = 0; m < Inputs; ++m) x[m] = a[m][k * a_step];
+    for (int h = 0; h < 3; ++h) {
+      if (h >= vectors) break;
+      const v4 y = tile_vec::load(b + k * b_step + 4 * h);
+      for (int m = 0; m < Inputs; ++m) c[m][h] += x[m] * y;
+      c[Inputs][h] += y;
+    }
+  }
+  for (int m = 0; m < kTileRows; ++m)
+    for (int h = 0; h < 3; ++h) tile_vec::store(m <= Inputs && h < vectors ? c[m][h] : v4{}, &out->c[m][4 * h]);
+  return true;
+#else
+  (void)a, (void)a_step, (void)b, (void)b_step, (void)K, (void)cols, (void)out;
+  return false;
+#endif
+}
+
+// add_fixed(t, cols, acc, overflow, kGradFixed) without its copy of the tile: the host's
+// vector path first takes the whole tile, padding columns included (their sums go to acc
+// columns nobody reads); when some value does not fit, add_fixed zeroes the padding and
+// decides as before. The integers of columns < cols are the same either way.
+KOKKOS_INLINE_FUNCTION void add_fixed_tile(const Tile& t, int cols, std::int64_t acc[kTileRows][kTileMaxCols],
+                                           bool* overflow) {
+#ifdef DUALNET_TILE_VECTORS
+  if (tile_vec::add_fixed(t, acc, kGradFixed)) return;
+#endif
+  add_fixed(t, cols, acc, overflow, kGradFixed);
+}
+
 }  // namespace
 
 // One team per block of kTileRows rows: the block's activations stay in cache from the
@@ -101,6 +198,7 @@ void forward(const NetworkShape& net, const View1<real>& params, const View2<rea
   require_padded(pad, act, nullptr);
   pad_weights(t, params, act);
   const auto pre = act.pre;
+  const auto post = act.post;
   const auto wt = act.wt;
   const bool normalize = net.normalize_output;
   const int tiles = node_col_tile_count(t.hid);
@@ -116,15 +214,19 @@ void forward(const NetworkShape& net, const View1<real>& params, const View2<rea
             const int node = first + i, in = t.in_size(node), stride = pad.stride;
             const std::int64_t off = pad.forward_offset(node);
             const real* x[kTileRows];
-            for (int m = 0; m < kTileRows; ++m) x[m] = node_input(t, pre, leaves, rb.row(m), node).x;
+            for (int m = 0; m < kTileRows; ++m) x[m] = node_input(t, post, leaves, rb.row(m), node).x;
             for (int tile = 0; tile < tiles; ++tile) {
               const ColTile ct = node_col_tile(tile, hid);
               const real* w = &wt(off + ct.start);  // B(i, e) = w[i * stride + e] = W_mu(j0 + e, i)
               const real* bias = &wt(off + static_cast<std::int64_t>(stride) * in + ct.start);
-              const Tile s = t.feeds_on_leaves(node) ? tile_product<false, false>(x, 1, w, stride, in, ct.read)
-                                                     : tile_product<true, false>(x, 1, w, stride, in, ct.read);
+              const Tile s = tile_product<false, false>(x, 1, w, stride, in, ct.read);  // inputs: leaves or post
               real* h = &pre(rb.first, node * hid + ct.start);
-              tile_store(s, rb.count, ct.width, [&](int m, int e, double v) { h[m * pre_step + e] = v + bias[e]; });
+              real* r = &post(rb.first, node * hid + ct.start);
+              store_node_tile(s, rb.count, ct.width, [&](int m, int e, double v) {
+                const double he = v + bias[e];
+                h[m * pre_step + e] = he;
+                r[m * pre_step + e] = kmath::relu(he);
+              });
             }
           });
           team.team_barrier();
@@ -188,8 +290,9 @@ void backward(const NetworkShape& net, const Activations& act, const View2<real>
               const Tile g = tile_product<false, false>(dp, 1, w, pad.backward_row(), hid, ct.read);
               const real* h = &pre(rb.first, node * hid + ct.start);
               real* d = &delta(rb.first, node * stride + ct.start);
-              tile_store(g, rb.count, ct.width,
-                         [&](int m, int e, double v) { d[m * delta_step + e] = h[m * pre_step + e] > 0.0 ? v : 0.0; });
+              store_node_tile(g, rb.count, ct.width, [&](int m, int e, double v) {
+                d[m * delta_step + e] = h[m * pre_step + e] > 0.0 ? v : 0.0;
+              });
             }
           });
           team.team_barrier();
@@ -203,11 +306,11 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
   const TreeShape t = net.tree;
   const PaddedLayout pad(t);
   require_padded(pad, act, &delta);
-  const auto pre = act.pre;
+  const auto post = act.post;
   const bool bias = net.bias;
   const std::int64_t chunks = rows / rows_per_chunk;
   const std::int64_t delta_step = static_cast<std::int64_t>(delta.stride_0());
-  const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
+  const std::int64_t pre_step = static_cast<std::int64_t>(post.stride_0());
   const std::int64_t leaf_step = static_cast<std::int64_t>(leaves.stride_0());
   Kokkos::deep_copy(Kokkos::subview(grad, std::make_pair(std::int64_t(0), t.n_params())), std::int64_t(0));
   // One team per tile of 4 inputs x up to 12 neurons of one node: G(j, i) = sum over a
@@ -219,42 +322,61 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
   // product with A = 1). Overlapped entries of edge tiles are added by one tile only.
   const int i_tiles = tile_count(t.k * t.hid, kTileRows);  // of the widest input
   const int j_tiles = node_col_tile_count(t.hid);
+  // A team takes up to kWgTilesPerTeam input tiles of a node, chunk by chunk, so a chunk's
+  // rows of delta and of the inputs are read once from memory for all of them.
+  const int groups = (i_tiles + kWgTilesPerTeam - 1) / kWgTilesPerTeam;
   Kokkos::parallel_for(
-      "model::weight_gradient", teams(t.n_latent * j_tiles * i_tiles), KOKKOS_LAMBDA(const Team& team) {
+      "model::weight_gradient", teams(t.n_latent * j_tiles * groups), KOKKOS_LAMBDA(const Team& team) {
         const int idx = team.league_rank();
-        const int node = idx / (j_tiles * i_tiles), jt = idx / i_tiles % j_tiles, it = idx % i_tiles;
+        const int node = idx / (j_tiles * groups), jt = idx / groups % j_tiles, grp = idx % groups;
         const int hid = t.hid, in = t.in_size(node), K = static_cast<int>(rows_per_chunk);
-        if (it >= tile_count(in, kTileRows)) return;
-        const int i0 = tile_start(it, in, kTileRows), i_rows = tile_width(in, kTileRows);
-        const int i_skip = tile_overlap(it, in, kTileRows);
+        const int it_first = grp * kWgTilesPerTeam, n_it = tile_count(in, kTileRows);
+        const int it_end = n_it < it_first + kWgTilesPerTeam ? n_it : it_first + kWgTilesPerTeam;
+        if (it_first >= it_end) return;
+        const int i_rows = tile_width(in, kTileRows);
         const ColTile ct = node_col_tile(jt, hid);
         const std::int64_t off = t.param_offset(node);
-        // This thread's chunks, summed as integers in registers; then one add per entry.
-        std::int64_t acc[kTileRows][kTileMaxCols] = {}, acc_bias[kTileRows][kTileMaxCols] = {};
+        // A node fed by 2 or 3 leaves sums its bias in the tile's spare row (host vectors).
+        const bool bias_row = bias && t.feeds_on_leaves(node) && in < kTileRows && tile_ones_row_available(ct.read);
+        // This thread's chunks, summed as integers per tile; then one add per entry.
+        std::int64_t acc[kWgTilesPerTeam][kTileRows][kTileMaxCols] = {}, acc_bias[kTileMaxCols] = {};
         bool overflow = false;
         Kokkos::parallel_for(Kokkos::TeamThreadRange(team, chunks), [&](const std::int64_t c) {
           const std::int64_t r0 = c * rows_per_chunk;
-          const NodeInput x = node_input(t, pre, leaves, r0, node);
-          const real* xi[kTileRows];  // A(m, r) = input(r0 + r, i0 + m)
-          for (int m = 0; m < kTileRows; ++m) xi[m] = x.x + i0 + (m < i_rows ? m : i_rows - 1);
+          const NodeInput x = node_input(t, post, leaves, r0, node);  // post: relu(pre), no ReLU here
           // B(r, e) = delta(r0 + r, j0 + e); 0 behind a closed gate
           const real* d = &delta(r0, node * static_cast<std::int64_t>(pad.stride) + ct.start);
-          const Tile g = x.relu ? tile_product<true, false>(xi, pre_step, d, delta_step, K, ct.read)
-                                : tile_product<false, false>(xi, leaf_step, d, delta_step, K, ct.read);
-          add_fixed(g, ct.width, acc, &overflow, kGradFixed);
-          if (it == 0 && bias) {
-            const real one = 1.0;
-            const real* ones[kTileRows] = {&one, &one, &one, &one};
-            add_fixed(tile_product<false, false>(ones, 0, d, delta_step, K, ct.read), ct.width, acc_bias, &overflow,
-                      kGradFixed);
+          for (int it = it_first; it < it_end; ++it) {
+            const int i0 = tile_start(it, in, kTileRows);
+            const real* xi[kTileRows];  // A(m, r) = input(r0 + r, i0 + m)
+            for (int m = 0; m < kTileRows; ++m) xi[m] = x.x + i0 + (m < i_rows ? m : i_rows - 1);
+            Tile g;
+            if (bias_row) {
+              if (in == 2)
+                tile_product_ones_row<2>(xi, leaf_step, d, delta_step, K, ct.read, &g);
+              else
+                tile_product_ones_row<3>(xi, leaf_step, d, delta_step, K, ct.read, &g);
+            } else {
+              g = tile_product<false, false>(xi, x.relu ? pre_step : leaf_step, d, delta_step, K, ct.read);
+            }
+            add_fixed_tile(g, ct.width, acc[it - it_first], &overflow);  // bias_row: the bias in row `in`
           }
+          // The bias: the same sums with A = 1 (1 * y + s rounds as y + s does), one row only.
+          if (it_first == 0 && bias && !bias_row)
+            column_sums_fixed(d, delta_step, K, ct.read, ct.width, acc_bias, &overflow);
         });
-        for (int m = i_skip; m < i_rows; ++m)
+        if (bias_row)
+          for (int e = 0; e < kTileMaxCols; ++e) acc_bias[e] = acc[0][in][e];
+        for (int it = it_first; it < it_end; ++it) {
+          const int i0 = tile_start(it, in, kTileRows), i_skip = tile_overlap(it, in, kTileRows);
+          for (int m = i_skip; m < i_rows; ++m)
+            for (int e = ct.skip; e < ct.width; ++e)
+              Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(ct.start + e) * in + i0 + m),
+                                 acc[it - it_first][m][e]);
+        }
+        if (it_first == 0)
           for (int e = ct.skip; e < ct.width; ++e)
-            Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(ct.start + e) * in + i0 + m), acc[m][e]);
-        if (it == 0)
-          for (int e = ct.skip; e < ct.width; ++e)
-            Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(hid) * in + ct.start + e), acc_bias[0][e]);
+            Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(hid) * in + ct.start + e), acc_bias[e]);
         if (overflow) Kokkos::atomic_add(&grad(overflow_slot), std::int64_t(1));
       });
 }

@@ -23,7 +23,10 @@ struct NetworkShape {
 View1<real> init_params(const NetworkShape& net, std::uint64_t seed);
 
 struct Activations {
-  View2<real> pre;   // [rows][n_neuron] pre-activations h
+  View2<real> pre;  // [rows][n_neuron] pre-activations h
+  // [rows][n_neuron] relu(h): the inputs of the parents, stored once by forward() so the
+  // inner loops that read them (forward, weight_gradient) need no ReLU of their own.
+  View2<real> post;
   View2<real> out;   // [rows][hid] network output f
   View1<real> norm;  // [rows] |h_root|
   // The weights in the kernels' padded layouts (model/padded_layout.hpp), written by
