@@ -249,6 +249,25 @@ dn_time_left() {
     return 0
 }
 
+# dn_job_state: "JobState=... Reason=..." of this job as slurmctld sees it (NODE_FAIL after a
+# node stopped answering, CANCELLED, TIMEOUT ...), or nothing outside Slurm. For messages.
+dn_job_state() {
+    [[ -n "${SLURM_JOB_ID:-}" ]] || return 0
+    # A job that is still RUNNING says nothing new: print only the other states.
+    timeout 5 scontrol -o show job "$SLURM_JOB_ID" 2>/dev/null | grep -oE 'JobState=[^ ]+ Reason=[^ ]+' |
+        grep -v '^JobState=RUNNING ' | head -n 1 || true
+}
+
+# dn_failure_text STATUS: what a launcher's exit status says, for the failure message.
+dn_failure_text() {
+    local rc=$1 sig
+    if ((rc > 128)) && sig=$(kill -l "$((rc - 128))" 2>/dev/null); then
+        printf 'status %s: a rank was killed by SIG%s (a dead rank ends the whole step)' "$rc" "$sig"
+    else
+        printf 'status %s' "$rc"
+    fi
+}
+
 # dn_requeue: put this job back in the queue; it restarts from the top of the script and
 # resumes from the checkpoint. Exits.
 dn_requeue() {
@@ -324,7 +343,9 @@ dn_train() {
             "${SLURM_RESTART_COUNT:-0}" "$state" "$DN_RC" "$DN_WARNED" >>"$dir/jobs.log" || true
     fi
     if ((DN_RC != 0)); then
-        dn_log "dualnet failed with status $DN_RC"
+        local js
+        js=$(dn_job_state)
+        dn_log "dualnet failed with $(dn_failure_text "$DN_RC")${js:+ ($js)}"
         exit "$DN_RC"
     fi
     if [[ -e "$dir/timing.json" ]]; then
@@ -337,7 +358,11 @@ dn_train() {
         dn_die 1 "dualnet exited 0 but $dir has neither timing.json nor a checkpoint"
     fi
     if ((DN_TERMINATED)); then
-        dn_die 75 "terminated (scancel or time limit); $dir has a checkpoint: resubmit the same job to resume"
+        local js
+        js=$(dn_job_state)
+        # NodeDown / NODE_FAIL: a node of the job stopped answering and Slurm ended the job.
+        [[ "$js" != *NodeDown* && "$js" != *NODE_FAIL* ]] || js+=": a node of this job failed"
+        dn_die 75 "terminated by Slurm (${js:-scancel or time limit}); $dir has a checkpoint: resubmit the same job to resume"
     fi
     if ((!DN_WARNED)); then
         dn_die 75 "dualnet stopped at a checkpoint without a warning from Slurm; resubmit the same job to resume"
