@@ -259,8 +259,12 @@ ms_per_epoch() {
     local t0 t1 t2 e
     for e in 2 10; do
         t0=$(date +%s%N)
-        timeout 120 "$here/multinode-run.sh" head srun -N2 --ntasks-per-node=1 "$bin" train "$@" "epochs=$e" \
-            out="$work/calib" overwrite=true >/dev/null 2>&1 || die "calibration run failed"
+        # Once more on failure: a bare srun has no start-up retry (jobs/lib/dualnet-job.sh has).
+        timeout 120 "$here/multinode-run.sh" head srun -N2 --ntasks-per-node=1 --kill-on-bad-exit=1 "$bin" train "$@" \
+            "epochs=$e" out="$work/calib" overwrite=true >"$work/calib.log" 2>&1 ||
+            timeout 120 "$here/multinode-run.sh" head srun -N2 --ntasks-per-node=1 --kill-on-bad-exit=1 "$bin" train "$@" \
+                "epochs=$e" out="$work/calib" overwrite=true >"$work/calib.log" 2>&1 ||
+            die "calibration run failed: $(tail -n 5 "$work/calib.log")"
         t1=$(date +%s%N)
         if ((e == 2)); then t2=$((t1 - t0)); fi
     done
