@@ -14,7 +14,8 @@ packages=(
   librandom123-dev libtoml11-dev          # Philox counters, TOML configs
   nlohmann-json3-dev                      # JSON output (timing.json, bench json=)
   libgtest-dev                            # unit tests
-  slurm-wlm munge                         # the one-node Slurm cluster of tests/slurm
+  slurm-wlm munge                         # the Slurm test clusters of tests/slurm
+  iproute2                                # network namespaces of the multi-node cluster (ip netns)
   shellcheck clang-format                 # lint and format checks (tests/lint/)
   python3-venv
 )

@@ -43,3 +43,21 @@ def test_scaling_refuses_other_csv(analyze, tmp_path):
     path.write_text("a,b\n1,2\n")
     code, _, err = analyze("scaling", path, "--out", tmp_path / "out")
     assert code == 2 and str(path) in err and len(err.strip().splitlines()) == 1
+
+
+def test_scaling_keeps_node_counts_apart(analyze, tmp_path):
+    """2 ranks on one node and 2 ranks on two nodes are two points, not repeats of one."""
+    results = tmp_path / "results.csv"
+    results.write_text(HEADER + "\n" + """strong,1,1,128,128,1000,0.128,0.12,0.0,0.008,1
+strong,2,1,128,64,1500,0.085,0.06,0.02,0.001,1
+strong,2,2,128,64,1800,0.071,0.06,0.01,0.001,1
+strong,4,2,128,32,3000,0.043,0.03,0.012,0.001,1
+""")
+    code, out, _ = analyze("scaling", results, "--out", tmp_path / "out")
+    assert code == 0
+    with open(tmp_path / "out" / "scaling.csv") as file:
+        rows = list(csv.DictReader(file))
+    got = {(int(r["ranks"]), int(r["nodes"])): (int(r["repeats"]), float(r["speedup"])) for r in rows}
+    assert got == {(1, 1): (1, 1.0), (2, 1): (1, 1.5), (2, 2): (1, 1.8), (4, 2): (1, 3.0)}
+    for name in ("speedup", "efficiency", "time_breakdown"):
+        assert png_pixels(tmp_path / "out" / f"scaling_{name}.png").std() > 0.05

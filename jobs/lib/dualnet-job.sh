@@ -158,6 +158,13 @@ dn_checkpoint_id() {
     printf '%s\n' "$target"
 }
 
+# dn_progress_id DIR: changes whenever dualnet has touched run directory DIR (created it,
+# written metrics or a checkpoint); used to tell a launch that died at start-up.
+dn_progress_id() {
+    if [[ ! -e "$1" ]]; then echo absent; return 0; fi
+    printf '%s %s\n' "$(dn_checkpoint_id "$1")" "$(stat -c '%Y.%s' "$1/metrics.h5" 2>/dev/null || echo none)"
+}
+
 # Signal handling. Slurm is asked for USR1 before the time limit (--signal=B:USR1@SECS);
 # only this batch shell receives it, and forwards it to the launcher, which forwards it to
 # every dualnet rank. slurmctld checks time limits every 30 s and sends the warning at the
@@ -198,6 +205,9 @@ dn_install_traps() {
 # DN_STEP_NODES / DN_STEP_NTASKS, when set, size the job step (scaling studies).
 dn_launch() {
     local cmd=("${DN_LAUNCHER[@]}")
+    # A rank that dies (a crash, a SIGKILL) must end the step: the others would otherwise wait
+    # in a collective until the time limit, and Slurm's default is KillOnBadExit=0.
+    [[ "${DN_LAUNCHER[0]##*/}" != srun ]] || cmd+=(--kill-on-bad-exit=1)
     if [[ -n "${DN_STEP_NTASKS:-}" ]]; then
         case "${DN_LAUNCHER[0]##*/}" in
             srun) cmd+=("--nodes=${DN_STEP_NODES:-1}" "--ntasks=$DN_STEP_NTASKS") ;;
@@ -249,6 +259,25 @@ dn_time_left() {
     return 0
 }
 
+# dn_job_state: "JobState=... Reason=..." of this job as slurmctld sees it (NODE_FAIL after a
+# node stopped answering, CANCELLED, TIMEOUT ...), or nothing outside Slurm. For messages.
+dn_job_state() {
+    [[ -n "${SLURM_JOB_ID:-}" ]] || return 0
+    # A job that is still RUNNING says nothing new: print only the other states.
+    timeout 5 scontrol -o show job "$SLURM_JOB_ID" 2>/dev/null | grep -oE 'JobState=[^ ]+ Reason=[^ ]+' |
+        grep -v '^JobState=RUNNING ' | head -n 1 || true
+}
+
+# dn_failure_text STATUS: what a launcher's exit status says, for the failure message.
+dn_failure_text() {
+    local rc=$1 sig
+    if ((rc > 128)) && sig=$(kill -l "$((rc - 128))" 2>/dev/null); then
+        printf 'status %s, SIG%s: a rank died or was killed (one dead rank ends the whole step)' "$rc" "$sig"
+    else
+        printf 'status %s' "$rc"
+    fi
+}
+
 # dn_requeue: put this job back in the queue; it restarts from the top of the script and
 # resumes from the checkpoint. Exits.
 dn_requeue() {
@@ -298,9 +327,19 @@ dn_train() {
     esac
     local before
     before=$(dn_checkpoint_id "$dir")
-    local inplace=0
+    local inplace=0 startfail=0 progress
     while :; do
+        progress=$(dn_progress_id "$dir")
         dn_launch "$DUALNET_BIN" train "$@" "${DN_EXTRA_ARGS[@]}" "${mode[@]}"
+        # Ranks killed by a signal before dualnet touched the run directory: a start-up failure,
+        # e.g. Open MPI 4.1's race over TCP, where a rank still in MPI_Init segfaults on an early
+        # message from another node (docs/cluster.md). Launch once more; a second failure stands.
+        if ((DN_RC > 128 && !DN_WARNED && !DN_TERMINATED && startfail == 0)) &&
+            [[ "$(dn_progress_id "$dir")" == "$progress" ]]; then
+            startfail=1
+            dn_log "the ranks died at start-up ($(dn_failure_text "$DN_RC")) before touching $dir: launching once more"
+            continue
+        fi
         # dualnet stopped at a checkpoint although no warning reached this script (a signal sent
         # to the job steps only, e.g. --signal without B:, or scancel --signal): with more than
         # half of the time limit left, continue right here; otherwise requeue below.
@@ -324,7 +363,9 @@ dn_train() {
             "${SLURM_RESTART_COUNT:-0}" "$state" "$DN_RC" "$DN_WARNED" >>"$dir/jobs.log" || true
     fi
     if ((DN_RC != 0)); then
-        dn_log "dualnet failed with status $DN_RC"
+        local js
+        js=$(dn_job_state)
+        dn_log "dualnet failed with $(dn_failure_text "$DN_RC")${js:+ ($js)}"
         exit "$DN_RC"
     fi
     if [[ -e "$dir/timing.json" ]]; then
@@ -337,7 +378,11 @@ dn_train() {
         dn_die 1 "dualnet exited 0 but $dir has neither timing.json nor a checkpoint"
     fi
     if ((DN_TERMINATED)); then
-        dn_die 75 "terminated (scancel or time limit); $dir has a checkpoint: resubmit the same job to resume"
+        local js
+        js=$(dn_job_state)
+        # NodeDown / NODE_FAIL: a node of the job stopped answering and Slurm ended the job.
+        [[ "$js" != *NodeDown* && "$js" != *NODE_FAIL* ]] || js+=": a node of this job failed"
+        dn_die 75 "terminated by Slurm (${js:-scancel or time limit}); $dir has a checkpoint: resubmit the same job to resume"
     fi
     if ((!DN_WARNED)); then
         dn_die 75 "dualnet stopped at a checkpoint without a warning from Slurm; resubmit the same job to resume"

@@ -1,6 +1,7 @@
 #include "comm/world.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "comm/mpi_check.hpp"
@@ -19,6 +20,22 @@ World World::from_mpi() {
   int leader = w.local_rank == 0 ? 1 : 0;
   DUALNET_MPI_CHECK(MPI_Allreduce(&leader, &w.nodes, 1, MPI_INT, MPI_SUM, w.comm));
   DUALNET_MPI_CHECK(MPI_Comm_free(&local));
+  DUALNET_MPI_CHECK(MPI_Allreduce(&w.local_size, &w.min_ranks_per_node, 1, MPI_INT, MPI_MIN, w.comm));
+  DUALNET_MPI_CHECK(MPI_Allreduce(&w.local_size, &w.max_ranks_per_node, 1, MPI_INT, MPI_MAX, w.comm));
+  // Placement: each rank's host name (fixed-width, NUL-padded) and local rank, on every rank.
+  char name[MPI_MAX_PROCESSOR_NAME] = {};
+  int len = 0;
+  DUALNET_MPI_CHECK(MPI_Get_processor_name(name, &len));
+  std::vector<char> names(static_cast<size_t>(w.size) * MPI_MAX_PROCESSOR_NAME);
+  DUALNET_MPI_CHECK(
+      MPI_Allgather(name, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, names.data(), MPI_MAX_PROCESSOR_NAME, MPI_CHAR, w.comm));
+  w.local_ranks.assign(static_cast<size_t>(w.size), 0);
+  DUALNET_MPI_CHECK(MPI_Allgather(&w.local_rank, 1, MPI_INT, w.local_ranks.data(), 1, MPI_INT, w.comm));
+  w.hosts.clear();
+  for (int r = 0; r < w.size; ++r) {
+    const char* n = names.data() + static_cast<size_t>(r) * MPI_MAX_PROCESSOR_NAME;
+    w.hosts.emplace_back(n, strnlen(n, MPI_MAX_PROCESSOR_NAME));
+  }
   return w;
 }
 

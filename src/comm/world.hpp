@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include <string>
+#include <vector>
 
 namespace dualnet {
 
@@ -17,6 +18,13 @@ struct World {
   int local_rank = 0;  // rank among the ranks on the same host
   int local_size = 1;  // ranks on the same host
   int nodes = 1;       // distinct hosts
+  // Ranks per host, fewest and most (equal on a regular layout); for the header and timing.json.
+  int min_ranks_per_node = 1;
+  int max_ranks_per_node = 1;
+  // Every rank's host name and local rank, by rank (gathered once in from_mpi): timing.json
+  // records them so that a test can check the local-rank detection across nodes.
+  std::vector<std::string> hosts{""};
+  std::vector<int> local_ranks{0};
   static World from_mpi();
   bool root() const { return rank == 0; }
 };

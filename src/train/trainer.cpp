@@ -362,6 +362,11 @@ void Trainer::print_header() const {
   const TreeShape& t = net_.tree;
   std::printf("dualnet: twin ReLU networks on a hierarchical latent tree model\n");
   std::printf("%-18s %s\n", "ranks", std::to_string(world_.size).c_str());
+  if (world_.min_ranks_per_node == world_.max_ranks_per_node)
+    std::printf("%-18s %d x %d ranks per node\n", "nodes", world_.nodes, world_.max_ranks_per_node);
+  else
+    std::printf("%-18s %d x %d-%d ranks per node\n", "nodes", world_.nodes, world_.min_ranks_per_node,
+                world_.max_ranks_per_node);
   std::printf("%-18s %s (Kokkos %d)\n", "execution space", execution_space_name(), KOKKOS_VERSION);
   std::printf("%-18s %s\n", "reducer", reducer_->name().c_str());
   std::printf("%-18s %d latents, %d leaves, %d neurons, %lld parameters\n", "tree", t.n_latent, t.n_leaf, t.n_neuron(),
@@ -400,6 +405,11 @@ void Trainer::write_timing(double wall_s, double train_s, double eval_s, std::in
   nlohmann::ordered_json j;
   j["ranks"] = world_.size;
   j["nodes"] = world_.nodes;
+  // Equal on a regular layout; both recorded so that an uneven one is visible.
+  j["ranks_per_node"] = world_.max_ranks_per_node;
+  j["min_ranks_per_node"] = world_.min_ranks_per_node;
+  j["hosts"] = world_.hosts;              // by rank
+  j["local_ranks"] = world_.local_ranks;  // by rank: what GPU selection and the NCCL reducer use
   j["global_batch"] = cfg_.batch;
   j["per_rank_batch"] = local_items_;
   j["steps"] = steps_run;

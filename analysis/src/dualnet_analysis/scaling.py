@@ -4,7 +4,9 @@ Speed-up is throughput relative to the smallest rank count of the same kind, and
 efficiency is speed-up divided by the rank ratio. For strong scaling (fixed global batch)
 that is the classic T(r0)/T(r) / (r/r0); for weak scaling (fixed per-rank batch) the same
 formula is per-rank throughput relative to the baseline. The file's own efficiency column
-is shown beside the recomputed one but never used.
+is shown beside the recomputed one but never used. A point is a (ranks, nodes) pair: 2 ranks
+on one node and 2 ranks on two nodes are different points (repeats of the same pair are
+averaged), drawn as one line per number of ranks per node, each starting at the baseline.
 """
 
 import csv
@@ -27,7 +29,7 @@ HEADER = ["kind", "ranks", "nodes", "global_batch", "per_rank_batch", "repeats",
 
 @dataclass(frozen=True)
 class Study:
-    """One kind of study; numeric columns as arrays over rank counts (repeats averaged)."""
+    """One kind of study; numeric columns as arrays over (ranks, nodes) points (repeats averaged)."""
 
     kind: str
     columns: dict
@@ -48,6 +50,18 @@ class Study:
     @property
     def efficiency(self):
         return self.speedup / self.ideal
+
+    def lines(self):
+        """(label, indices) per ranks-per-node value, each line starting at the baseline point."""
+        per_node = np.ceil(self.ranks / self.columns["nodes"]).astype(int)
+        groups = sorted(set(per_node.tolist()))
+        out = []
+        for g in groups:
+            idx = [i for i in range(len(self.ranks)) if per_node[i] == g]
+            if idx[0] != 0:
+                idx = [0, *idx]
+            out.append((self.kind if len(groups) == 1 else f"{self.kind}, {g} rank(s)/node", np.array(idx)))
+        return out
 
 
 def read_results(path):
@@ -81,12 +95,13 @@ def _parse(path, line, row):
 
 
 def _study(kind, rows):
-    """Average repeated measurements at the same rank count, ordered by ranks."""
+    """Average repeated measurements of the same (ranks, nodes) point, ordered by ranks, then nodes."""
     if not rows:
         return None
-    ranks = np.unique([r["ranks"] for r in rows])
-    columns = {c: np.array([np.mean([r[c] for r in rows if r["ranks"] == n]) for n in ranks]) for c in COLUMNS[1:]}
-    repeats = np.array([sum(r["ranks"] == n for r in rows) for n in ranks])
+    points = sorted({(r["ranks"], r["nodes"]) for r in rows})
+    same = [[r for r in rows if (r["ranks"], r["nodes"]) == p] for p in points]
+    columns = {c: np.array([np.mean([r[c] for r in group]) for group in same]) for c in COLUMNS[1:]}
+    repeats = np.array([len(group) for group in same])
     return Study(kind=kind, columns=columns, repeats=repeats)
 
 
@@ -124,7 +139,8 @@ def speedup_figure(studies):
     fig = Figure(figsize=(6, 4.5), layout="constrained")
     ax = fig.add_subplot()
     for s in studies:
-        ax.plot(s.ranks, s.speedup, marker="o", label=f"{s.kind}: measured")
+        for label, i in s.lines():
+            ax.plot(s.ranks[i], s.speedup[i], marker="o", label=f"{label}: measured")
         ax.plot(s.ranks, s.ideal, ls="--", color=ax.lines[-1].get_color(), label=f"{s.kind}: ideal")
     _rank_axis(ax, studies)
     ax.set_yscale("log", base=2)
@@ -139,7 +155,8 @@ def efficiency_figure(studies):
     fig = Figure(figsize=(6, 4.5), layout="constrained")
     ax = fig.add_subplot()
     for s in studies:
-        ax.plot(s.ranks, s.efficiency, marker="o", label=s.kind)
+        for label, i in s.lines():
+            ax.plot(s.ranks[i], s.efficiency[i], marker="o", label=label)
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
     _rank_axis(ax, studies)
     ax.set_ylim(0, max(1.1, *(s.efficiency.max() * 1.05 for s in studies)))
@@ -159,7 +176,7 @@ def breakdown_figure(studies):
         for t in TIMES:
             ax.bar(x, s.columns[t], bottom=bottom, label=t.removesuffix("_s"))
             bottom += s.columns[t]
-        ax.set_xticks(x, [str(int(r)) for r in s.ranks])
+        ax.set_xticks(x, [f"{int(r)}\n{int(n)} node(s)" for r, n in zip(s.ranks, s.columns["nodes"], strict=True)])
         ax.set_xlabel("ranks")
         ax.set_ylabel("seconds")
         ax.set_title(f"{s.kind} scaling", fontsize=9)
