@@ -20,6 +20,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=multinode-lib.sh
 source "$here/multinode-lib.sh"
+# shellcheck source-path=SCRIPTDIR source=process.sh
+source "$here/process.sh"  # slurm_test_settings
 
 nodes=${DUALNET_MN_NODES:-3} timeout_s=60 mark=""
 while (($#)); do
@@ -101,19 +103,7 @@ SlurmdSpoolDir=$MN_STATE/%n/spool
 TmpFS=$MN_STATE/%n/tmp
 SlurmctldLogFile=$MN_STATE/log/slurmctld.log
 SlurmdLogFile=$MN_STATE/log/slurmd-%n.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-SchedulerType=sched/backfill
-SchedulerParameters=sched_interval=2,bf_interval=2
-MpiDefault=pmix
-MailProg=/bin/true
-ReturnToService=2
-SlurmdParameters=config_overrides
-JobRequeue=1
+$(slurm_test_settings)
 # KillOnBadExit is left at Slurm's default (0), as on most clusters: the job scripts pass
 # srun --kill-on-bad-exit themselves, and the faults test checks that a dead rank ends the job.
 KillWait=5

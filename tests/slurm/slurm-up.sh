@@ -68,20 +68,7 @@ StateSaveLocation=$state/ctld
 SlurmdSpoolDir=$state/d
 SlurmctldLogFile=$logdir/slurmctld.log
 SlurmdLogFile=$logdir/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-SchedulerType=sched/backfill
-# Schedule often, so that a requeued job (eligible again after cred_expire) restarts quickly.
-SchedulerParameters=sched_interval=2,bf_interval=2
-MpiDefault=pmix
-MailProg=/bin/true
-ReturnToService=2
-SlurmdParameters=config_overrides
-JobRequeue=1
+$(slurm_test_settings)
 KillWait=10
 MinJobAge=300
 NodeName=$node CPUs=$cpus State=UNKNOWN
