@@ -64,14 +64,6 @@ KOKKOS_INLINE_FUNCTION void column_sums(const real* b, std::int64_t b_step, int 
   }
 }
 
-// tile_store, plus a constant bound for 10 columns (one node of hid 10, the reference): a
-// runtime bound stored element by element.
-template <class F>
-KOKKOS_INLINE_FUNCTION void store_node_tile(const Tile& t, int rows, int cols, const F& f) {
-  if (cols != 10) return tile_store(t, rows, cols, f);
-  for (int m = 0; m < rows; ++m) tile_store_row<10>(t, m, f);
-}
-
 // Every View a kernel reads in a padded layout holds that layout: checked once, here.
 void require_padded(const PaddedLayout& pad, const Activations& act, const View2<real>* delta) {
   if (act.wt.extent(0) < static_cast<size_t>(pad.forward_size()) ||
@@ -174,18 +166,6 @@ KOKKOS_INLINE_FUNCTION bool tile_product_ones_row(const real* const a[kTileRows]
 #endif
 }
 
-// add_fixed(t, cols, acc, overflow, kGradFixed) without its copy of the tile: the host's
-// vector path first takes the whole tile, padding columns included (their sums go to acc
-// columns nobody reads); when some value does not fit, add_fixed zeroes the padding and
-// decides as before. The integers of columns < cols are the same either way.
-KOKKOS_INLINE_FUNCTION void add_fixed_tile(const Tile& t, int cols, std::int64_t acc[kTileRows][kTileMaxCols],
-                                           bool* overflow) {
-#ifdef DUALNET_TILE_VECTORS
-  if (tile_vec::add_fixed(t, acc, kGradFixed)) return;
-#endif
-  add_fixed(t, cols, acc, overflow, kGradFixed);
-}
-
 }  // namespace
 
 // One team per block of kTileRows rows: the block's activations stay in cache from the
@@ -222,7 +202,7 @@ void forward(const NetworkShape& net, const View1<real>& params, const View2<rea
               const Tile s = tile_product<false, false>(x, 1, w, stride, in, ct.read);  // inputs: leaves or post
               real* h = &pre(rb.first, node * hid + ct.start);
               real* r = &post(rb.first, node * hid + ct.start);
-              store_node_tile(s, rb.count, ct.width, [&](int m, int e, double v) {
+              tile_store(s, rb.count, ct.width, [&](int m, int e, double v) {
                 const double he = v + bias[e];
                 h[m * pre_step + e] = he;
                 r[m * pre_step + e] = kmath::relu(he);
@@ -290,9 +270,8 @@ void backward(const NetworkShape& net, const Activations& act, const View2<real>
               const Tile g = tile_product<false, false>(dp, 1, w, pad.backward_row(), hid, ct.read);
               const real* h = &pre(rb.first, node * hid + ct.start);
               real* d = &delta(rb.first, node * stride + ct.start);
-              store_node_tile(g, rb.count, ct.width, [&](int m, int e, double v) {
-                d[m * delta_step + e] = h[m * pre_step + e] > 0.0 ? v : 0.0;
-              });
+              tile_store(g, rb.count, ct.width,
+                         [&](int m, int e, double v) { d[m * delta_step + e] = h[m * pre_step + e] > 0.0 ? v : 0.0; });
             }
           });
           team.team_barrier();
@@ -359,7 +338,7 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
             } else {
               g = tile_product<false, false>(xi, x.relu ? pre_step : leaf_step, d, delta_step, K, ct.read);
             }
-            add_fixed_tile(g, ct.width, acc[it - it_first], &overflow);  // bias_row: the bias in row `in`
+            add_fixed(g, ct.width, acc[it - it_first], &overflow, kGradFixed);  // bias_row: the bias in row `in`
           }
           // The bias: the same sums with A = 1 (1 * y + s rounds as y + s does), one row only.
           if (it_first == 0 && bias && !bias_row)

@@ -324,6 +324,8 @@ KOKKOS_INLINE_FUNCTION void tile_store(const Tile& t, int rows, int cols, const 
     if (m >= rows) break;
     if (cols == 12)
       tile_store_row<12>(t, m, f);
+    else if (cols == 10)  // one node of hid 10 (the reference): a runtime bound stored element by element
+      tile_store_row<10>(t, m, f);
     else if (cols == 8)
       tile_store_row<8>(t, m, f);
     else if (cols == 4)
@@ -355,11 +357,18 @@ KOKKOS_INLINE_FUNCTION void tile_copy_rows(const Tile& t, int rows, int cols, re
     for (int e = 0; e < cols; ++e) out[m * step + e] = t.c[m][e];
 }
 
-// acc(m, e) += to_fixed(t.c[m][e], overflow, f) for the tile's first `cols` columns; the
-// columns past them (computed from padding, or unused and 0) are set to 0 first, so they
-// neither add nor reach the overflow check. The host's vector path gives the same integers.
-KOKKOS_INLINE_FUNCTION void add_fixed(Tile t, int cols, std::int64_t acc[kTileRows][kTileMaxCols], bool* overflow,
-                                      FixedPoint f) {
+// acc(m, e) += to_fixed(t.c[m][e], overflow, f) for the tile's first `cols` columns. The
+// host's vector path first takes the whole tile without copying it, padding columns included
+// (their sums land in acc columns past `cols`, which callers never read); when some value does
+// not fit, the columns past `cols` (computed from padding, or unused and 0) are set to 0 in a
+// copy, so they neither add nor reach the overflow check. The integers of the columns below
+// `cols` are the same on every path.
+KOKKOS_INLINE_FUNCTION void add_fixed(const Tile& tile, int cols, std::int64_t acc[kTileRows][kTileMaxCols],
+                                      bool* overflow, FixedPoint f) {
+#ifdef DUALNET_TILE_VECTORS
+  if (tile_vec::add_fixed(tile, acc, f)) return;
+#endif
+  Tile t = tile;
   for (int m = 0; m < kTileRows; ++m)
     for (int e = cols; e < kTileMaxCols; ++e) t.c[m][e] = 0.0;
 #ifdef DUALNET_TILE_VECTORS
