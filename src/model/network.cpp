@@ -54,16 +54,6 @@ double Activations::bytes(const TreeShape& tree, std::int64_t rows) {
 
 namespace {
 
-// s[e] += sum over k < K of b[k * b_step + e], e < W (W = 0: the runtime n).
-template <int W>
-KOKKOS_INLINE_FUNCTION void column_sums(const real* b, std::int64_t b_step, int K, int n, double s[kTileMaxCols]) {
-  const int cols = W > 0 ? W : n;
-  for (int k = 0; k < K; ++k) {
-    DUALNET_SIMD
-    for (int e = 0; e < cols; ++e) s[e] += b[k * b_step + e];
-  }
-}
-
 // Every View a kernel reads in a padded layout holds that layout: checked once, here.
 void require_padded(const PaddedLayout& pad, const Activations& act, const View2<real>* delta) {
   if (act.wt.extent(0) < static_cast<size_t>(pad.forward_size()) ||
@@ -106,13 +96,13 @@ KOKKOS_INLINE_FUNCTION void column_sums_fixed(const real* b, std::int64_t b_step
                                               std::int64_t acc[kTileMaxCols], bool* overflow) {
   double s[kTileMaxCols] = {};
   if (read == 12)
-    column_sums<12>(b, b_step, K, read, s);
+    add_row_sums<12>(StridedB{b, b_step}, K, read, s);
   else if (read == 8)
-    column_sums<8>(b, b_step, K, read, s);
+    add_row_sums<8>(StridedB{b, b_step}, K, read, s);
   else if (read == 4)
-    column_sums<4>(b, b_step, K, read, s);
+    add_row_sums<4>(StridedB{b, b_step}, K, read, s);
   else
-    column_sums<0>(b, b_step, K, read, s);
+    add_row_sums<0>(StridedB{b, b_step}, K, read, s);
   for (int e = 0; e < cols; ++e) acc[e] += to_fixed(s[e], overflow, kGradFixed);
 }
 

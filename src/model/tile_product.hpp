@@ -98,6 +98,19 @@ struct ListedB {
   KOKKOS_FORCEINLINE_FUNCTION const real* operator()(int k) const { return b + at[k]; }
 };
 
+// s[e] += sum over k < K of B(k, e) = b_at(k)[e], for e < W (W = 0: the runtime n): one row
+// of a tile product with A = 1 (1 * y + s rounds as y + s does), in the same order of
+// additions (the bias gradient; the evaluation's z*h sums, where z is 0 or 1).
+template <int W, class KB>
+KOKKOS_FORCEINLINE_FUNCTION void add_row_sums(const KB& b_at, int K, int n, real* s) {
+  const int cols = W > 0 ? W : n;
+  for (int k = 0; k < K; ++k) {
+    const real* KOKKOS_RESTRICT y = b_at(k);
+    DUALNET_SIMD
+    for (int e = 0; e < cols; ++e) s[e] += y[e];
+  }
+}
+
 #if defined(__GNUC__) && !defined(__CUDA_ARCH__) && !defined(DUALNET_PORTABLE_TILES)
 // Host builds: the fast paths hold the tile in explicit 4-wide vectors (GCC/Clang vector
 // extensions; AVX2 registers on x86, pairs of NEON registers on Arm). Written as arrays,

@@ -96,25 +96,8 @@ void CorrelationStats::moment_sums(const SampleBatch& samples, const Activations
       });
 }
 
-namespace {
-
 // Columns summed at once in registers by cross_sums (8 vectors of 4 on AVX2 hosts).
 constexpr int kCrossCols = 32;
-
-// s[e] = sum over the listed rows r of h[r * step + e], e < W (W = 0: the runtime n).
-template <int W>
-KOKKOS_FORCEINLINE_FUNCTION void sum_rows(const real* h, std::int64_t step, const int* rows, int count, int n,
-                                          real s[kCrossCols]) {
-  const int w = W > 0 ? W : n;
-  for (int e = 0; e < kCrossCols; ++e) s[e] = 0.0;
-  for (int k = 0; k < count; ++k) {
-    const real* KOKKOS_RESTRICT y = h + rows[k] * step;
-    DUALNET_SIMD
-    for (int e = 0; e < w; ++e) s[e] += y[e];
-  }
-}
-
-}  // namespace
 
 // Sums of z_mu * (h_n - shift_n) per block of anchors. z is 0 or 1, so these are sums of h
 // over the block's anchors with z_mu = 1: a dense product adds exact zeros for the others
@@ -132,7 +115,8 @@ void CorrelationStats::cross_sums(const SampleBatch& samples, const Activations&
   const bool all = all_pairs_;
   const int tiles = tile_count(width, kCrossCols);
   const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
-  using ScratchN = Kokkos::View<int*, ExecSpace::scratch_memory_space, Kokkos::MemoryUnmanaged>;
+  // Each block's anchors with z_mu = 1, as offsets of their rows in pre.
+  using ScratchN = Kokkos::View<std::int64_t*, ExecSpace::scratch_memory_space, Kokkos::MemoryUnmanaged>;
   Kokkos::parallel_for(
       "stats::cross_sums", teams(L).set_scratch_size(0, Kokkos::PerTeam(ScratchN::shmem_size(kEvalBlock))),
       KOKKOS_LAMBDA(const Team& team) {
@@ -148,7 +132,7 @@ void CorrelationStats::cross_sums(const SampleBatch& samples, const Activations&
               [&](int& found) {
         found = 0;
         for (int r = 0; r < n; ++r) {  // without a branch: z is 0 or 1 at random
-          listed(found) = r;
+          listed(found) = r * pre_step;
           found += z(r0 + r, mu) ? 1 : 0;
         }
               },
@@ -158,11 +142,12 @@ void CorrelationStats::cross_sums(const SampleBatch& samples, const Activations&
             const int start = tile_start(tile, width, kCrossCols), skip = tile_overlap(tile, width, kCrossCols);
             const int w = tile_width(width, kCrossCols);
             const real* h = &pre(r0, first + start);
-            real s[kCrossCols];
+            const ListedB anchors{h, &listed(0)};  // the rows of the anchors with z_mu = 1
+            real s[kCrossCols] = {};
             if (w == kCrossCols)
-              sum_rows<kCrossCols>(h, pre_step, &listed(0), count, w, s);
+              add_row_sums<kCrossCols>(anchors, count, w, s);
             else
-              sum_rows<0>(h, pre_step, &listed(0), count, w, s);
+              add_row_sums<0>(anchors, count, w, s);
             bool overflow = false;
             const double c = count;
             for (int e = skip; e < w; ++e)
