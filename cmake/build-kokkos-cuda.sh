@@ -30,7 +30,7 @@
 set -euo pipefail
 
 readonly STAMP_NAME="share/kokkos-cuda-build.stamp"
-KB_TAG=build-kokkos-cuda
+KB_TAG="build-kokkos-cuda"
 KB_ENV=KOKKOS_CUDA
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=cmake/kokkos-build-lib.sh
@@ -80,26 +80,12 @@ mkdir -p "${prefix}/bin"
 install -m 755 "${src_dir}/bin/nvcc_wrapper" "${prefix}/bin/nvcc_wrapper"
 
 log "configuring (Serial + Cuda, Kokkos_ARCH_AMPERE80, static, Release)"
-cmake -S "${src_dir}" -B "${build_dir}" \
-  -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_INSTALL_PREFIX="${prefix}" \
+kb_build_install "${src_dir}" "${build_dir}" "${prefix}" "${jobs}" \
   -DCMAKE_CXX_COMPILER="${prefix}/bin/nvcc_wrapper" \
-  -DCMAKE_CXX_STANDARD=17 \
-  -DCMAKE_CXX_EXTENSIONS=OFF \
-  -DBUILD_SHARED_LIBS=OFF \
   -DCUDAToolkit_ROOT="${cuda_root}" \
-  -DKokkos_ENABLE_SERIAL=ON \
   -DKokkos_ENABLE_CUDA=ON \
   -DKokkos_ENABLE_CUDA_LAMBDA=ON \
-  -DKokkos_ARCH_AMPERE80=ON \
-  -DKokkos_ENABLE_TESTS=OFF \
-  -DKokkos_ENABLE_EXAMPLES=OFF
-
-log "building with ${jobs} jobs"
-cmake --build "${build_dir}" --parallel "${jobs}"
-
-log "installing into ${prefix}"
-cmake --install "${build_dir}"
+  -DKokkos_ARCH_AMPERE80=ON
 
 # --- 7. Check and stamp --------------------------------------------------------------------
 install_files_present || die "install in ${prefix} is incomplete"

@@ -30,7 +30,7 @@
 set -euo pipefail
 
 readonly STAMP_NAME="share/kokkos-openmp-build.stamp"
-KB_TAG=build-kokkos-openmp
+KB_TAG="build-kokkos-openmp"
 KB_ENV=KOKKOS_OPENMP
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=cmake/kokkos-build-lib.sh
@@ -86,21 +86,7 @@ log "Kokkos ${version} from ${origin}"
 build_dir="${workdir}/build"
 rm -f "${prefix}/${STAMP_NAME}" # a forced rebuild is incomplete until the end
 log "configuring (Serial + OpenMP, static, Release)"
-cmake -S "${src_dir}" -B "${build_dir}" \
-  -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_INSTALL_PREFIX="${prefix}" \
-  -DCMAKE_CXX_STANDARD=17 \
-  -DCMAKE_CXX_EXTENSIONS=OFF \
-  -DBUILD_SHARED_LIBS=OFF \
-  -DKokkos_ENABLE_SERIAL=ON \
-  -DKokkos_ENABLE_OPENMP=ON \
-  -DKokkos_ENABLE_TESTS=OFF \
-  -DKokkos_ENABLE_EXAMPLES=OFF
-
-log "building with ${jobs} jobs"
-cmake --build "${build_dir}" --parallel "${jobs}"
-log "installing into ${prefix}"
-cmake --install "${build_dir}" >/dev/null
+kb_build_install "${src_dir}" "${build_dir}" "${prefix}" "${jobs}" -DKokkos_ENABLE_OPENMP=ON
 
 kb_install_files_present "${prefix}" || die "install in ${prefix} is incomplete"
 kb_write_stamp "${prefix}" "${STAMP_NAME}" \

@@ -196,6 +196,27 @@ kb_debian_kokkos_source() {
     die "expected Kokkos ${KB_DEBIAN_KOKKOS_VERSION} in ${KB_SOURCE_PACKAGE}, found '${found_version}'"
 }
 
+# kb_build_install SRC BUILD PREFIX JOBS [CMAKE_ARG ...]: configure a static Release Kokkos
+# with the Serial backend, C++17, no tests or examples, plus CMAKE_ARGs; build and install.
+kb_build_install() {
+  local src="$1" build="$2" prefix="$3" jobs="$4"
+  shift 4
+  cmake -S "${src}" -B "${build}" \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_INSTALL_PREFIX="${prefix}" \
+    -DCMAKE_CXX_STANDARD=17 \
+    -DCMAKE_CXX_EXTENSIONS=OFF \
+    -DBUILD_SHARED_LIBS=OFF \
+    -DKokkos_ENABLE_SERIAL=ON \
+    -DKokkos_ENABLE_TESTS=OFF \
+    -DKokkos_ENABLE_EXAMPLES=OFF \
+    "$@"
+  log "building with ${jobs} jobs"
+  cmake --build "${build}" --parallel "${jobs}"
+  log "installing into ${prefix}"
+  cmake --install "${build}" >/dev/null
+}
+
 # kb_write_stamp PREFIX STAMP LINE...: the stamp, last, with a build time line.
 kb_write_stamp() {
   local file="$1/$2"
