@@ -38,6 +38,7 @@ class Trainer {
   const NetworkShape& network() const { return net_; }
   const View1<real>& polarity() const { return polarity_; }
   const PhaseTimer& timer() const { return timer_; }
+  std::int64_t timed_steps() const { return timed_steps_; }  // the steps timer() timed (profile_every)
   std::int64_t steps_per_pass() const { return dualnet::steps_per_pass(cfg_); }
 
  private:
