@@ -24,7 +24,7 @@ constexpr int kTileMaxCols = 12;  // N of the widest tile (one node of hid <= 12
 // loop over a tile's rows or columns below runs to a constant bound (kTileRows, kTileMaxCols
 // or a template width W) and leaves out the entries past the runtime width with a condition;
 // DUALNET_UNROLL unrolls it on the device. Each output still gets the same additions in the
-// same order. cmake/check-cuda-spills.py fails the CUDA build's check on a stack frame or
+// same order. tests/gpu/check_spills.py fails the CUDA build's check on a stack frame or
 // spill in the kernels that run these tiles (docs/gpu.md).
 #if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
 #define DUALNET_UNROLL _Pragma("unroll")
