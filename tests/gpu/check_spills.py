@@ -90,6 +90,13 @@ def demangle(names):
     return dict(zip(names, out.stdout.splitlines()))
 
 
+def kernel_of(demangled):
+    """The function whose lambda (or functor) a Kokkos kernel runs, for messages."""
+    m = re.search(r"Parallel(?:For|Reduce|Scan)<(.*)", demangled)
+    name = re.sub(r"_INTERNAL_\w+::", "", m.group(1) if m else demangled).replace("(anonymous namespace)", "{anon}")
+    return name.split("(")[0] if "(" in name else name[:160]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("paths", nargs="*", default=["build-cuda"], help="build directory or .ptxas.log files")
@@ -141,7 +148,7 @@ def main():
                 if bad:
                     failures.append(f"{label} ({arch}, {k['log'].name}): {k['stack']} bytes stack frame "
                                     f"({k['cumulative']} cumulative), {k['st']} bytes spill stores, "
-                                    f"{k['ld']} bytes spill loads; kernel {names[k['name']][:200]}")
+                                    f"{k['ld']} bytes spill loads in {kernel_of(names[k['name']])}")
 
     head = ("kernel", "arch", "kernels", "registers", "stack frame", "spill stores", "spill loads", "")
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
@@ -154,7 +161,7 @@ def main():
     if args.all:
         for k in sorted(others, key=lambda k: (-k["stack"], k["arch"])):
             print(f"    {k['arch']} stack {k['stack']} spill {k['st']}/{k['ld']} regs {k['regs']}: "
-                  f"{names[k['name']][:160]}")
+                  f"{kernel_of(names[k['name']])}")
     if failures:
         print("check_spills: FAILED:", file=sys.stderr)
         for f in failures:
