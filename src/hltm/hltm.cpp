@@ -142,7 +142,9 @@ void sample_views(const TreeShape& tree, const View1<std::uint64_t>& keep, std::
             for (int s = 0; s < 4; ++s)
               if (4 * group + s < shared_nodes) d[s] = ds[s];
           }
-          for (int node = 4 * group; node < end; ++node) {
+          for (int s = 0; s < 4; ++s) {  // d[s], a constant index: d stays in registers on a GPU
+            const int node = 4 * group + s;
+            if (node >= end) break;
             const std::uint64_t bound = keep(node);
             if (node > 0 && ++sibling == tree.k) {
               sibling = 0;
@@ -150,7 +152,7 @@ void sample_views(const TreeShape& tree, const View1<std::uint64_t>& keep, std::
             }
             for (int l = 0; l < n; ++l) {
               const std::int64_t row = r0 + l;
-              const std::uint8_t below = get_lane(d[node & 3], l) < bound ? 1 : 0;
+              const std::uint8_t below = get_lane(d[s], l) < bound ? 1 : 0;
               // The root is 1 when below; a node keeps its parent's value when below.
               const std::uint8_t z = node == 0 ? below : latent(row, parent) ^ static_cast<std::uint8_t>(1 - below);
               if (node < tree.n_latent)

@@ -81,8 +81,8 @@ KOKKOS_INLINE_FUNCTION void column_sums_fixed(const real* b, std::int64_t b_step
   else if (read == 4)
     add_row_sums<4>(StridedB{b, b_step}, K, read, s);
   else
-    add_row_sums<0>(StridedB{b, b_step}, K, read, s);
-  for (int e = 0; e < cols; ++e) acc[e] += to_fixed(s[e], overflow, kGradFixed);
+    add_row_sums<kTileMaxCols>(StridedB{b, b_step}, K, read, s);
+  for_cols<kTileMaxCols>(0, cols, [&](int e) { acc[e] += to_fixed(s[e], overflow, kGradFixed); });
 }
 
 // Input tiles of one weight-gradient team: on the host all of a node's (up to 8), for the
@@ -314,16 +314,17 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
             const int i0 = tile_start(it, in, kTileRows);
             const real* xi[kTileRows];  // A(m, r) = input(r0 + r, i0 + m)
             for (int m = 0; m < kTileRows; ++m) xi[m] = x.x + i0 + (m < i_rows ? m : i_rows - 1);
-            Tile g;
             if (bias_row) {
+              Tile g;
               if (in == 2)
                 tile_product_ones_row<2>(xi, leaf_step, d, delta_step, K, ct.read, &g);
               else
                 tile_product_ones_row<3>(xi, leaf_step, d, delta_step, K, ct.read, &g);
+              add_fixed(g, ct.width, acc[it - it_first], &overflow, kGradFixed);  // the bias in row `in`
             } else {
-              g = tile_product<false, false>(xi, x.relu ? pre_step : leaf_step, d, delta_step, K, ct.read);
+              tile_product_add_fixed(xi, x.relu ? pre_step : leaf_step, d, delta_step, K, ct.read, ct.width,
+                                     acc[it - it_first], &overflow, kGradFixed);
             }
-            add_fixed(g, ct.width, acc[it - it_first], &overflow, kGradFixed);  // bias_row: the bias in row `in`
           }
           // The bias: the same sums with A = 1 (1 * y + s rounds as y + s does), one row only.
           if (it_first == 0 && bias && !bias_row)
@@ -333,14 +334,18 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
           for (int e = 0; e < kTileMaxCols; ++e) acc_bias[e] = acc[0][in][e];
         for (int it = it_first; it < it_end; ++it) {
           const int i0 = tile_start(it, in, kTileRows), i_skip = tile_overlap(it, in, kTileRows);
-          for (int m = i_skip; m < i_rows; ++m)
-            for (int e = ct.skip; e < ct.width; ++e)
-              Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(ct.start + e) * in + i0 + m),
-                                 acc[it - it_first][m][e]);
+          DUALNET_UNROLL
+          for (int m = 0; m < kTileRows; ++m)
+            if (m >= i_skip && m < i_rows)
+              for_cols<kTileMaxCols>(ct.skip, ct.width, [&](int e) {
+                Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(ct.start + e) * in + i0 + m),
+                                   acc[it - it_first][m][e]);
+              });
         }
         if (it_first == 0)
-          for (int e = ct.skip; e < ct.width; ++e)
+          for_cols<kTileMaxCols>(ct.skip, ct.width, [&](int e) {
             Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(hid) * in + ct.start + e), acc_bias[e]);
+          });
         if (overflow) Kokkos::atomic_add(&grad(overflow_slot), std::int64_t(1));
       });
 }

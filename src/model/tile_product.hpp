@@ -18,6 +18,20 @@ constexpr int kTileRows = 4;      // M
 constexpr int kTileCols = 8;      // N of the column tiling
 constexpr int kTileMaxCols = 12;  // N of the widest tile (one node of hid <= 12)
 
+// A tile and every array indexed like it stay in registers on a GPU only if each index is a
+// compile-time constant after unrolling: nvcc puts an array indexed with a runtime value
+// (a loop up to a runtime width) in local memory, the per-thread stack, off-chip. So every
+// loop over a tile's rows or columns below runs to a constant bound (kTileRows, kTileMaxCols
+// or a template width W) and leaves out the entries past the runtime width with a condition;
+// DUALNET_UNROLL unrolls it on the device. Each output still gets the same additions in the
+// same order. tests/gpu/check_spills.py fails the CUDA build's check on a stack frame or
+// spill in the kernels that run these tiles (docs/gpu.md).
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
+#define DUALNET_UNROLL _Pragma("unroll")
+#else
+#define DUALNET_UNROLL
+#endif
+
 struct Tile {
   double c[kTileRows][kTileMaxCols];
 };
@@ -98,17 +112,29 @@ struct ListedB {
   KOKKOS_FORCEINLINE_FUNCTION const real* operator()(int k) const { return b + at[k]; }
 };
 
-// s[e] += sum over k < K of B(k, e) = b_at(k)[e], for e < W (W = 0: the runtime n): one row
-// of a tile product with A = 1 (1 * y + s rounds as y + s does), in the same order of
-// additions (the bias gradient; the evaluation's z*h sums, where z is 0 or 1).
+// s[e] += sum over k < K of B(k, e) = b_at(k)[e], for e < n <= W (W: a constant bound, the
+// size of s; n == W on the fast paths): one row of a tile product with A = 1 (1 * y + s
+// rounds as y + s does), in the same order of additions (the bias gradient; the evaluation's
+// z*h sums, where z is 0 or 1).
 template <int W, class KB>
 KOKKOS_FORCEINLINE_FUNCTION void add_row_sums(const KB& b_at, int K, int n, real* s) {
-  const int cols = W > 0 ? W : n;
+  static_assert(W > 0, "W bounds the columns (a runtime bound would put s in local memory on a GPU)");
   for (int k = 0; k < K; ++k) {
     const real* KOKKOS_RESTRICT y = b_at(k);
     DUALNET_SIMD
-    for (int e = 0; e < cols; ++e) s[e] += y[e];
+    DUALNET_UNROLL
+    for (int e = 0; e < W; ++e)
+      if (e < n) s[e] += y[e];
   }
+}
+
+// f(e) for from <= e < to, to <= W: a loop over an array of W entries (a tile's row, a row of
+// sums) whose index is a constant on a GPU.
+template <int W, class F>
+KOKKOS_FORCEINLINE_FUNCTION void for_cols(int from, int to, const F& f) {
+  DUALNET_UNROLL
+  for (int e = 0; e < W; ++e)
+    if (e >= from && e < to) f(e);
 }
 
 #if defined(__GNUC__) && !defined(__CUDA_ARCH__) && !defined(DUALNET_PORTABLE_TILES)
@@ -242,20 +268,23 @@ inline bool add_fixed(const Tile& t, std::int64_t acc[kTileRows][kTileMaxCols], 
 }  // namespace tile_vec
 #endif
 
-// t += A * B over cols = W columns, with constant bounds (registers, not local memory, on
-// a GPU); W = 0: the runtime cols.
+// t += A * B over the first cols <= W columns, with constant bounds (registers, not local
+// memory, on a GPU); cols == W on the fast paths.
 template <bool ReluA, bool ReluB, int W, class KA, class KB>
 KOKKOS_FORCEINLINE_FUNCTION void tile_accumulate(Tile& t, const real* const a[kTileRows], const KA& a_at,
                                                  const KB& b_at, int K, int cols) {
-  const int n = W > 0 ? W : cols;
   for (int k = 0; k < K; ++k) {
     const real* KOKKOS_RESTRICT bk = b_at(k);
     const std::int64_t ka = a_at(k);
     double x[kTileRows];
+    DUALNET_UNROLL
     for (int m = 0; m < kTileRows; ++m) x[m] = ReluA ? kmath::relu(a[m][ka]) : a[m][ka];
     DUALNET_SIMD
-    for (int e = 0; e < n; ++e) {
+    DUALNET_UNROLL
+    for (int e = 0; e < W; ++e) {
+      if (e >= cols) continue;
       const double y = ReluB ? kmath::relu(bk[e]) : bk[e];
+      DUALNET_UNROLL
       for (int m = 0; m < kTileRows; ++m) t.c[m][e] += x[m] * y;
     }
   }
@@ -284,16 +313,19 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_at(const real* const a[kTileRows],
     return t;
   }
 #endif
-  for (int m = 0; m < kTileRows; ++m)
+  DUALNET_UNROLL
+  for (int m = 0; m < kTileRows; ++m) {
+    DUALNET_UNROLL
     for (int e = 0; e < kTileMaxCols; ++e) t.c[m][e] = 0.0;
+  }
   if (cols == 12)
-    tile_accumulate<ReluA, ReluB, 12>(t, a, a_at, b_at, K, cols);
+    tile_accumulate<ReluA, ReluB, 12>(t, a, a_at, b_at, K, 12);
   else if (cols == 8)
-    tile_accumulate<ReluA, ReluB, 8>(t, a, a_at, b_at, K, cols);
+    tile_accumulate<ReluA, ReluB, 8>(t, a, a_at, b_at, K, 8);
   else if (cols == 4)
-    tile_accumulate<ReluA, ReluB, 4>(t, a, a_at, b_at, K, cols);
-  else
-    tile_accumulate<ReluA, ReluB, 0>(t, a, a_at, b_at, K, cols);
+    tile_accumulate<ReluA, ReluB, 4>(t, a, a_at, b_at, K, 4);
+  else  // the other widths (hid < 4) leave out the columns e >= cols of the 12
+    tile_accumulate<ReluA, ReluB, kTileMaxCols>(t, a, a_at, b_at, K, cols);
   return t;
 }
 
@@ -326,25 +358,29 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product(const real* const a[kTileRows], st
 // Hands rows m < rows, columns e < cols of a tile to f(m, e, value). The widths 4, 8 and 12
 // loop over constant bounds, so the compiler keeps the tile in vector registers and stores
 // it with vector instructions (a runtime bound spilled it to the stack).
+// Other widths store the first `cols` of 12 columns (constant indices on a GPU, too).
 template <int W, class F>
-KOKKOS_FORCEINLINE_FUNCTION void tile_store_row(const Tile& t, int m, const F& f) {
+KOKKOS_FORCEINLINE_FUNCTION void tile_store_row(const Tile& t, int m, int cols, const F& f) {
   DUALNET_SIMD
-  for (int e = 0; e < W; ++e) f(m, e, t.c[m][e]);
+  DUALNET_UNROLL
+  for (int e = 0; e < W; ++e)
+    if (e < cols) f(m, e, t.c[m][e]);
 }
 template <class F>
 KOKKOS_INLINE_FUNCTION void tile_store(const Tile& t, int rows, int cols, const F& f) {
+  DUALNET_UNROLL
   for (int m = 0; m < kTileRows; ++m) {
     if (m >= rows) break;
     if (cols == 12)
-      tile_store_row<12>(t, m, f);
+      tile_store_row<12>(t, m, 12, f);
     else if (cols == 10)  // one node of hid 10 (the reference): a runtime bound stored element by element
-      tile_store_row<10>(t, m, f);
+      tile_store_row<10>(t, m, 10, f);
     else if (cols == 8)
-      tile_store_row<8>(t, m, f);
+      tile_store_row<8>(t, m, 8, f);
     else if (cols == 4)
-      tile_store_row<4>(t, m, f);
+      tile_store_row<4>(t, m, 4, f);
     else
-      for (int e = 0; e < cols; ++e) f(m, e, t.c[m][e]);
+      tile_store_row<kTileMaxCols>(t, m, cols, f);
   }
 }
 
@@ -366,8 +402,9 @@ KOKKOS_INLINE_FUNCTION void tile_copy_rows(const Tile& t, int rows, int cols, re
   if (cols == 8) return tile_vec::copy_rows<2>(t, rows, out, step);
   if (cols == 4) return tile_vec::copy_rows<1>(t, rows, out, step);
 #endif
-  for (int m = 0; m < rows; ++m)
-    for (int e = 0; e < cols; ++e) out[m * step + e] = t.c[m][e];
+  DUALNET_UNROLL
+  for (int m = 0; m < kTileRows; ++m)
+    if (m < rows) for_cols<kTileMaxCols>(0, cols, [&](int e) { out[m * step + e] = t.c[m][e]; });
 }
 
 // acc(m, e) += to_fixed(t.c[m][e], overflow, f) for the tile's first `cols` columns. The
@@ -382,13 +419,54 @@ KOKKOS_INLINE_FUNCTION void add_fixed(const Tile& tile, int cols, std::int64_t a
   if (tile_vec::add_fixed(tile, acc, f)) return;
 #endif
   Tile t = tile;
-  for (int m = 0; m < kTileRows; ++m)
-    for (int e = cols; e < kTileMaxCols; ++e) t.c[m][e] = 0.0;
+  DUALNET_UNROLL
+  for (int m = 0; m < kTileRows; ++m) for_cols<kTileMaxCols>(cols, kTileMaxCols, [&](int e) { t.c[m][e] = 0.0; });
 #ifdef DUALNET_TILE_VECTORS
   if (tile_vec::add_fixed(t, acc, f)) return;
 #endif
-  for (int m = 0; m < kTileRows; ++m)
+  DUALNET_UNROLL
+  for (int m = 0; m < kTileRows; ++m) {
+    DUALNET_UNROLL
     for (int e = 0; e < kTileMaxCols; ++e) acc[m][e] += to_fixed(t.c[m][e], overflow, f);
+  }
+}
+
+// acc(m, e) += to_fixed(C(m, e)) for e < cols of the product C = tile_product(a, a_step, b,
+// b_step, K, read): add_fixed of that tile, the same integers. The portable path (a GPU)
+// computes C in pieces of 4 columns, each over all of k, and adds each piece before the next:
+// a whole 4 x 12 tile of doubles beside the caller's 4 x 12 integer sums needs more than a
+// GPU thread's 255 registers (the weight gradient spilled). Every C(m, e) still sums the same
+// products in the same order; columns past cols add nothing, as in add_fixed.
+KOKKOS_INLINE_FUNCTION void tile_product_add_fixed(const real* const a[kTileRows], std::int64_t a_step, const real* b,
+                                                   std::int64_t b_step, int K, int read, int cols,
+                                                   std::int64_t acc[kTileRows][kTileMaxCols], bool* overflow,
+                                                   FixedPoint f) {
+#ifdef DUALNET_TILE_VECTORS
+  add_fixed(tile_product<false, false>(a, a_step, b, b_step, K, read), cols, acc, overflow, f);
+#else
+  constexpr int kPiece = 4;
+  DUALNET_UNROLL
+  for (int p = 0; p < kTileMaxCols / kPiece; ++p) {
+    const int first = kPiece * p;
+    if (first >= read) break;
+    Tile t;  // its first kPiece columns: C(m, first + e)
+    DUALNET_UNROLL
+    for (int m = 0; m < kTileRows; ++m) {
+      DUALNET_UNROLL
+      for (int e = 0; e < kPiece; ++e) t.c[m][e] = 0.0;
+    }
+    const StridedB piece{b + first, b_step};
+    if (read - first >= kPiece)
+      tile_accumulate<false, false, kPiece>(t, a, StridedK{a_step}, piece, K, kPiece);
+    else  // read < 4 (hid < 4)
+      tile_accumulate<false, false, kPiece>(t, a, StridedK{a_step}, piece, K, read - first);
+    DUALNET_UNROLL
+    for (int m = 0; m < kTileRows; ++m) {
+      DUALNET_UNROLL
+      for (int e = 0; e < kPiece; ++e) acc[m][first + e] += to_fixed(first + e < cols ? t.c[m][e] : 0.0, overflow, f);
+    }
+  }
+#endif
 }
 
 // acc[m * step + e] += to_fixed(t.c[m][e], overflow, f) for m < rows, from <= e < to: a
@@ -414,8 +492,10 @@ KOKKOS_INLINE_FUNCTION void add_fixed_rows(const Tile& t, int rows, int from, in
     }
   }
 #endif
-  for (int m = 0; m < rows; ++m)
-    for (int e = from; e < to; ++e) acc[m * step + e] += to_fixed(t.c[m][e], overflow, f);
+  DUALNET_UNROLL
+  for (int m = 0; m < kTileRows; ++m)
+    if (m < rows)
+      for_cols<kTileMaxCols>(from, to, [&](int e) { acc[m * step + e] += to_fixed(t.c[m][e], overflow, f); });
 }
 
 }  // namespace dualnet

@@ -170,14 +170,15 @@ void CorrelationStats::cross_sums(const SampleBatch& samples, const Activations&
             const real* h = &pre(r0, first + start);
             const ListedB anchors{h, &listed(0)};  // the rows of the anchors with z_mu = 1
             real s[kCrossCols] = {};
-            if (w == kCrossCols)
-              add_row_sums<kCrossCols>(anchors, count, w, s);
+            if (w == kCrossCols)  // a constant width: no test per column
+              add_row_sums<kCrossCols>(anchors, count, kCrossCols, s);
             else
-              add_row_sums<0>(anchors, count, w, s);
+              add_row_sums<kCrossCols>(anchors, count, w, s);
             bool overflow = false;
             const double c = count;
-            for (int e = skip; e < w; ++e)
+            for_cols<kCrossCols>(skip, w, [&](int e) {
               total(base + start + e) += to_fixed(s[e] - shift(first + start + e) * c, &overflow, kStatFixed);
+            });
             count_overflow(total, overflow);
           });
           team.team_barrier();
