@@ -7,11 +7,18 @@
 
 namespace dualnet {
 
+namespace {
+// Both kernels run one team per micro-batch.
+void require_whole_micro_batches(const char* kernel, std::int64_t items, std::int64_t micro_batch) {
+  if (micro_batch <= 0 || items % micro_batch != 0)
+    DUALNET_FAIL(std::string(kernel) + ": micro_batch " + std::to_string(micro_batch) + " does not divide " +
+                 std::to_string(items) + " items");
+}
+}  // namespace
+
 void pair_distances(const View2<real>& out, std::int64_t items, int views, std::int64_t micro_batch,
                     const View2<real>& dist, const View1<std::int64_t>& sums) {
-  if (micro_batch <= 0 || items % micro_batch != 0)
-    DUALNET_FAIL("pair_distances: micro_batch " + std::to_string(micro_batch) + " does not divide " +
-                 std::to_string(items) + " items");
+  require_whole_micro_batches("pair_distances", items, micro_batch);
   const int dim = static_cast<int>(out.extent(1)), pairs = views - 1;
   const bool with_sums = sums.extent(0) > 0;
   Kokkos::parallel_for(
@@ -46,9 +53,7 @@ void loss_gradient(const LossParams& p, const View2<real>& out, const View2<real
                    std::int64_t micro_batch, const View1<std::int64_t>& batch, const View2<real>& coef,
                    const View1<real>& item_loss, const View2<real>& grad_out, const View1<std::int64_t>& sums_out,
                    std::int64_t loss_slot) {
-  if (micro_batch <= 0 || items % micro_batch != 0)
-    DUALNET_FAIL("loss_gradient: micro_batch " + std::to_string(micro_batch) + " does not divide " +
-                 std::to_string(items) + " items");
+  require_whole_micro_batches("loss_gradient", items, micro_batch);
   const int negs = p.negatives, views = negs + 2, dim = static_cast<int>(out.extent(1));
   const double inv_b = 1.0 / static_cast<double>(p.global_batch);
   Kokkos::parallel_for(
