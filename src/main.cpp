@@ -16,6 +16,7 @@
 #include "commands/commands.hpp"
 #include "io/hdf5.hpp"
 #include "util/error.hpp"
+#include "util/kokkos_compat.hpp"
 
 namespace {
 
@@ -98,7 +99,13 @@ int main(int argc, char* argv[]) {
       if (opts.print_configuration && world.root()) Kokkos::print_configuration(std::cout);
       std::cout.flush();
       dualnet::h5::quiet_errors();
-      rc = dualnet::run_cli(static_cast<int>(cli_argv.size()), cli_argv.data(), world);
+      try {  // DUALNET_HOST_TEAM_SIZE against the backend's threads (util/kokkos_compat.hpp)
+        dualnet::on_all_ranks(world, [] { dualnet::host_team_size(); });
+      } catch (const dualnet::Error& e) {
+        if (world.root()) std::fprintf(stderr, "dualnet: error: %s\n", e.what());
+        rc = 2;
+      }
+      if (rc == 0) rc = dualnet::run_cli(static_cast<int>(cli_argv.size()), cli_argv.data(), world);
       Kokkos::finalize();
     }
   }

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "util/error.hpp"
+#include "util/kokkos_compat.hpp"
 #include "util/text.hpp"
 
 #ifdef KOKKOS_ENABLE_CUDA
@@ -118,7 +119,36 @@ int env_bool(const Env& env, const char* name, int cmd, const std::string& cmd_a
   return v;
 }
 
+constexpr const char* kHostTeamSize = "DUALNET_HOST_TEAM_SIZE";
+constexpr int kMaxHostTeamSize = 1024;
+
+// DUALNET_HOST_TEAM_SIZE (util/kokkos_compat.hpp): 0 when unset.
+int read_host_team_size(const char* s) {
+  int v = 0;
+  if (s && !read_int(s, 1, kMaxHostTeamSize, v))
+    refuse(variable(kHostTeamSize, s) + ": the threads per team on a host backend must be " +
+           range(1, kMaxHostTeamSize));
+  return v;
+}
+
 }  // namespace
+
+int host_team_size() {
+  // Read once, after Kokkos::initialize: a team cannot have more threads than the backend.
+  // main() calls it first, so that a bad value stops every rank before anything runs.
+  static const int size = [] {
+    if (!Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible) return 0;  // a GPU: AUTO
+    const char* text = std::getenv(kHostTeamSize);
+    const int want = read_host_team_size(text);
+    const int threads = ExecSpace().concurrency();
+    if (want > threads)
+      refuse(variable(kHostTeamSize, text) + " asks for teams of " + std::to_string(want) + " threads, but the " +
+             execution_space_name() + " backend has " + std::to_string(threads) +
+             " (OpenMP: set OMP_NUM_THREADS; Serial: one)");
+    return want;
+  }();
+  return size;
+}
 
 bool is_kokkos_argument(const std::string& arg) {
   if (arg.rfind("--kokkos-", 0) == 0) return true;
@@ -208,6 +238,7 @@ KokkosOptions parse_kokkos_options(const std::vector<std::string>& args, const G
   if (o.tools_libs) check_tools_libs(*o.tools_libs, option(libs_arg));
 
   const Env env{getenv};
+  read_host_team_size(env.get(kHostTeamSize));
   env_int(env, "KOKKOS_NUM_THREADS", 1, kMaxThreads, o.num_threads, threads_arg);
   if (env_int(env, "KOKKOS_NUMA", 1, kMaxNuma, o.numa, numa_arg) >= 0 && kNewSpelling)
     o.env_changes.push_back({"KOKKOS_NUMA", std::nullopt});  // deprecated: a warning from every rank

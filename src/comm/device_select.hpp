@@ -16,7 +16,9 @@
 // KOKKOS_NUM_DEVICES, KOKKOS_RAND_DEVICES, KOKKOS_SKIP_DEVICE, KOKKOS_MAP_DEVICE_ID_BY,
 // KOKKOS_VISIBLE_DEVICES, KOKKOS_DISABLE_WARNINGS, KOKKOS_TUNE_INTERNALS,
 // KOKKOS_PRINT_CONFIGURATION, KOKKOS_PROFILE_LIBRARY, KOKKOS_TOOLS_LIBS), including the
-// combinations Kokkos aborts on (a command-line value that differs from the environment's).
+// combinations Kokkos aborts on (a command-line value that differs from the environment's),
+// and dualnet's DUALNET_HOST_TEAM_SIZE (threads per team on host backends, host_team_size()
+// in util/kokkos_compat.hpp, defined here).
 //
 // One GPU per rank: on a CUDA build dualnet picks the device itself and hands Kokkos a
 // --kokkos-device-id: the one given, or <local rank % N> skipping SKIP for --kokkos-num-devices,

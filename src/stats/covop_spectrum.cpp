@@ -15,14 +15,19 @@ constexpr double kTol = 1e-15;
 // and the arithmetic on each entry does not depend on the team size: the result is the same
 // on any backend.
 
-// Sum of f(x) * f(x) over the entries x of w(m) that `which(row, column)` selects.
+// Sum of the squares of the entries of w(m) that `which(row, column)` selects, added in one
+// fixed order (row by row) by one thread and handed to all: a reduction over the team's
+// threads would add in an order that depends on the team size, and then the stopping test
+// of the sweeps, which uses these sums, could differ between backends.
 template <class Which>
 KOKKOS_INLINE_FUNCTION double squares(const Team& team, const View3<real>& w, int m, int n, const Which& which) {
   double total = 0.0;
-  Kokkos::parallel_reduce(
-      Kokkos::TeamThreadRange(team, n * n),
-      [&](const int e, double& s) {
-    if (which(e / n, e % n)) s += w(m, e / n, e % n) * w(m, e / n, e % n);
+  Kokkos::single(
+      Kokkos::PerTeam(team),
+      [&](double& s) {
+    s = 0.0;
+    for (int e = 0; e < n * n; ++e)
+      if (which(e / n, e % n)) s += w(m, e / n, e % n) * w(m, e / n, e % n);
       },
       total);
   return total;

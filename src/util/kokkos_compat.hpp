@@ -25,10 +25,18 @@ using View3 = Kokkos::View<T***, Kokkos::LayoutRight, MemSpace>;
 inline Kokkos::RangePolicy<ExecSpace> range(std::int64_t n) { return Kokkos::RangePolicy<ExecSpace>(0, n); }
 
 // `league` teams; threads of a team share one sample (a row) or one block of outputs.
-// On host backends a team is one thread and its TeamThreadRange loops are plain loops.
+// Kokkos::AUTO picks the team size: on a GPU a warp or more; on host backends one thread
+// (Serial always; OpenMP too, one per core), so TeamThreadRange loops are plain loops.
+// DUALNET_HOST_TEAM_SIZE=N (environment) asks host backends for teams of N threads (at most
+// the backend's threads), so that a threaded CPU build runs the team code - barriers,
+// Kokkos::single, shared scratch - as a GPU does (CI's OpenMP job; docs/gpu.md). GPUs ignore it.
 using TeamPolicy = Kokkos::TeamPolicy<ExecSpace>;
 using Team = TeamPolicy::member_type;
-inline TeamPolicy teams(std::int64_t league) { return TeamPolicy(static_cast<int>(league), Kokkos::AUTO); }
+int host_team_size();  // 0: Kokkos::AUTO (comm/device_select.cpp reads and checks the variable)
+inline TeamPolicy teams(std::int64_t league) {
+  const int size = host_team_size();
+  return size > 0 ? TeamPolicy(static_cast<int>(league), size) : TeamPolicy(static_cast<int>(league), Kokkos::AUTO);
+}
 
 // DUALNET_SIMD asks the host compiler to vectorise a loop of independent iterations (the
 // register tiles of the kernels). Needs -fopenmp-simd; empty on the device.

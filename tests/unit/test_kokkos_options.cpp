@@ -4,12 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <Kokkos_Core.hpp>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "comm/device_select.hpp"
 #include "util/error.hpp"
+#include "util/kokkos_compat.hpp"
 
 namespace dualnet {
 namespace {
@@ -108,6 +111,11 @@ const std::vector<Bad> kBad = {
     {{"--kokkos-tune-internals=false"}, {{"KOKKOS_TUNE_INTERNALS", "1"}}, "conflicts with"},
     {{"--kokkos-map-device-id-by=random"}, {{"KOKKOS_MAP_DEVICE_ID_BY", "mpi_rank"}}, "conflicts with"},
     {{"--kokkos-tools-libs=libm.so.6"}, {{"KOKKOS_PROFILE_LIBRARY", "libc.so.6"}}, "conflicts with"},
+    // dualnet's own: threads per team on host backends
+    {{}, {{"DUALNET_HOST_TEAM_SIZE", "0"}}, "DUALNET_HOST_TEAM_SIZE"},
+    {{}, {{"DUALNET_HOST_TEAM_SIZE", "two"}}, "DUALNET_HOST_TEAM_SIZE"},
+    {{}, {{"DUALNET_HOST_TEAM_SIZE", ""}}, "DUALNET_HOST_TEAM_SIZE"},
+    {{}, {{"DUALNET_HOST_TEAM_SIZE", "2048"}}, "DUALNET_HOST_TEAM_SIZE"},
 };
 
 TEST(KokkosOptions, BadOptionsAndEnvironmentAreOneLineNamingThem) {
@@ -199,6 +207,26 @@ TEST(KokkosOptions, OneDevicePerRank) {
   EXPECT_THROW(choose_device(parse({"--kokkos-device-id=4"}), 0, 4), UsageError);
   EXPECT_THROW(choose_device(parse({"--kokkos-num-devices=5"}), 0, 4), UsageError);
   EXPECT_THROW(choose_device(parse({"--kokkos-num-devices=4,0"}), 3, 4), UsageError);  // 3+1 is not there
+}
+
+// teams() (util/kokkos_compat.hpp): Kokkos::AUTO, or on a host backend the DUALNET_HOST_TEAM_SIZE
+// threads per team; every member of every team runs. CI's OpenMP job sets 2 threads and teams
+// of 2, so that the team kernels' barriers and shared scratch run as on a GPU.
+TEST(KokkosOptions, TeamsHaveTheRequestedThreads) {
+  const int league = 5, size = teams(league).team_size();
+  std::printf("%s backend, %d threads, teams of %d (DUALNET_HOST_TEAM_SIZE=%s)\n", execution_space_name(),
+              ExecSpace().concurrency(), size,
+              std::getenv("DUALNET_HOST_TEAM_SIZE") ? std::getenv("DUALNET_HOST_TEAM_SIZE") : "unset");
+  ASSERT_GE(size, 1);
+  if (Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible && host_team_size() > 0) {
+    EXPECT_EQ(size, host_team_size());
+  }
+  View1<int> seen("seen", league * size);
+  Kokkos::parallel_for(
+      "test::team_members", teams(league), KOKKOS_LAMBDA(const Team& team) {
+        Kokkos::atomic_add(&seen(team.league_rank() * team.team_size() + team.team_rank()), 1);
+      });
+  for (double v : host_vector(seen)) EXPECT_EQ(v, 1.0);
 }
 
 }  // namespace
