@@ -53,8 +53,9 @@ struct MomentTiles {
 // Sums of the moments per block of kEvalBlock anchors: one team per block, one thread per
 // tile of entries, the block's anchors in order inside (each entry's sum adds the same values
 // in the same order as one pass over the rows would), then each block's sums are rounded to
-// fixed point and added as integers. Host backends vectorise over a tile's entries; a GPU
-// warp's threads read adjacent entries of a row.
+// fixed point and added as integers. A tile's loops run to the constant kMomentCols
+// (for_cols), so its sums stay in registers on a GPU, whose warp threads read adjacent
+// entries of a row.
 void CorrelationStats::moment_sums(const SampleBatch& samples, const Activations& act, std::int64_t rows,
                                    const View1<std::int64_t>& total) const {
   const TreeShape t = t_;
@@ -82,40 +83,33 @@ void CorrelationStats::moment_sums(const SampleBatch& samples, const Activations
           } else if (tile <= mt.z) {
             const int first = (tile - 1) * kMomentCols, w = L - first < kMomentCols ? L - first : kMomentCols;
             double s[kMomentCols] = {};
-            for (std::int64_t r = r0; r < r1; ++r) {
-              DUALNET_SIMD
-              for (int c = 0; c < w; ++c) s[c] += z(r, first + c);
-            }
-            for (int c = 0; c < w; ++c) add(o_z + first + c, s[c]);
+            for (std::int64_t r = r0; r < r1; ++r) for_cols<kMomentCols>(0, w, [&](int c) { s[c] += z(r, first + c); });
+            for_cols<kMomentCols>(0, w, [&](int c) { add(o_z + first + c, s[c]); });
           } else if (tile <= mt.z + mt.neuron) {
             const int first = (tile - 1 - mt.z) * kMomentCols, w = N - first < kMomentCols ? N - first : kMomentCols;
             double sh[kMomentCols] = {}, sh2[kMomentCols] = {}, sa[kMomentCols] = {};
-            for (std::int64_t r = r0; r < r1; ++r) {
-              DUALNET_SIMD
-              for (int c = 0; c < w; ++c) {
+            for (std::int64_t r = r0; r < r1; ++r)
+              for_cols<kMomentCols>(0, w, [&](int c) {
                 const double p = pre(r, first + c), h = p - shift(first + c);
                 sh[c] += h;
                 sh2[c] += h * h;
                 sa[c] += p > 0.0 ? 1.0 : 0.0;
-              }
-            }
-            for (int c = 0; c < w; ++c) {
+              });
+            for_cols<kMomentCols>(0, w, [&](int c) {
               add(o_h + first + c, sh[c]);
               add(o_h2 + first + c, sh2[c]);
               add(o_a + first + c, sa[c]);
-            }
+            });
           } else {  // the root's neurons come first
             const int first = (tile - 1 - mt.z - mt.neuron) * kMomentCols;
             const int w = hh - first < kMomentCols ? hh - first : kMomentCols;
             double s[kMomentCols] = {};
-            for (std::int64_t r = r0; r < r1; ++r) {
-              DUALNET_SIMD
-              for (int c = 0; c < w; ++c) {
+            for (std::int64_t r = r0; r < r1; ++r)
+              for_cols<kMomentCols>(0, w, [&](int c) {
                 const double hi = pre(r, (first + c) / hid), hj = pre(r, (first + c) % hid);
                 s[c] += (hi > 0.0 ? hi : 0.0) * (hj > 0.0 ? hj : 0.0);
-              }
-            }
-            for (int c = 0; c < w; ++c) add(o_g + first + c, s[c]);
+              });
+            for_cols<kMomentCols>(0, w, [&](int c) { add(o_g + first + c, s[c]); });
           }
           count_overflow(total, overflow);
         });

@@ -27,8 +27,8 @@ import sys
 
 # The hot kernels: (name in the table, the dualnet function whose KOKKOS_LAMBDA is the kernel).
 # A kernel is matched by "<function>(" in its demangled name, so every kernel launched from
-# that function is checked (there may be several, e.g. after fusing). Keep this list to
-# kernels whose enclosing function is stable; the small loss and update kernels are not here.
+# that function is checked (there may be several, e.g. after fusing). With the three loss and
+# update kernels, these are every kernel of the training step and of an evaluation chunk.
 HOT_KERNELS = [
     ("forward", "dualnet::forward"),
     ("backward", "dualnet::backward"),
@@ -38,6 +38,9 @@ HOT_KERNELS = [
     ("conn_sums", "dualnet::CovopStats::conn_sums"),
     ("cross_sums", "dualnet::CorrelationStats::cross_sums"),
     ("moment_sums", "dualnet::CorrelationStats::moment_sums"),
+    ("pair_distances", "dualnet::pair_distances"),
+    ("loss_gradient", "dualnet::loss_gradient"),
+    ("update", "dualnet::update_step"),
 ]
 
 # Local memory a hot kernel may use, in bytes per thread (stack frame and cumulative stack;
