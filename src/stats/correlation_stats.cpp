@@ -75,11 +75,15 @@ void CorrelationStats::moment_sums(const SampleBatch& samples, const Activations
           const auto add = [&](std::int64_t e, double s) {
             Kokkos::atomic_add(&total(e), to_fixed(s, &overflow, kStatFixed));
           };
-          if (tile == 0) {  // anchors with root 0 and root 1
-            double s[2] = {0.0, 0.0};
-            for (std::int64_t r = r0; r < r1; ++r) s[z(r, 0) ? 1 : 0] += 1.0;
-            add(0, s[0]);
-            add(1, s[1]);
+          if (tile == 0) {              // anchors with root 0 and root 1
+            double s0 = 0.0, s1 = 0.0;  // not an array indexed by z: it would leave registers
+            for (std::int64_t r = r0; r < r1; ++r) {
+              const double one = z(r, 0) ? 1.0 : 0.0;  // counts, exact either way
+              s0 += 1.0 - one;
+              s1 += one;
+            }
+            add(0, s0);
+            add(1, s1);
           } else if (tile <= mt.z) {
             const int first = (tile - 1) * kMomentCols, w = L - first < kMomentCols ? L - first : kMomentCols;
             double s[kMomentCols] = {};
