@@ -334,13 +334,12 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
           for (int e = 0; e < kTileMaxCols; ++e) acc_bias[e] = acc[0][in][e];
         for (int it = it_first; it < it_end; ++it) {
           const int i0 = tile_start(it, in, kTileRows), i_skip = tile_overlap(it, in, kTileRows);
-          DUALNET_UNROLL
-          for (int m = 0; m < kTileRows; ++m)
-            if (m >= i_skip && m < i_rows)
-              for_cols<kTileMaxCols>(ct.skip, ct.width, [&](int e) {
-                Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(ct.start + e) * in + i0 + m),
-                                   acc[it - it_first][m][e]);
-              });
+          for_cols<kTileRows>(i_skip, i_rows, [&](int m) {
+            for_cols<kTileMaxCols>(ct.skip, ct.width, [&](int e) {
+              Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(ct.start + e) * in + i0 + m),
+                                 acc[it - it_first][m][e]);
+            });
+          });
         }
         if (it_first == 0)
           for_cols<kTileMaxCols>(ct.skip, ct.width, [&](int e) {

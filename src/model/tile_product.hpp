@@ -18,14 +18,25 @@ constexpr int kTileRows = 4;      // M
 constexpr int kTileCols = 8;      // N of the column tiling
 constexpr int kTileMaxCols = 12;  // N of the widest tile (one node of hid <= 12)
 
-// A tile and every array indexed like it stay in registers on a GPU only if each index is a
-// compile-time constant after unrolling: nvcc puts an array indexed with a runtime value
-// (a loop up to a runtime width) in local memory, the per-thread stack, off-chip. So every
-// loop over a tile's rows or columns below runs to a constant bound (kTileRows, kTileMaxCols
-// or a template width W) and leaves out the entries past the runtime width with a condition;
-// DUALNET_UNROLL unrolls it on the device. Each output still gets the same additions in the
-// same order. tests/gpu/check_spills.py fails the CUDA build's check on a stack frame or
-// spill in the kernels that run these tiles (docs/gpu.md).
+#if defined(__GNUC__) && !defined(__CUDA_ARCH__) && !defined(DUALNET_PORTABLE_TILES)
+// Host builds: the fast paths hold the tile in explicit 4-wide vectors (GCC/Clang vector
+// extensions; AVX2 registers on x86, pairs of NEON registers on Arm), namespace tile_vec
+// below. Written as arrays, GCC kept part of the tile on the stack. DUALNET_PORTABLE_TILES (a
+// CMake option) turns them off, so that a CPU build tests the portable code that a GPU runs.
+#define DUALNET_TILE_VECTORS 1
+#endif
+
+// The portable code (a GPU) keeps a tile, and every array indexed like it, in registers only
+// if each index is a compile-time constant after unrolling: nvcc puts an array indexed with a
+// runtime value (a loop up to a runtime width) in local memory, the per-thread stack,
+// off-chip. So there every loop over a tile's rows or columns runs to a constant bound
+// (kTileRows, kTileMaxCols or a template width W) and leaves out the entries past the runtime
+// width with a condition, unrolled by DUALNET_UNROLL (for_cols, add_row_sums,
+// tile_accumulate). The host's vector builds keep the runtime bounds in those loops: the
+// constant-bound form made GCC's code for the kernels around them slower (up to 14% more
+// instructions). Either way each output gets the same additions in the same order.
+// tests/gpu/check_spills.py fails the CUDA build's check on a stack frame or spill in the
+// kernels that run these tiles (docs/gpu.md).
 #if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
 #define DUALNET_UNROLL _Pragma("unroll")
 #else
@@ -112,37 +123,50 @@ struct ListedB {
   KOKKOS_FORCEINLINE_FUNCTION const real* operator()(int k) const { return b + at[k]; }
 };
 
+// f(i) for from <= i < to, to <= W: a loop over the rows or columns of a tile (or another
+// array of W entries, a row of sums) whose index is a constant on a GPU.
+template <int W, class F>
+KOKKOS_FORCEINLINE_FUNCTION void for_cols(int from, int to, const F& f) {
+#ifdef DUALNET_TILE_VECTORS
+  for (int i = from; i < to; ++i) f(i);
+#else
+  DUALNET_UNROLL
+  for (int i = 0; i < W; ++i)
+    if (i >= from && i < to) f(i);
+#endif
+}
+
 // s[e] += sum over k < K of B(k, e) = b_at(k)[e], for e < n <= W (W: a constant bound, the
-// size of s; n == W on the fast paths): one row of a tile product with A = 1 (1 * y + s
-// rounds as y + s does), in the same order of additions (the bias gradient; the evaluation's
-// z*h sums, where z is 0 or 1).
+// size of s; n == W on the fast paths, a constant there too): one row of a tile product with
+// A = 1 (1 * y + s rounds as y + s does), in the same order of additions (the bias gradient;
+// the evaluation's z*h sums, where z is 0 or 1).
 template <int W, class KB>
 KOKKOS_FORCEINLINE_FUNCTION void add_row_sums(const KB& b_at, int K, int n, real* s) {
   static_assert(W > 0, "W bounds the columns (a runtime bound would put s in local memory on a GPU)");
+#ifdef DUALNET_TILE_VECTORS
+  if (n != W) {  // the host: a runtime bound for the other widths
+    for (int k = 0; k < K; ++k) {
+      const real* KOKKOS_RESTRICT y = b_at(k);
+      DUALNET_SIMD
+      for (int e = 0; e < n; ++e) s[e] += y[e];
+    }
+    return;
+  }
+#endif
   for (int k = 0; k < K; ++k) {
     const real* KOKKOS_RESTRICT y = b_at(k);
     DUALNET_SIMD
     DUALNET_UNROLL
     for (int e = 0; e < W; ++e)
+#ifdef DUALNET_TILE_VECTORS
+      s[e] += y[e];  // n == W
+#else
       if (e < n) s[e] += y[e];
+#endif
   }
 }
 
-// f(e) for from <= e < to, to <= W: a loop over an array of W entries (a tile's row, a row of
-// sums) whose index is a constant on a GPU.
-template <int W, class F>
-KOKKOS_FORCEINLINE_FUNCTION void for_cols(int from, int to, const F& f) {
-  DUALNET_UNROLL
-  for (int e = 0; e < W; ++e)
-    if (e >= from && e < to) f(e);
-}
-
-#if defined(__GNUC__) && !defined(__CUDA_ARCH__) && !defined(DUALNET_PORTABLE_TILES)
-// Host builds: the fast paths hold the tile in explicit 4-wide vectors (GCC/Clang vector
-// extensions; AVX2 registers on x86, pairs of NEON registers on Arm). Written as arrays,
-// GCC kept part of the tile on the stack. DUALNET_PORTABLE_TILES (a CMake option) turns them
-// off, so that a CPU build tests the portable code that a GPU runs.
-#define DUALNET_TILE_VECTORS 1
+#ifdef DUALNET_TILE_VECTORS
 namespace tile_vec {
 typedef double v4 __attribute__((vector_size(32)));
 inline v4 load(const real* p) {
@@ -269,10 +293,12 @@ inline bool add_fixed(const Tile& t, std::int64_t acc[kTileRows][kTileMaxCols], 
 #endif
 
 // t += A * B over the first cols <= W columns, with constant bounds (registers, not local
-// memory, on a GPU); cols == W on the fast paths.
+// memory, on a GPU); cols == W on the fast paths. W = 0 (the host's vector builds only): the
+// runtime bound cols.
 template <bool ReluA, bool ReluB, int W, class KA, class KB>
 KOKKOS_FORCEINLINE_FUNCTION void tile_accumulate(Tile& t, const real* const a[kTileRows], const KA& a_at,
                                                  const KB& b_at, int K, int cols) {
+  const int n = W > 0 ? W : cols;
   for (int k = 0; k < K; ++k) {
     const real* KOKKOS_RESTRICT bk = b_at(k);
     const std::int64_t ka = a_at(k);
@@ -281,8 +307,8 @@ KOKKOS_FORCEINLINE_FUNCTION void tile_accumulate(Tile& t, const real* const a[kT
     for (int m = 0; m < kTileRows; ++m) x[m] = ReluA ? kmath::relu(a[m][ka]) : a[m][ka];
     DUALNET_SIMD
     DUALNET_UNROLL
-    for (int e = 0; e < W; ++e) {
-      if (e >= cols) continue;
+    for (int e = 0; e < n; ++e) {
+      if (W > 0 && e >= cols) continue;
       const double y = ReluB ? kmath::relu(bk[e]) : bk[e];
       DUALNET_UNROLL
       for (int m = 0; m < kTileRows; ++m) t.c[m][e] += x[m] * y;
@@ -324,8 +350,12 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_at(const real* const a[kTileRows],
     tile_accumulate<ReluA, ReluB, 8>(t, a, a_at, b_at, K, 8);
   else if (cols == 4)
     tile_accumulate<ReluA, ReluB, 4>(t, a, a_at, b_at, K, 4);
-  else  // the other widths (hid < 4) leave out the columns e >= cols of the 12
+  else  // the other widths (hid < 4): the first cols of 12 columns (the host: a runtime bound)
+#ifdef DUALNET_TILE_VECTORS
+    tile_accumulate<ReluA, ReluB, 0>(t, a, a_at, b_at, K, cols);
+#else
     tile_accumulate<ReluA, ReluB, kTileMaxCols>(t, a, a_at, b_at, K, cols);
+#endif
   return t;
 }
 
@@ -358,13 +388,11 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product(const real* const a[kTileRows], st
 // Hands rows m < rows, columns e < cols of a tile to f(m, e, value). The widths 4, 8 and 12
 // loop over constant bounds, so the compiler keeps the tile in vector registers and stores
 // it with vector instructions (a runtime bound spilled it to the stack).
-// Other widths store the first `cols` of 12 columns (constant indices on a GPU, too).
 template <int W, class F>
-KOKKOS_FORCEINLINE_FUNCTION void tile_store_row(const Tile& t, int m, int cols, const F& f) {
+KOKKOS_FORCEINLINE_FUNCTION void tile_store_row(const Tile& t, int m, const F& f) {
   DUALNET_SIMD
   DUALNET_UNROLL
-  for (int e = 0; e < W; ++e)
-    if (e < cols) f(m, e, t.c[m][e]);
+  for (int e = 0; e < W; ++e) f(m, e, t.c[m][e]);
 }
 template <class F>
 KOKKOS_INLINE_FUNCTION void tile_store(const Tile& t, int rows, int cols, const F& f) {
@@ -372,15 +400,15 @@ KOKKOS_INLINE_FUNCTION void tile_store(const Tile& t, int rows, int cols, const 
   for (int m = 0; m < kTileRows; ++m) {
     if (m >= rows) break;
     if (cols == 12)
-      tile_store_row<12>(t, m, 12, f);
+      tile_store_row<12>(t, m, f);
     else if (cols == 10)  // one node of hid 10 (the reference): a runtime bound stored element by element
-      tile_store_row<10>(t, m, 10, f);
+      tile_store_row<10>(t, m, f);
     else if (cols == 8)
-      tile_store_row<8>(t, m, 8, f);
+      tile_store_row<8>(t, m, f);
     else if (cols == 4)
-      tile_store_row<4>(t, m, 4, f);
+      tile_store_row<4>(t, m, f);
     else
-      tile_store_row<kTileMaxCols>(t, m, cols, f);
+      for_cols<kTileMaxCols>(0, cols, [&](int e) { f(m, e, t.c[m][e]); });
   }
 }
 
@@ -402,9 +430,8 @@ KOKKOS_INLINE_FUNCTION void tile_copy_rows(const Tile& t, int rows, int cols, re
   if (cols == 8) return tile_vec::copy_rows<2>(t, rows, out, step);
   if (cols == 4) return tile_vec::copy_rows<1>(t, rows, out, step);
 #endif
-  DUALNET_UNROLL
-  for (int m = 0; m < kTileRows; ++m)
-    if (m < rows) for_cols<kTileMaxCols>(0, cols, [&](int e) { out[m * step + e] = t.c[m][e]; });
+  for_cols<kTileRows>(0, rows,
+                      [&](int m) { for_cols<kTileMaxCols>(0, cols, [&](int e) { out[m * step + e] = t.c[m][e]; }); });
 }
 
 // acc(m, e) += to_fixed(t.c[m][e], overflow, f) for the tile's first `cols` columns. The
@@ -492,10 +519,9 @@ KOKKOS_INLINE_FUNCTION void add_fixed_rows(const Tile& t, int rows, int from, in
     }
   }
 #endif
-  DUALNET_UNROLL
-  for (int m = 0; m < kTileRows; ++m)
-    if (m < rows)
-      for_cols<kTileMaxCols>(from, to, [&](int e) { acc[m * step + e] += to_fixed(t.c[m][e], overflow, f); });
+  for_cols<kTileRows>(0, rows, [&](int m) {
+    for_cols<kTileMaxCols>(from, to, [&](int e) { acc[m * step + e] += to_fixed(t.c[m][e], overflow, f); });
+  });
 }
 
 }  // namespace dualnet
