@@ -27,9 +27,10 @@ inline Kokkos::RangePolicy<ExecSpace> range(std::int64_t n) { return Kokkos::Ran
 // `league` teams; threads of a team share one sample (a row) or one block of outputs.
 // Kokkos::AUTO picks the team size: on a GPU a warp or more; on host backends one thread
 // (Serial always; OpenMP too, one per core), so TeamThreadRange loops are plain loops.
-// DUALNET_HOST_TEAM_SIZE=N (environment) asks host backends for teams of N threads (at most
-// the backend's threads), so that a threaded CPU build runs the team code - barriers,
-// Kokkos::single, shared scratch - as a GPU does (CI's OpenMP job; docs/gpu.md). GPUs ignore it.
+// DUALNET_HOST_TEAM_SIZE=N (environment) asks host backends for teams of N threads (more than
+// the backend has is a usage error), so that a threaded CPU build runs the team code -
+// barriers, Kokkos::single, shared scratch - as a GPU does (CI's OpenMP job; docs/gpu.md).
+// GPUs ignore it.
 using TeamPolicy = Kokkos::TeamPolicy<ExecSpace>;
 using Team = TeamPolicy::member_type;
 int host_team_size();  // 0: Kokkos::AUTO (comm/device_select.cpp reads and checks the variable)

@@ -6,8 +6,8 @@
 # Usage: tests/backends/hybrid_bench.sh SERIAL_DUALNET OPENMP_DUALNET [REPEATS [BENCH KEYS ...]]
 #   REPEATS   rounds over all configurations (default 5); best training and evaluation rate
 #   BENCH KEYS  default: steps=1000 anchors=65536
-# Environment: DUALNET_MPIEXEC, mpiexec with its flags (default: mpiexec, plus
-# --allow-run-as-root --oversubscribe as root).
+# Environment: DUALNET_MPIEXEC, mpiexec with its flags (default: mpiexec --allow-run-as-root
+# --oversubscribe).
 set -euo pipefail
 
 [[ $# -ge 2 ]] || { sed -n '6,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -15,13 +15,7 @@ serial=$1 openmp=$2 repeats=${3:-5}
 shift $(($# < 3 ? $# : 3))
 keys=("$@")
 ((${#keys[@]} > 0)) || keys=(steps=1000 anchors=65536)
-if [[ -n ${DUALNET_MPIEXEC:-} ]]; then
-  read -r -a mpiexec <<<"$DUALNET_MPIEXEC"
-elif [[ $(id -u) -eq 0 ]]; then
-  mpiexec=(mpiexec --allow-run-as-root --oversubscribe)
-else
-  mpiexec=(mpiexec --oversubscribe)
-fi
+read -r -a mpiexec <<<"${DUALNET_MPIEXEC:-mpiexec --allow-run-as-root --oversubscribe}"
 work=$(mktemp -d "${TMPDIR:-/tmp}/hybrid-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
