@@ -15,6 +15,9 @@
 #   DUALNET_CUDA_JOBS       parallel compile jobs (default 2)
 #   DUALNET_CUDA_TARGETS    targets to build (default: dualnet and the GPU tests;
 #                           "all" builds every target, the CPU unit tests too)
+#   DUALNET_CUDA_PTXAS_LOG  1 (default): compile with -Xptxas -v and keep each object's
+#                           ptxas report in OBJECT.ptxas.log (cmake/ptxas-log.sh), which
+#                           tests/gpu/check_spills.py reads; 0: neither
 # Compile and link only: the binaries need an NVIDIA GPU and driver to run.
 set -euo pipefail
 
@@ -32,6 +35,7 @@ export CUDA_ROOT="${CUDA_ROOT:-/usr/local/cuda}"  # nvcc_wrapper runs ${CUDA_ROO
 arch_flags="${DUALNET_CUDA_ARCH_FLAGS-"-gencode arch=compute_90,code=sm_90"}"
 jobs="${DUALNET_CUDA_JOBS:-2}"
 targets="${DUALNET_CUDA_TARGETS:-dualnet dualnet_gpu_tests}"
+ptxas_log="${DUALNET_CUDA_PTXAS_LOG:-1}"
 
 [[ -x "${CUDA_ROOT}/bin/nvcc" ]] || die "nvcc not found at ${CUDA_ROOT}/bin/nvcc (set CUDA_ROOT)"
 if [[ ! -x "${prefix}/bin/nvcc_wrapper" || ! -f "${prefix}/share/kokkos-cuda-build.stamp" ]]; then
@@ -40,9 +44,16 @@ if [[ ! -x "${prefix}/bin/nvcc_wrapper" || ! -f "${prefix}/share/kokkos-cuda-bui
 fi
 
 # NVCC_APPEND_FLAGS reaches nvcc through the compiler launcher, so the build needs no
-# exported environment; nvcc_wrapper rejects a second -arch in CMAKE_CXX_FLAGS.
+# exported environment; nvcc_wrapper rejects a second -arch in CMAKE_CXX_FLAGS. With the
+# ptxas report, cmake/ptxas-log.sh runs each compile and moves the report out of the build
+# output into OBJECT.ptxas.log (for tests/gpu/check_spills.py).
+nvcc_flags="${arch_flags}"
 launcher="env;CUDA_ROOT=${CUDA_ROOT}"
-[[ -n "${arch_flags}" ]] && launcher="${launcher};NVCC_APPEND_FLAGS=${arch_flags}"
+if [[ "${ptxas_log}" == 1 ]]; then
+  nvcc_flags="${nvcc_flags:+${nvcc_flags} }-Xptxas -v"
+  launcher="${repo}/cmake/ptxas-log.sh;${launcher}"
+fi
+[[ -n "${nvcc_flags}" ]] && launcher="${launcher};NVCC_APPEND_FLAGS=${nvcc_flags}"
 
 t0="$(date +%s)"
 log "configuring ${build_dir}"

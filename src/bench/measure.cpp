@@ -40,12 +40,15 @@ BenchResult measure(const std::string& name, const Config& cfg, const World& wor
   const std::int64_t per_pass = tr.steps_per_pass();
   for (std::int64_t s = 0; s < 5; ++s) tr.train_step(0, s % per_pass);  // warm-up
   PhaseTimer before = tr.timer();
+  const std::int64_t timed_before = tr.timed_steps();
   DUALNET_MPI_CHECK(MPI_Barrier(world.comm));
   double t0 = now_s();
   for (std::int64_t s = 0; s < steps; ++s) tr.train_step(0, (5 + s) % per_pass);
   DUALNET_MPI_CHECK(MPI_Barrier(world.comm));
   const double train_s = now_s() - t0;
-  for (int p = 0; p < kPhaseCount; ++p) r.phases[p] = (tr.timer().seconds(p) - before.seconds(p)) / steps;
+  // Per timed step (every profile_every-th: their phases wait for the device); NaN if none.
+  const double timed = static_cast<double>(tr.timed_steps() - timed_before);
+  for (int p = 0; p < kPhaseCount; ++p) r.phases[p] = (tr.timer().seconds(p) - before.seconds(p)) / timed;
   const FlopCount f = count_flops(t, static_cast<int>(cfg.negatives) + 2);
   r.train_rate = static_cast<double>(steps * cfg.batch) / train_s;
   r.train_gflops = r.train_rate * f.train_per_item / world.size * 1e-9;  // per rank

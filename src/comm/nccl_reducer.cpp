@@ -88,9 +88,10 @@ template <class T>
 void nccl_sum(ncclComm_t comm, cudaStream_t stream, const View1<T>& buf, ncclDataType_t type) {
   const size_t n = buf.extent(0);
   if (n == 0) return;
-  Kokkos::fence();  // the kernels that wrote buf have finished
+  // Stream-ordered, without a host wait: the kernels that wrote buf run on the same stream
+  // (Kokkos's default instance) before the sum, and those that read it after; a host read
+  // of buf goes through a deep_copy, which waits (docs/gpu.md#step-budget).
   DUALNET_NCCL_CHECK(ncclAllReduce(buf.data(), buf.data(), n, type, ncclSum, comm, stream));
-  DUALNET_CUDA_CHECK(cudaStreamSynchronize(stream));
   ncclResult_t async = ncclSuccess;
   DUALNET_NCCL_CHECK(ncclCommGetAsyncError(comm, &async));
   DUALNET_NCCL_CHECK(async);

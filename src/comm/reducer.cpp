@@ -62,8 +62,9 @@ class MpiReducer final : public Reducer {
 
 std::unique_ptr<Reducer> make_reducer(const World& w, const std::string& choice) {
 #ifdef DUALNET_HAVE_NCCL
+  // auto: NCCL between GPUs; one rank has nothing to reduce.
   const bool device_memory = !Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible;
-  if (choice == "nccl" || (choice == "auto" && device_memory)) return make_nccl_reducer(w);
+  if (choice == "nccl" || (choice == "auto" && device_memory && w.size > 1)) return make_nccl_reducer(w);
 #else
   if (choice == "nccl")
     throw UsageError(

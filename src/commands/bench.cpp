@@ -1,6 +1,7 @@
 // `dualnet bench [key=value ...]`: runs the measurements of bench/measure.hpp for a suite of
 // configurations and prints (and optionally writes as JSON) throughput, time per phase,
 // FLOP rates against the machine's peak, and peak memory.
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
@@ -119,7 +120,13 @@ int bench_command(const std::vector<std::string>& args, const World& world) {
       << ", \"eval_samples_per_s\": " << r.eval_rate << ", \"train_gflops_per_rank\": " << r.train_gflops
       << ", \"eval_gflops_per_rank\": " << r.eval_gflops << ", \"peak_rss_mb\": " << r.peak_rss_mb
       << ", \"phases_s\": {";
-    for (int p = 0; p < kPhaseCount; ++p) j << (p ? ", " : "") << "\"" << phase_name(p) << "\": " << r.phases[p];
+    for (int p = 0; p < kPhaseCount; ++p) {
+      j << (p ? ", " : "") << "\"" << phase_name(p) << "\": ";
+      if (std::isfinite(r.phases[p]))
+        j << r.phases[p];
+      else
+        j << "null";  // no timed step (profile_every=0)
+    }
     j << "}}";
   }
   j << "\n  ]\n}\n";

@@ -47,6 +47,7 @@ struct Config {
   bool overwrite = false;
   std::string reducer = "auto";
   std::int64_t progress_every = 0;
+  std::int64_t profile_every = 10;
   // checkpoints and restart (io/checkpoint.hpp)
   std::string resume = "";
   std::int64_t checkpoint_every = 1;

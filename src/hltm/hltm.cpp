@@ -83,24 +83,32 @@ double SampleBatch::bytes(const TreeShape& tree, std::int64_t rows) {
          (latents + leaf) * sizeof(std::uint64_t);
 }
 
-void sample_views(const TreeShape& tree, const View1<real>& polarity, std::uint64_t seed, int share_levels,
-                  std::int64_t first_item, std::int64_t items, int views, const SampleBatch& out) {
-  const auto latent = out.latent;
-  const auto leaves = out.leaves;
-  const auto keep = out.keep_bound;
-  // Nodes before this index are shared by anchor and positive (levels < share_levels).
-  const int shared_nodes = tree.level_start[share_levels];
-  const int n_nodes = tree.n_latent + tree.n_leaf;
-  // A node keeps its parent's value with probability p = (1 + polarity) / 2 (the root is 1
-  // with p = 1/2): u = (x + 0.5) 2^-32 < p for the 32-bit draw x. Both sides scale by 2^32
-  // exactly, so that is x < ceil(p 2^32 - 0.5): the same decisions as comparing doubles,
-  // without converting every draw.
+// A node keeps its parent's value with probability p = (1 + polarity) / 2 (the root is 1
+// with p = 1/2): u = (x + 0.5) 2^-32 < p for the 32-bit draw x. Both sides scale by 2^32
+// exactly, so that is x < ceil(p 2^32 - 0.5): the same decisions as comparing doubles,
+// without converting every draw.
+void keep_bounds(const TreeShape& tree, const View1<real>& polarity, const View1<std::uint64_t>& keep) {
   Kokkos::parallel_for(
-      "hltm::keep_bounds", range(n_nodes), KOKKOS_LAMBDA(const std::int64_t node) {
+      "hltm::keep_bounds", range(tree.n_latent + tree.n_leaf), KOKKOS_LAMBDA(const std::int64_t node) {
         const double p = node == 0 ? 0.5 : 0.5 * (1.0 + polarity(node));
         const double bound = kmath::ceil(p * 4294967296.0 - 0.5);
         keep(node) = bound > 0.0 ? static_cast<std::uint64_t>(bound) : 0;
       });
+}
+
+void sample_views(const TreeShape& tree, const View1<real>& polarity, std::uint64_t seed, int share_levels,
+                  std::int64_t first_item, std::int64_t items, int views, const SampleBatch& out) {
+  keep_bounds(tree, polarity, out.keep_bound);
+  sample_views(tree, out.keep_bound, seed, share_levels, first_item, items, views, out);
+}
+
+void sample_views(const TreeShape& tree, const View1<std::uint64_t>& keep, std::uint64_t seed, int share_levels,
+                  std::int64_t first_item, std::int64_t items, int views, const SampleBatch& out) {
+  const auto latent = out.latent;
+  const auto leaves = out.leaves;
+  // Nodes before this index are shared by anchor and positive (levels < share_levels).
+  const int shared_nodes = tree.level_start[share_levels];
+  const int n_nodes = tree.n_latent + tree.n_leaf;
   // Rows in groups of kRowLanes, one Philox counter per row in each vector lane (the draws
   // are most of the work); the rest is per row, as before.
   const std::int64_t rows = items * views;
@@ -134,7 +142,9 @@ void sample_views(const TreeShape& tree, const View1<real>& polarity, std::uint6
             for (int s = 0; s < 4; ++s)
               if (4 * group + s < shared_nodes) d[s] = ds[s];
           }
-          for (int node = 4 * group; node < end; ++node) {
+          for (int s = 0; s < 4; ++s) {  // d[s], a constant index: d stays in registers on a GPU
+            const int node = 4 * group + s;
+            if (node >= end) break;
             const std::uint64_t bound = keep(node);
             if (node > 0 && ++sibling == tree.k) {
               sibling = 0;
@@ -142,7 +152,7 @@ void sample_views(const TreeShape& tree, const View1<real>& polarity, std::uint6
             }
             for (int l = 0; l < n; ++l) {
               const std::int64_t row = r0 + l;
-              const std::uint8_t below = get_lane(d[node & 3], l) < bound ? 1 : 0;
+              const std::uint8_t below = get_lane(d[s], l) < bound ? 1 : 0;
               // The root is 1 when below; a node keeps its parent's value when below.
               const std::uint8_t z = node == 0 ? below : latent(row, parent) ^ static_cast<std::uint8_t>(1 - below);
               if (node < tree.n_latent)

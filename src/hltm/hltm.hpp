@@ -22,8 +22,8 @@ View1<real> root_correlations(const TreeShape& tree, const View1<real>& polarity
 struct SampleBatch {
   View2<std::uint8_t> latent;  // [rows][n_latent]
   View2<real> leaves;          // [rows][n_leaf]
-  // [node] sample_views' scratch: a node keeps its parent's value when its 32-bit draw is
-  // below this bound (the root: is 1 when below).
+  // [node] a node keeps its parent's value when its 32-bit draw is below this bound (the
+  // root: is 1 when below); filled by keep_bounds(), a function of the polarities only.
   View1<std::uint64_t> keep_bound;
   void allocate(const TreeShape& tree, std::int64_t rows);
   // Bytes allocate(tree, rows) holds, in floating point (the memory estimate sizes absurd
@@ -31,6 +31,13 @@ struct SampleBatch {
   static double bytes(const TreeShape& tree, std::int64_t rows);
 };
 
+// The keep bounds of every node from the polarities (one kernel; once per run is enough).
+void keep_bounds(const TreeShape& tree, const View1<real>& polarity, const View1<std::uint64_t>& keep);
+
+// With the bounds of keep_bounds(): one kernel.
+void sample_views(const TreeShape& tree, const View1<std::uint64_t>& keep, std::uint64_t seed, int share_levels,
+                  std::int64_t first_item, std::int64_t items, int views, const SampleBatch& out);
+// The same, computing the bounds into out.keep_bound first.
 void sample_views(const TreeShape& tree, const View1<real>& polarity, std::uint64_t seed, int share_levels,
                   std::int64_t first_item, std::int64_t items, int views, const SampleBatch& out);
 

@@ -33,23 +33,28 @@ View1<real> init_params(const NetworkShape& net, std::uint64_t seed) {
   return params;
 }
 
-void Activations::allocate(const TreeShape& tree, std::int64_t rows) {
+void Activations::allocate(const TreeShape& tree, std::int64_t rows, const Activations* weights_of) {
   if (pre.extent(0) == static_cast<size_t>(rows)) return;
   pre = View2<real>("model.pre", rows, tree.n_neuron());
   post = View2<real>("model.post", rows, tree.n_neuron());
   out = View2<real>("model.out", rows, tree.hid);
   norm = View1<real>("model.norm", rows);
+  if (weights_of) {
+    wt = weights_of->wt;
+    wb = weights_of->wb;
+    return;
+  }
   const PaddedLayout pad(tree);
   wt = View1<real>("model.weights_forward", pad.forward_size());
   // A tree of one level has no node fed by neurons (and Kokkos would allocate for size 0).
   if (pad.backward_size() > 0) wb = View1<real>("model.weights_backward", pad.backward_size());
 }
 
-double Activations::bytes(const TreeShape& tree, std::int64_t rows) {
+double Activations::bytes(const TreeShape& tree, std::int64_t rows, bool own_weights) {
   const double r = static_cast<double>(rows), neurons = static_cast<double>(tree.n_latent) * tree.hid;
   const PaddedLayout pad(tree);
-  return sizeof(real) *
-         (2.0 * r * neurons + r * tree.hid + r + static_cast<double>(pad.forward_size() + pad.backward_size()));
+  const double weights = own_weights ? static_cast<double>(pad.forward_size() + pad.backward_size()) : 0.0;
+  return sizeof(real) * (2.0 * r * neurons + r * tree.hid + r + weights);
 }
 
 namespace {
@@ -64,32 +69,6 @@ void require_padded(const PaddedLayout& pad, const Activations& act, const View2
                  std::to_string(pad.delta_columns()));
 }
 
-// The weights into the kernels' padded layouts (model/padded_layout.hpp), one thread per
-// neuron (node, j): row j of W_mu goes to column j of wt and its bias to the bias row; for a
-// node fed by neurons, row j of W_mu also goes to row j of wb, child by child. The padding
-// is not written.
-void pad_weights(const TreeShape& tree, const View1<real>& params, const Activations& act) {
-  const TreeShape t = tree;
-  const PaddedLayout pad(t);
-  const auto wt = act.wt;
-  const auto wb = act.wb;
-  Kokkos::parallel_for(
-      "model::pad_weights", range(t.n_neuron()), KOKKOS_LAMBDA(const std::int64_t n) {
-        const int node = static_cast<int>(n / t.hid), j = static_cast<int>(n % t.hid);
-        const int in = t.in_size(node), hid = t.hid, stride = pad.stride;
-        const std::int64_t off = t.param_offset(node), fo = pad.forward_offset(node);
-        for (int i = 0; i < in; ++i)
-          wt(fo + static_cast<std::int64_t>(i) * stride + j) = params(off + static_cast<std::int64_t>(j) * in + i);
-        wt(fo + static_cast<std::int64_t>(in) * stride + j) = params(off + static_cast<std::int64_t>(hid) * in + j);
-        if (t.feeds_on_leaves(node)) return;
-        const std::int64_t bo = pad.backward_offset(node) + j * pad.backward_row();
-        for (int q = 0; q < t.k; ++q)
-          for (int e = 0; e < hid; ++e)
-            wb(bo + static_cast<std::int64_t>(q) * stride + e) =
-                params(off + static_cast<std::int64_t>(j) * in + q * hid + e);
-      });
-}
-
 // acc[e] += to_fixed(sum over k < K of b[k * b_step + e]) for e < cols: one row of a tile
 // product with A = 1 over `read` columns (the bias gradient), in the same order of additions.
 KOKKOS_INLINE_FUNCTION void column_sums_fixed(const real* b, std::int64_t b_step, int K, int read, int cols,
@@ -102,8 +81,8 @@ KOKKOS_INLINE_FUNCTION void column_sums_fixed(const real* b, std::int64_t b_step
   else if (read == 4)
     add_row_sums<4>(StridedB{b, b_step}, K, read, s);
   else
-    add_row_sums<0>(StridedB{b, b_step}, K, read, s);
-  for (int e = 0; e < cols; ++e) acc[e] += to_fixed(s[e], overflow, kGradFixed);
+    add_row_sums<kTileMaxCols>(StridedB{b, b_step}, K, read, s);
+  for_cols<kTileMaxCols>(0, cols, [&](int e) { acc[e] += to_fixed(s[e], overflow, kGradFixed); });
 }
 
 // Input tiles of one weight-gradient team: on the host all of a node's (up to 8), for the
@@ -158,15 +137,32 @@ KOKKOS_INLINE_FUNCTION bool tile_product_ones_row(const real* const a[kTileRows]
 
 }  // namespace
 
-// One team per block of kTileRows rows: the block's activations stay in cache from the
-// leaves to the output. Each thread computes a node's tiles of 4 rows x up to 12 neurons
-// from W_mu transposed (model/tile_product.hpp).
-void forward(const NetworkShape& net, const View1<real>& params, const View2<real>& leaves, std::int64_t rows,
-             const Activations& act) {
+// One thread per neuron (PaddedLayout::copy_neuron).
+void pad_weights(const NetworkShape& net, const View1<real>& params, const Activations& act) {
   const TreeShape t = net.tree;
   const PaddedLayout pad(t);
   require_padded(pad, act, nullptr);
-  pad_weights(t, params, act);
+  const auto wt = act.wt;
+  const auto wb = act.wb;
+  Kokkos::parallel_for(
+      "model::pad_weights", range(t.n_neuron()), KOKKOS_LAMBDA(const std::int64_t n) {
+        pad.copy_neuron(params, wt, wb, static_cast<int>(n / t.hid), static_cast<int>(n % t.hid));
+      });
+}
+
+void forward(const NetworkShape& net, const View1<real>& params, const View2<real>& leaves, std::int64_t rows,
+             const Activations& act) {
+  pad_weights(net, params, act);
+  forward(net, leaves, rows, act);
+}
+
+// One team per block of kTileRows rows: the block's activations stay in cache from the
+// leaves to the output. Each thread computes a node's tiles of 4 rows x up to 12 neurons
+// from W_mu transposed (model/tile_product.hpp).
+void forward(const NetworkShape& net, const View2<real>& leaves, std::int64_t rows, const Activations& act) {
+  const TreeShape t = net.tree;
+  const PaddedLayout pad(t);
+  require_padded(pad, act, nullptr);
   const auto pre = act.pre;
   const auto post = act.post;
   const auto wt = act.wt;
@@ -281,7 +277,6 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
   const std::int64_t delta_step = static_cast<std::int64_t>(delta.stride_0());
   const std::int64_t pre_step = static_cast<std::int64_t>(post.stride_0());
   const std::int64_t leaf_step = static_cast<std::int64_t>(leaves.stride_0());
-  Kokkos::deep_copy(Kokkos::subview(grad, std::make_pair(std::int64_t(0), t.n_params())), std::int64_t(0));
   // One team per tile of 4 inputs x up to 12 neurons of one node: G(j, i) = sum over a
   // chunk's rows of input(row, i) * delta(row, j); the neurons are the tile's columns, so a
   // node of hid <= 12 is one tile wide (reading the node's padding columns of delta, whose
@@ -319,16 +314,17 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
             const int i0 = tile_start(it, in, kTileRows);
             const real* xi[kTileRows];  // A(m, r) = input(r0 + r, i0 + m)
             for (int m = 0; m < kTileRows; ++m) xi[m] = x.x + i0 + (m < i_rows ? m : i_rows - 1);
-            Tile g;
             if (bias_row) {
+              Tile g;
               if (in == 2)
                 tile_product_ones_row<2>(xi, leaf_step, d, delta_step, K, ct.read, &g);
               else
                 tile_product_ones_row<3>(xi, leaf_step, d, delta_step, K, ct.read, &g);
+              add_fixed(g, ct.width, acc[it - it_first], &overflow, kGradFixed);  // the bias in row `in`
             } else {
-              g = tile_product<false, false>(xi, x.relu ? pre_step : leaf_step, d, delta_step, K, ct.read);
+              tile_product_add_fixed(xi, x.relu ? pre_step : leaf_step, d, delta_step, K, ct.read, ct.width,
+                                     acc[it - it_first], &overflow, kGradFixed);
             }
-            add_fixed(g, ct.width, acc[it - it_first], &overflow, kGradFixed);  // bias_row: the bias in row `in`
           }
           // The bias: the same sums with A = 1 (1 * y + s rounds as y + s does), one row only.
           if (it_first == 0 && bias && !bias_row)
@@ -338,14 +334,17 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
           for (int e = 0; e < kTileMaxCols; ++e) acc_bias[e] = acc[0][in][e];
         for (int it = it_first; it < it_end; ++it) {
           const int i0 = tile_start(it, in, kTileRows), i_skip = tile_overlap(it, in, kTileRows);
-          for (int m = i_skip; m < i_rows; ++m)
-            for (int e = ct.skip; e < ct.width; ++e)
+          for_cols<kTileRows>(i_skip, i_rows, [&](int m) {
+            for_cols<kTileMaxCols>(ct.skip, ct.width, [&](int e) {
               Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(ct.start + e) * in + i0 + m),
                                  acc[it - it_first][m][e]);
+            });
+          });
         }
         if (it_first == 0)
-          for (int e = ct.skip; e < ct.width; ++e)
+          for_cols<kTileMaxCols>(ct.skip, ct.width, [&](int e) {
             Kokkos::atomic_add(&grad(off + static_cast<std::int64_t>(hid) * in + ct.start + e), acc_bias[e]);
+          });
         if (overflow) Kokkos::atomic_add(&grad(overflow_slot), std::int64_t(1));
       });
 }

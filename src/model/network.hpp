@@ -30,16 +30,23 @@ struct Activations {
   View2<real> out;   // [rows][hid] network output f
   View1<real> norm;  // [rows] |h_root|
   // The weights in the kernels' padded layouts (model/padded_layout.hpp), written by
-  // forward(): wt for forward itself, wb for backward and the evaluation's Jacobians.
+  // pad_weights() (or the trainer's update kernel): wt for forward itself, wb for backward
+  // and the evaluation's Jacobians. Two Activations may share them (Views are handles).
   View1<real> wt;  // [PaddedLayout::forward_size()]
   View1<real> wb;  // [PaddedLayout::backward_size()]
-  void allocate(const TreeShape& tree, std::int64_t rows);
-  // Bytes allocate(tree, rows) holds, in floating point (for the memory estimate); tests
-  // check it against the allocated Views.
-  static double bytes(const TreeShape& tree, std::int64_t rows);
+  // With `weights_of`, shares that one's padded weights instead of allocating its own.
+  void allocate(const TreeShape& tree, std::int64_t rows, const Activations* weights_of = nullptr);
+  // Bytes allocate(tree, rows, ...) holds, in floating point (for the memory estimate);
+  // tests check it against the allocated Views.
+  static double bytes(const TreeShape& tree, std::int64_t rows, bool own_weights = true);
 };
 
-// Bottom-up pass over `rows` rows of `leaves`; also leaves `params` in act's padded layouts.
+// `params` into act's padded weight layouts (act.wt, act.wb): one kernel.
+void pad_weights(const NetworkShape& net, const View1<real>& params, const Activations& act);
+
+// Bottom-up pass over `rows` rows of `leaves` with the weights already in act's padded
+// layouts (pad_weights), and the same after padding `params` first.
+void forward(const NetworkShape& net, const View2<real>& leaves, std::int64_t rows, const Activations& act);
 void forward(const NetworkShape& net, const View1<real>& params, const View2<real>& leaves, std::int64_t rows,
              const Activations& act);
 
@@ -51,7 +58,8 @@ void backward(const NetworkShape& net, const Activations& act, const View2<real>
 
 // Gradient of the loss w.r.t. every parameter in 64-bit fixed point: rows are summed in
 // chunks of `rows_per_chunk` consecutive rows (in double, in row order), each chunk sum is
-// rounded to fixed point, and the chunks are added as integers into grad[0, n_params).
+// rounded to fixed point, and the chunks are added as integers into grad[0, n_params),
+// which must hold 0 before (the trainer's update kernel zeroes it for the next step).
 // Values out of range add 1 to grad(overflow_slot). delta is backward's (padded columns).
 void weight_gradient(const NetworkShape& net, const Activations& act, const View2<real>& leaves,
                      const View2<real>& delta, std::int64_t rows, std::int64_t rows_per_chunk,

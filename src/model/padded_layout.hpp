@@ -50,6 +50,27 @@ struct PaddedLayout {
 
   // dL/dh: node mu's neuron j is column mu * stride + j.
   KOKKOS_INLINE_FUNCTION std::int64_t delta_columns() const { return static_cast<std::int64_t>(t.n_latent) * stride; }
+
+  // Neuron (node, j)'s weights from params into the padded layouts: row j of W_mu to
+  // column j of wt and its bias to the bias row; for a node fed by neurons, row j of W_mu
+  // also to row j of wb, child by child. Reads only the neuron's own parameters (row j of
+  // W_mu and b_mu(j)), so the update kernel can pad what its thread just updated. The
+  // padding is not written.
+  template <class Params, class Weights>
+  KOKKOS_INLINE_FUNCTION void copy_neuron(const Params& params, const Weights& wt, const Weights& wb, int node,
+                                          int j) const {
+    const int in = t.in_size(node), hid = t.hid;
+    const std::int64_t off = t.param_offset(node), fo = forward_offset(node);
+    for (int i = 0; i < in; ++i)
+      wt(fo + static_cast<std::int64_t>(i) * stride + j) = params(off + static_cast<std::int64_t>(j) * in + i);
+    wt(fo + static_cast<std::int64_t>(in) * stride + j) = params(off + static_cast<std::int64_t>(hid) * in + j);
+    if (t.feeds_on_leaves(node)) return;
+    const std::int64_t bo = backward_offset(node) + j * backward_row();
+    for (int q = 0; q < t.k; ++q)
+      for (int e = 0; e < hid; ++e)
+        wb(bo + static_cast<std::int64_t>(q) * stride + e) =
+            params(off + static_cast<std::int64_t>(j) * in + q * hid + e);
+  }
 };
 
 }  // namespace dualnet

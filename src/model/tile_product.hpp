@@ -18,6 +18,31 @@ constexpr int kTileRows = 4;      // M
 constexpr int kTileCols = 8;      // N of the column tiling
 constexpr int kTileMaxCols = 12;  // N of the widest tile (one node of hid <= 12)
 
+#if defined(__GNUC__) && !defined(__CUDA_ARCH__) && !defined(DUALNET_PORTABLE_TILES)
+// Host builds: the fast paths hold the tile in explicit 4-wide vectors (GCC/Clang vector
+// extensions; AVX2 registers on x86, pairs of NEON registers on Arm), namespace tile_vec
+// below. Written as arrays, GCC kept part of the tile on the stack. DUALNET_PORTABLE_TILES (a
+// CMake option) turns them off, so that a CPU build tests the portable code that a GPU runs.
+#define DUALNET_TILE_VECTORS 1
+#endif
+
+// The portable code (a GPU) keeps a tile, and every array indexed like it, in registers only
+// if each index is a compile-time constant after unrolling: nvcc puts an array indexed with a
+// runtime value (a loop up to a runtime width) in local memory, the per-thread stack,
+// off-chip. So there every loop over a tile's rows or columns runs to a constant bound
+// (kTileRows, kTileMaxCols or a template width W) and leaves out the entries past the runtime
+// width with a condition, unrolled by DUALNET_UNROLL (for_cols, add_row_sums,
+// tile_accumulate). The host's vector builds keep the runtime bounds in those loops: the
+// constant-bound form made GCC's code for the kernels around them slower (up to 14% more
+// instructions). Either way each output gets the same additions in the same order.
+// tests/gpu/check_spills.py fails the CUDA build's check on a stack frame or spill in the
+// kernels that run these tiles (docs/gpu.md).
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
+#define DUALNET_UNROLL _Pragma("unroll")
+#else
+#define DUALNET_UNROLL
+#endif
+
 struct Tile {
   double c[kTileRows][kTileMaxCols];
 };
@@ -98,25 +123,50 @@ struct ListedB {
   KOKKOS_FORCEINLINE_FUNCTION const real* operator()(int k) const { return b + at[k]; }
 };
 
-// s[e] += sum over k < K of B(k, e) = b_at(k)[e], for e < W (W = 0: the runtime n): one row
-// of a tile product with A = 1 (1 * y + s rounds as y + s does), in the same order of
-// additions (the bias gradient; the evaluation's z*h sums, where z is 0 or 1).
+// f(i) for from <= i < to, to <= W: a loop over the rows or columns of a tile (or another
+// array of W entries, a row of sums) whose index is a constant on a GPU.
+template <int W, class F>
+KOKKOS_FORCEINLINE_FUNCTION void for_cols(int from, int to, const F& f) {
+#ifdef DUALNET_TILE_VECTORS
+  for (int i = from; i < to; ++i) f(i);
+#else
+  DUALNET_UNROLL
+  for (int i = 0; i < W; ++i)
+    if (i >= from && i < to) f(i);
+#endif
+}
+
+// s[e] += sum over k < K of B(k, e) = b_at(k)[e], for e < n <= W (W: a constant bound, the
+// size of s; n == W on the fast paths, a constant there too): one row of a tile product with
+// A = 1 (1 * y + s rounds as y + s does), in the same order of additions (the bias gradient;
+// the evaluation's z*h sums, where z is 0 or 1).
 template <int W, class KB>
 KOKKOS_FORCEINLINE_FUNCTION void add_row_sums(const KB& b_at, int K, int n, real* s) {
-  const int cols = W > 0 ? W : n;
+  static_assert(W > 0, "W bounds the columns (a runtime bound would put s in local memory on a GPU)");
+#ifdef DUALNET_TILE_VECTORS
+  if (n != W) {  // the host: a runtime bound for the other widths
+    for (int k = 0; k < K; ++k) {
+      const real* KOKKOS_RESTRICT y = b_at(k);
+      DUALNET_SIMD
+      for (int e = 0; e < n; ++e) s[e] += y[e];
+    }
+    return;
+  }
+#endif
   for (int k = 0; k < K; ++k) {
     const real* KOKKOS_RESTRICT y = b_at(k);
     DUALNET_SIMD
-    for (int e = 0; e < cols; ++e) s[e] += y[e];
+    DUALNET_UNROLL
+    for (int e = 0; e < W; ++e)
+#ifdef DUALNET_TILE_VECTORS
+      s[e] += y[e];  // n == W
+#else
+      if (e < n) s[e] += y[e];
+#endif
   }
 }
 
-#if defined(__GNUC__) && !defined(__CUDA_ARCH__) && !defined(DUALNET_PORTABLE_TILES)
-// Host builds: the fast paths hold the tile in explicit 4-wide vectors (GCC/Clang vector
-// extensions; AVX2 registers on x86, pairs of NEON registers on Arm). Written as arrays,
-// GCC kept part of the tile on the stack. DUALNET_PORTABLE_TILES (a CMake option) turns them
-// off, so that a CPU build tests the portable code that a GPU runs.
-#define DUALNET_TILE_VECTORS 1
+#ifdef DUALNET_TILE_VECTORS
 namespace tile_vec {
 typedef double v4 __attribute__((vector_size(32)));
 inline v4 load(const real* p) {
@@ -242,8 +292,9 @@ inline bool add_fixed(const Tile& t, std::int64_t acc[kTileRows][kTileMaxCols], 
 }  // namespace tile_vec
 #endif
 
-// t += A * B over cols = W columns, with constant bounds (registers, not local memory, on
-// a GPU); W = 0: the runtime cols.
+// t += A * B over the first cols <= W columns, with constant bounds (registers, not local
+// memory, on a GPU); cols == W on the fast paths. W = 0 (the host's vector builds only): the
+// runtime bound cols.
 template <bool ReluA, bool ReluB, int W, class KA, class KB>
 KOKKOS_FORCEINLINE_FUNCTION void tile_accumulate(Tile& t, const real* const a[kTileRows], const KA& a_at,
                                                  const KB& b_at, int K, int cols) {
@@ -252,10 +303,14 @@ KOKKOS_FORCEINLINE_FUNCTION void tile_accumulate(Tile& t, const real* const a[kT
     const real* KOKKOS_RESTRICT bk = b_at(k);
     const std::int64_t ka = a_at(k);
     double x[kTileRows];
+    DUALNET_UNROLL
     for (int m = 0; m < kTileRows; ++m) x[m] = ReluA ? kmath::relu(a[m][ka]) : a[m][ka];
     DUALNET_SIMD
+    DUALNET_UNROLL
     for (int e = 0; e < n; ++e) {
+      if (W > 0 && e >= cols) continue;
       const double y = ReluB ? kmath::relu(bk[e]) : bk[e];
+      DUALNET_UNROLL
       for (int m = 0; m < kTileRows; ++m) t.c[m][e] += x[m] * y;
     }
   }
@@ -284,16 +339,23 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_at(const real* const a[kTileRows],
     return t;
   }
 #endif
-  for (int m = 0; m < kTileRows; ++m)
+  DUALNET_UNROLL
+  for (int m = 0; m < kTileRows; ++m) {
+    DUALNET_UNROLL
     for (int e = 0; e < kTileMaxCols; ++e) t.c[m][e] = 0.0;
+  }
   if (cols == 12)
-    tile_accumulate<ReluA, ReluB, 12>(t, a, a_at, b_at, K, cols);
+    tile_accumulate<ReluA, ReluB, 12>(t, a, a_at, b_at, K, 12);
   else if (cols == 8)
-    tile_accumulate<ReluA, ReluB, 8>(t, a, a_at, b_at, K, cols);
+    tile_accumulate<ReluA, ReluB, 8>(t, a, a_at, b_at, K, 8);
   else if (cols == 4)
-    tile_accumulate<ReluA, ReluB, 4>(t, a, a_at, b_at, K, cols);
-  else
+    tile_accumulate<ReluA, ReluB, 4>(t, a, a_at, b_at, K, 4);
+  else  // the other widths (hid < 4): the first cols of 12 columns (the host: a runtime bound)
+#ifdef DUALNET_TILE_VECTORS
     tile_accumulate<ReluA, ReluB, 0>(t, a, a_at, b_at, K, cols);
+#else
+    tile_accumulate<ReluA, ReluB, kTileMaxCols>(t, a, a_at, b_at, K, cols);
+#endif
   return t;
 }
 
@@ -329,10 +391,12 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product(const real* const a[kTileRows], st
 template <int W, class F>
 KOKKOS_FORCEINLINE_FUNCTION void tile_store_row(const Tile& t, int m, const F& f) {
   DUALNET_SIMD
+  DUALNET_UNROLL
   for (int e = 0; e < W; ++e) f(m, e, t.c[m][e]);
 }
 template <class F>
 KOKKOS_INLINE_FUNCTION void tile_store(const Tile& t, int rows, int cols, const F& f) {
+  DUALNET_UNROLL
   for (int m = 0; m < kTileRows; ++m) {
     if (m >= rows) break;
     if (cols == 12)
@@ -344,7 +408,7 @@ KOKKOS_INLINE_FUNCTION void tile_store(const Tile& t, int rows, int cols, const 
     else if (cols == 4)
       tile_store_row<4>(t, m, f);
     else
-      for (int e = 0; e < cols; ++e) f(m, e, t.c[m][e]);
+      for_cols<kTileMaxCols>(0, cols, [&](int e) { f(m, e, t.c[m][e]); });
   }
 }
 
@@ -366,8 +430,8 @@ KOKKOS_INLINE_FUNCTION void tile_copy_rows(const Tile& t, int rows, int cols, re
   if (cols == 8) return tile_vec::copy_rows<2>(t, rows, out, step);
   if (cols == 4) return tile_vec::copy_rows<1>(t, rows, out, step);
 #endif
-  for (int m = 0; m < rows; ++m)
-    for (int e = 0; e < cols; ++e) out[m * step + e] = t.c[m][e];
+  for_cols<kTileRows>(0, rows,
+                      [&](int m) { for_cols<kTileMaxCols>(0, cols, [&](int e) { out[m * step + e] = t.c[m][e]; }); });
 }
 
 // acc(m, e) += to_fixed(t.c[m][e], overflow, f) for the tile's first `cols` columns. The
@@ -382,13 +446,54 @@ KOKKOS_INLINE_FUNCTION void add_fixed(const Tile& tile, int cols, std::int64_t a
   if (tile_vec::add_fixed(tile, acc, f)) return;
 #endif
   Tile t = tile;
-  for (int m = 0; m < kTileRows; ++m)
-    for (int e = cols; e < kTileMaxCols; ++e) t.c[m][e] = 0.0;
+  DUALNET_UNROLL
+  for (int m = 0; m < kTileRows; ++m) for_cols<kTileMaxCols>(cols, kTileMaxCols, [&](int e) { t.c[m][e] = 0.0; });
 #ifdef DUALNET_TILE_VECTORS
   if (tile_vec::add_fixed(t, acc, f)) return;
 #endif
-  for (int m = 0; m < kTileRows; ++m)
+  DUALNET_UNROLL
+  for (int m = 0; m < kTileRows; ++m) {
+    DUALNET_UNROLL
     for (int e = 0; e < kTileMaxCols; ++e) acc[m][e] += to_fixed(t.c[m][e], overflow, f);
+  }
+}
+
+// acc(m, e) += to_fixed(C(m, e)) for e < cols of the product C = tile_product(a, a_step, b,
+// b_step, K, read): add_fixed of that tile, the same integers. The portable path (a GPU)
+// computes C in pieces of 4 columns, each over all of k, and adds each piece before the next:
+// a whole 4 x 12 tile of doubles beside the caller's 4 x 12 integer sums needs more than a
+// GPU thread's 255 registers (the weight gradient spilled). Every C(m, e) still sums the same
+// products in the same order; columns past cols add nothing, as in add_fixed.
+KOKKOS_INLINE_FUNCTION void tile_product_add_fixed(const real* const a[kTileRows], std::int64_t a_step, const real* b,
+                                                   std::int64_t b_step, int K, int read, int cols,
+                                                   std::int64_t acc[kTileRows][kTileMaxCols], bool* overflow,
+                                                   FixedPoint f) {
+#ifdef DUALNET_TILE_VECTORS
+  add_fixed(tile_product<false, false>(a, a_step, b, b_step, K, read), cols, acc, overflow, f);
+#else
+  constexpr int kPiece = 4;
+  DUALNET_UNROLL
+  for (int p = 0; p < kTileMaxCols / kPiece; ++p) {
+    const int first = kPiece * p;
+    if (first >= read) break;
+    Tile t;  // its first kPiece columns: C(m, first + e)
+    DUALNET_UNROLL
+    for (int m = 0; m < kTileRows; ++m) {
+      DUALNET_UNROLL
+      for (int e = 0; e < kPiece; ++e) t.c[m][e] = 0.0;
+    }
+    const StridedB piece{b + first, b_step};
+    if (read - first >= kPiece)
+      tile_accumulate<false, false, kPiece>(t, a, StridedK{a_step}, piece, K, kPiece);
+    else  // read < 4 (hid < 4)
+      tile_accumulate<false, false, kPiece>(t, a, StridedK{a_step}, piece, K, read - first);
+    DUALNET_UNROLL
+    for (int m = 0; m < kTileRows; ++m) {
+      DUALNET_UNROLL
+      for (int e = 0; e < kPiece; ++e) acc[m][first + e] += to_fixed(first + e < cols ? t.c[m][e] : 0.0, overflow, f);
+    }
+  }
+#endif
 }
 
 // acc[m * step + e] += to_fixed(t.c[m][e], overflow, f) for m < rows, from <= e < to: a
@@ -414,8 +519,9 @@ KOKKOS_INLINE_FUNCTION void add_fixed_rows(const Tile& t, int rows, int from, in
     }
   }
 #endif
-  for (int m = 0; m < rows; ++m)
-    for (int e = from; e < to; ++e) acc[m * step + e] += to_fixed(t.c[m][e], overflow, f);
+  for_cols<kTileRows>(0, rows, [&](int m) {
+    for_cols<kTileMaxCols>(from, to, [&](int e) { acc[m * step + e] += to_fixed(t.c[m][e], overflow, f); });
+  });
 }
 
 }  // namespace dualnet

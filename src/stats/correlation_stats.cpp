@@ -11,14 +11,13 @@ namespace dualnet {
 
 CorrelationStats::CorrelationStats(const TreeShape& tree, const EvalLayout& layout, bool all_pairs)
     : t_(tree), l_(layout), all_pairs_(all_pairs) {
-  // The z*h sums are summed per block in registers (tile products); the moments need a buffer.
-  acc_ = View1<double>("stats.block_sums", l_.sum_zh);
   shift_ = View1<real>("stats.shift", t_.n_neuron());
 }
 
 // Keep in step with the constructor's Views.
 double CorrelationStats::workspace_bytes(const TreeShape& tree, const EvalLayout& layout) {
-  return sizeof(double) * static_cast<double>(layout.sum_zh) + sizeof(real) * static_cast<double>(tree.n_neuron());
+  (void)layout;
+  return sizeof(real) * static_cast<double>(tree.n_neuron());
 }
 
 // Keep in step with finish(): the totals as doubles, then (at most) the Views of
@@ -30,8 +29,6 @@ double CorrelationStats::finish_bytes(const TreeShape& tree, const EvalLayout& l
                          + 2.0 * L + 2.0 * L * hid + tree.depth);    // best, dead, own, active, level_mean
 }
 
-void CorrelationStats::reset() { Kokkos::deep_copy(acc_, 0.0); }
-
 void CorrelationStats::set_shift(const Activations& act, std::int64_t row) {
   Kokkos::deep_copy(shift_, Kokkos::subview(act.pre, row, Kokkos::ALL()));
 }
@@ -42,57 +39,84 @@ void CorrelationStats::accumulate(const SampleBatch& samples, const Activations&
   cross_sums(samples, act, rows, total);
 }
 
-namespace {
+// Entries of the moment sums one thread sums at once, in registers over a block's anchors.
+constexpr int kMomentCols = 8;
 
-// Closes a block for entry e: its double sum joins the exact total.
-KOKKOS_INLINE_FUNCTION void fold(const View1<double>& acc, const View1<std::int64_t>& total, std::int64_t e) {
-  bool overflow = false;
-  total(e) += to_fixed(acc(e), &overflow, kStatFixed);
-  acc(e) = 0.0;
-  count_overflow(total, overflow);
-}
+// The moment sums of accumulate(), in tiles of up to kMomentCols entries of one kind:
+// the class counts (one tile), z per latent, h, h^2 and activity per neuron (one tile of
+// neurons gives all three), and the root's Gram.
+struct MomentTiles {
+  int z, neuron, gram;  // tile counts of each kind, in this order after the counts tile
+  KOKKOS_INLINE_FUNCTION int count() const { return 1 + z + neuron + gram; }
+};
 
-KOKKOS_INLINE_FUNCTION bool closes_block(std::int64_t r, std::int64_t rows) {
-  return (r + 1) % kEvalBlock == 0 || r + 1 == rows;
-}
-
-}  // namespace
-
-// The sums below loop over anchors outside and over contiguous outputs inside, so host
-// backends vectorise them and GPU threads of a team own distinct outputs. Every
-// kEvalBlock rows (and the last row) close a block.
+// Sums of the moments per block of kEvalBlock anchors: one team per block, one thread per
+// tile of entries, the block's anchors in order inside (each entry's sum adds the same values
+// in the same order as one pass over the rows would), then each block's sums are rounded to
+// fixed point and added as integers. A tile's loops run to the constant kMomentCols
+// (for_cols), so its sums stay in registers on a GPU, whose warp threads read adjacent
+// entries of a row.
 void CorrelationStats::moment_sums(const SampleBatch& samples, const Activations& act, std::int64_t rows,
                                    const View1<std::int64_t>& total) const {
   const TreeShape t = t_;
-  const auto acc = acc_;
   const auto shift = shift_;
   const auto z = samples.latent;
   const auto pre = act.pre;
-  const int N = t.n_neuron(), hid = t.hid, hh = hid * hid;
-  const std::int64_t o_z = l_.sum_z, o_h = l_.sum_h, o_h2 = l_.sum_h2, o_a = l_.active, o_g = l_.root_gram,
-                     o_zh = l_.sum_zh;
+  const int L = t.n_latent, N = t.n_neuron(), hid = t.hid, hh = hid * hid;
+  const std::int64_t o_z = l_.sum_z, o_h = l_.sum_h, o_h2 = l_.sum_h2, o_a = l_.active, o_g = l_.root_gram;
+  const MomentTiles mt{tile_count(L, kMomentCols), tile_count(N, kMomentCols), tile_count(hh, kMomentCols)};
+  const std::int64_t blocks = (rows + kEvalBlock - 1) / kEvalBlock;
   Kokkos::parallel_for(
-      "stats::moment_sums", teams(1), KOKKOS_LAMBDA(const Team& team) {
-        for (std::int64_t r = 0; r < rows; ++r) {
-          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, N), [&](const int n) {
-            const double h = pre(r, n) - shift(n);
-            acc(o_h + n) += h;
-            acc(o_h2 + n) += h * h;
-            acc(o_a + n) += pre(r, n) > 0.0 ? 1.0 : 0.0;
-          });
-          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.n_latent),
-                               [&](const int mu) { acc(o_z + mu) += z(r, mu); });
-          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hh), [&](const int e) {  // the root's neurons come first
-            const double hi = pre(r, e / hid), hj = pre(r, e % hid);
-            acc(o_g + e) += (hi > 0.0 ? hi : 0.0) * (hj > 0.0 ? hj : 0.0);
-          });
-          Kokkos::single(Kokkos::PerTeam(team), [&]() { acc(z(r, 0) ? 1 : 0) += 1.0; });
-          if (closes_block(r, rows)) {
-            team.team_barrier();
-            Kokkos::parallel_for(Kokkos::TeamThreadRange(team, o_zh), [&](const int e) { fold(acc, total, e); });
-            team.team_barrier();
+      "stats::moment_sums", teams(blocks), KOKKOS_LAMBDA(const Team& team) {
+        const std::int64_t r0 = team.league_rank() * kEvalBlock;
+        const std::int64_t r1 = rows - r0 < kEvalBlock ? rows : r0 + kEvalBlock;
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, mt.count()), [&](const int tile) {
+          bool overflow = false;
+          const auto add = [&](std::int64_t e, double s) {
+            Kokkos::atomic_add(&total(e), to_fixed(s, &overflow, kStatFixed));
+          };
+          if (tile == 0) {              // anchors with root 0 and root 1
+            double s0 = 0.0, s1 = 0.0;  // not an array indexed by z: it would leave registers
+            for (std::int64_t r = r0; r < r1; ++r) {
+              const double one = z(r, 0) ? 1.0 : 0.0;  // counts, exact either way
+              s0 += 1.0 - one;
+              s1 += one;
+            }
+            add(0, s0);
+            add(1, s1);
+          } else if (tile <= mt.z) {
+            const int first = (tile - 1) * kMomentCols, w = L - first < kMomentCols ? L - first : kMomentCols;
+            double s[kMomentCols] = {};
+            for (std::int64_t r = r0; r < r1; ++r) for_cols<kMomentCols>(0, w, [&](int c) { s[c] += z(r, first + c); });
+            for_cols<kMomentCols>(0, w, [&](int c) { add(o_z + first + c, s[c]); });
+          } else if (tile <= mt.z + mt.neuron) {
+            const int first = (tile - 1 - mt.z) * kMomentCols, w = N - first < kMomentCols ? N - first : kMomentCols;
+            double sh[kMomentCols] = {}, sh2[kMomentCols] = {}, sa[kMomentCols] = {};
+            for (std::int64_t r = r0; r < r1; ++r)
+              for_cols<kMomentCols>(0, w, [&](int c) {
+                const double p = pre(r, first + c), h = p - shift(first + c);
+                sh[c] += h;
+                sh2[c] += h * h;
+                sa[c] += p > 0.0 ? 1.0 : 0.0;
+              });
+            for_cols<kMomentCols>(0, w, [&](int c) {
+              add(o_h + first + c, sh[c]);
+              add(o_h2 + first + c, sh2[c]);
+              add(o_a + first + c, sa[c]);
+            });
+          } else {  // the root's neurons come first
+            const int first = (tile - 1 - mt.z - mt.neuron) * kMomentCols;
+            const int w = hh - first < kMomentCols ? hh - first : kMomentCols;
+            double s[kMomentCols] = {};
+            for (std::int64_t r = r0; r < r1; ++r)
+              for_cols<kMomentCols>(0, w, [&](int c) {
+                const double hi = pre(r, (first + c) / hid), hj = pre(r, (first + c) % hid);
+                s[c] += (hi > 0.0 ? hi : 0.0) * (hj > 0.0 ? hj : 0.0);
+              });
+            for_cols<kMomentCols>(0, w, [&](int c) { add(o_g + first + c, s[c]); });
           }
-        }
+          count_overflow(total, overflow);
+        });
       });
 }
 
@@ -144,14 +168,15 @@ void CorrelationStats::cross_sums(const SampleBatch& samples, const Activations&
             const real* h = &pre(r0, first + start);
             const ListedB anchors{h, &listed(0)};  // the rows of the anchors with z_mu = 1
             real s[kCrossCols] = {};
-            if (w == kCrossCols)
-              add_row_sums<kCrossCols>(anchors, count, w, s);
+            if (w == kCrossCols)  // a constant width: no test per column
+              add_row_sums<kCrossCols>(anchors, count, kCrossCols, s);
             else
-              add_row_sums<0>(anchors, count, w, s);
+              add_row_sums<kCrossCols>(anchors, count, w, s);
             bool overflow = false;
             const double c = count;
-            for (int e = skip; e < w; ++e)
+            for_cols<kCrossCols>(skip, w, [&](int e) {
               total(base + start + e) += to_fixed(s[e] - shift(first + start + e) * c, &overflow, kStatFixed);
+            });
             count_overflow(total, overflow);
           });
           team.team_barrier();

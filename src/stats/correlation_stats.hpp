@@ -22,7 +22,6 @@ class CorrelationStats {
   static double workspace_bytes(const TreeShape& tree, const EvalLayout& layout);
   static double finish_bytes(const TreeShape& tree, const EvalLayout& layout);
 
-  void reset();
   // Pre-activations are summed relative to those of one reference anchor (row `row` of
   // act): correlations do not change, and the fixed-point sums keep their precision for
   // neurons whose spread is small compared with their mean. Same anchor on every rank.
@@ -47,7 +46,6 @@ class CorrelationStats {
   TreeShape t_;
   EvalLayout l_;
   bool all_pairs_;
-  View1<double> acc_;  // sums of the block in progress (all but z*h, which stay in registers)
   View1<real> shift_;  // [neuron] reference pre-activations (set_shift)
 };
 

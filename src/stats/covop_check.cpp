@@ -148,8 +148,8 @@ void add_variant_gradient(const NetworkShape& net, const Variant& var, int v, co
   const int views = spec.negatives + 2;
   const std::int64_t rows = chunk * views;
   Kokkos::deep_copy(w.grad, std::int64_t(0));
-  loss_coefficients(var.params, w.dist, chunk, spec.micro, w.no_batch_sums, w.coef, w.item_loss, w.grad, n_params);
-  output_gradient(w.act.out, w.coef, chunk, views, w.grad_out);
+  loss_gradient(var.params, w.act.out, w.dist, chunk, spec.micro, w.no_batch_sums, w.coef, w.item_loss, w.grad_out,
+                w.grad, n_params);
   backward(net, w.act, w.grad_out, rows, w.delta);
   weight_gradient(net, w.act, w.s.leaves, w.delta, rows, spec.micro * views, w.grad, n_params + 1);
   const std::int64_t base = v * stride;
@@ -174,7 +174,7 @@ void add_gradients(const NetworkShape& net, const View1<real>& params, const Vie
   for (std::int64_t c = c_begin; c < c_end; ++c) {
     sample_views(t, polarity, spec.seed, spec.share_levels, spec.first_item + c * chunk, chunk, views, w.s);
     forward(net, params, w.s.leaves, rows, w.act);
-    pair_distances(w.act.out, chunk, views, w.dist);
+    pair_distances(w.act.out, chunk, views, spec.micro, w.dist);
     add_distance_sums(w.dist, chunk, spec.negatives, totals.dist);
     for (int v = 0; v < static_cast<int>(vars.size()); ++v) add_variant_gradient(net, vars[v], v, spec, w, totals);
   }

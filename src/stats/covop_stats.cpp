@@ -232,12 +232,16 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
         const int in = t.in_size(node), i0 = group * per_group;
         const int inputs = in - i0 < per_group ? in - i0 : per_group;
         const ConnScratch sc(inputs, hid, stride);
-        const ScratchI fixed(team.team_scratch(1), 2 * sc.entries);  // [class][i][b][a]
-        const ScratchN listed_slot(team.team_scratch(1), hid * kEvalBlock);
-        const ScratchI listed_jt(team.team_scratch(1), hid * kEvalBlock);  // where each row of J_mu^T starts in jac
-        const ScratchN listed(team.team_scratch(1), hid);
+        // Each View from its layout: the constructor from extents counts them at run time, and
+        // its abort path gave the kernel a stack frame on a GPU.
+        const ScratchI fixed(team.team_scratch(1), ScratchI::array_layout(2 * sc.entries));  // [class][i][b][a]
+        const ScratchN listed_slot(team.team_scratch(1), ScratchN::array_layout(hid * kEvalBlock));
+        // where each row of J_mu^T starts in jac
+        const ScratchI listed_jt(team.team_scratch(1), ScratchI::array_layout(hid * kEvalBlock));
+        const ScratchN listed(team.team_scratch(1), ScratchN::array_layout(hid));
         const int xw = sc.row_width();
-        const Scratch1 xs(team.team_scratch(1), kEvalBlock * xw);  // [slot][i] the group's inputs, 0 past them
+        // [slot][i] the group's inputs, 0 past them
+        const Scratch1 xs(team.team_scratch(1), Scratch1::array_layout(kEvalBlock * xw));
         Kokkos::parallel_for(Kokkos::TeamThreadRange(team, 2 * sc.entries),
                              [&](const std::int64_t e) { fixed(e) = 0; });
         const int i_tiles = xw / kTileRows;

@@ -61,10 +61,7 @@ double Evaluator::result_bytes(const NetworkShape& net, bool all_pairs) {
   return sizeof(double) * (values + (mirrored ? largest : 0.0));
 }
 
-void Evaluator::reset() {
-  corr_.reset();
-  Kokkos::deep_copy(total_, std::int64_t(0));
-}
+void Evaluator::reset() { Kokkos::deep_copy(total_, std::int64_t(0)); }
 
 void Evaluator::rank_range(std::int64_t n, int rank, int size, std::int64_t* begin, std::int64_t* end) {
   const std::int64_t blocks = (n + kEvalBlock - 1) / kEvalBlock;

@@ -1,10 +1,11 @@
 #pragma once
 // Wall time per phase of the training step and the run (fenced, so GPU kernels count
 // where they run). Phases are named once, in print order.
-#include <Kokkos_Core.hpp>
 #include <chrono>
 #include <string>
 #include <vector>
+
+#include "util/device_sync.hpp"
 
 namespace dualnet {
 
@@ -26,7 +27,7 @@ class PhaseTimer {
   }
   void stop() {
     if (current_ < 0) return;
-    Kokkos::fence();
+    wait_for_device(phase_name(current_));
     seconds_[current_] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
     current_ = -1;
   }

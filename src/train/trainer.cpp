@@ -76,7 +76,7 @@ Trainer::Trainer(const Config& cfg, const World& world, const Checkpoint* resume
 
   evaluator_ = std::make_unique<Evaluator>(net_, cfg.eval_chunk, corr_full_enabled(cfg, t));
   eval_samples_.allocate(t, evaluator_->chunk());
-  eval_act_.allocate(t, evaluator_->chunk());
+  eval_act_.allocate(t, evaluator_->chunk(), &train_act_);  // one copy of the padded weights
 
   if (resume) {
     const auto load = [](const std::vector<double>& from, const View1<real>& to, const char* what) {
@@ -103,6 +103,11 @@ Trainer::Trainer(const Config& cfg, const World& world, const Checkpoint* resume
     last_rate_ = resume->last_train_rate;
     resumed_world_size_ = resume->world_size;
   }
+  // Once per run: the sampler's bounds (from the polarities) and the padded weights, which
+  // the update kernel keeps current from here on (the evaluation's forward shares them).
+  keep_bound_ = train_samples_.keep_bound;
+  keep_bounds(t, polarity_, keep_bound_);
+  pad_weights(net_, params_, train_act_);
 }
 
 EvalResult Trainer::evaluate(std::int64_t epoch) {
@@ -111,21 +116,23 @@ EvalResult Trainer::evaluate(std::int64_t epoch) {
   Evaluator::rank_range(cfg_.samples_per_pass, world_.rank, world_.size, &begin, &end);
   const std::int64_t base = pass_first_item(cfg_, epoch, false);
   // The pass's first anchor is every rank's reference for the shifted moment sums.
-  sample_views(net_.tree, polarity_, static_cast<std::uint64_t>(cfg_.seed), static_cast<int>(cfg_.share_levels), base,
+  sample_views(net_.tree, keep_bound_, static_cast<std::uint64_t>(cfg_.seed), static_cast<int>(cfg_.share_levels), base,
                1, 1, eval_samples_);
-  forward(net_, params_, eval_samples_.leaves, 1, eval_act_);
+  forward(net_, eval_samples_.leaves, 1, eval_act_);
   evaluator_->set_shift(eval_act_, 0);
   for (std::int64_t start = begin; start < end; start += evaluator_->chunk()) {
     const std::int64_t rows = std::min(evaluator_->chunk(), end - start);
-    sample_views(net_.tree, polarity_, static_cast<std::uint64_t>(cfg_.seed), static_cast<int>(cfg_.share_levels),
+    sample_views(net_.tree, keep_bound_, static_cast<std::uint64_t>(cfg_.seed), static_cast<int>(cfg_.share_levels),
                  base + start, rows, 1, eval_samples_);
-    forward(net_, params_, eval_samples_.leaves, rows, eval_act_);
+    forward(net_, eval_samples_.leaves, rows, eval_act_);
     evaluator_->accumulate(eval_samples_, eval_act_, rows);
   }
   reducer_->sum(evaluator_->totals());
   return evaluator_->finish(params_);
 }
 
+// Seven kernels and, on one rank, no host synchronisation (docs/gpu.md#step-budget): the
+// phases are timed (fenced) on every profile_every-th step only.
 void Trainer::train_step(std::int64_t epoch, std::int64_t step) {
   const TreeShape& t = net_.tree;
   const std::int64_t rows = local_items_ * views_;
@@ -134,57 +141,59 @@ void Trainer::train_step(std::int64_t epoch, std::int64_t step) {
   // is the same batch.
   const auto sample_step = [&](std::int64_t s, const SampleBatch& out) {
     const std::int64_t first = step_first_item(cfg_, epoch, s) + world_.rank * local_items_;
-    sample_views(t, polarity_, static_cast<std::uint64_t>(cfg_.seed), static_cast<int>(cfg_.share_levels), first,
+    sample_views(t, keep_bound_, static_cast<std::uint64_t>(cfg_.seed), static_cast<int>(cfg_.share_levels), first,
                  local_items_, views_, out);
   };
+  const bool timed = cfg_.profile_every > 0 && (steps_taken_ + 1) % cfg_.profile_every == 0;
+  ++steps_taken_;
+  const auto phase = [&](Phase p) {
+    if (timed) timer_.start(p);
+  };
 
-  timer_.start(kSample);
+  phase(kSample);
   if (next_epoch_ == epoch && next_step_ == step) {
     std::swap(train_samples_, next_samples_);
   } else {
     sample_step(step, train_samples_);
   }
   next_epoch_ = next_step_ = -1;
-  timer_.start(kForward);
-  forward(net_, params_, train_samples_.leaves, rows, train_act_);
-  timer_.start(kLoss);
-  Kokkos::deep_copy(grad_, std::int64_t(0));
-  pair_distances(train_act_.out, local_items_, views_, dist_);
-  if (loss_.batch_coupled()) {
-    batch_sums(dist_, local_items_, cfg_.micro_batch, batch_sums_);
-    timer_.start(kAllreduce);
+  phase(kForward);
+  forward(net_, train_samples_.leaves, rows, train_act_);
+  phase(kLoss);
+  // grad_ and batch_sums_ hold 0 here: the previous step's update zeroed them.
+  const bool coupled = loss_.batch_coupled();
+  pair_distances(train_act_.out, local_items_, views_, cfg_.micro_batch, dist_,
+                 coupled ? batch_sums_ : View1<std::int64_t>());
+  if (coupled) {
+    phase(kAllreduce);
     reducer_->sum(batch_sums_);
-    timer_.start(kLoss);
+    phase(kLoss);
   }
-  loss_coefficients(loss_, dist_, local_items_, cfg_.micro_batch, batch_sums_, coef_, item_loss_, grad_, n_params);
-  output_gradient(train_act_.out, coef_, local_items_, views_, grad_out_);
-  timer_.start(kBackward);
+  loss_gradient(loss_, train_act_.out, dist_, local_items_, cfg_.micro_batch, batch_sums_, coef_, item_loss_, grad_out_,
+                grad_, n_params);
+  phase(kBackward);
   backward(net_, train_act_, grad_out_, rows, delta_);
   weight_gradient(net_, train_act_, train_samples_.leaves, delta_, rows, cfg_.micro_batch * views_, grad_,
                   n_params + 1);
   // The gradient's all-reduce runs while this rank samples the next step's batch (which
   // does not depend on the weights): a rank that is ahead works instead of waiting.
-  timer_.start(kAllreduce);
+  phase(kAllreduce);
   reducer_->start_sum(grad_);
   if (step + 1 < steps_per_pass()) {
-    timer_.start(kSample);
+    phase(kSample);
     sample_step(step + 1, next_samples_);
     next_epoch_ = epoch;
     next_step_ = step + 1;
-    timer_.start(kAllreduce);
+    phase(kAllreduce);
   }
   reducer_->finish_sum();
-  timer_.start(kUpdate);
-  sgd_update(sgd_, params_, velocity_, grad_);
-  record_loss(loss_, batch_sums_, grad_, n_params, step_losses_, step);
-  const auto grad = grad_;
-  const auto sums = batch_sums_;
-  const auto overflows = overflows_;
-  const bool coupled = loss_.batch_coupled();
-  Kokkos::parallel_for(
-      "train::count_overflows", range(1),
-      KOKKOS_LAMBDA(const std::int64_t) { overflows(0) += grad(n_params + 1) + (coupled ? sums(2) : 0); });
-  timer_.stop();
+  phase(kUpdate);
+  update_step(net_, sgd_, loss_, params_, velocity_, train_act_, StepSums{grad_, batch_sums_, step_losses_, overflows_},
+              step);
+  if (timed) {
+    timer_.stop();
+    ++timed_steps_;
+  }
 }
 
 void Trainer::check_overflow(std::int64_t epoch) const {
@@ -320,7 +329,7 @@ bool Trainer::run() {
   const std::int64_t steps = steps_per_pass();
   for (std::int64_t epoch = epoch_, first = step_; epoch < cfg_.epochs; ++epoch, first = 0) {
     const auto t0 = std::chrono::steady_clock::now();
-    if (first == 0) Kokkos::deep_copy(overflows_, std::int64_t(0));
+    if (first == 0) Kokkos::deep_copy(overflows_, std::int64_t(0));  // once per pass
     for (std::int64_t step = first; step < steps; ++step) {
       train_step(epoch, step);
       ++steps_run_;
@@ -417,15 +426,18 @@ void Trainer::write_timing(double wall_s, double train_s, double eval_s, std::in
   // The evaluation passes this process ran (a resumed run runs fewer than epochs + 1).
   j["eval_samples_per_s"] = static_cast<double>(evals_run * cfg_.samples_per_pass) / eval_s;
   j["step_time_s"] = train_s / steps;
+  // The phases of the timed steps (profile_every), per timed step.
+  const double timed = timed_steps_ > 0 ? static_cast<double>(timed_steps_) : std::numeric_limits<double>::quiet_NaN();
+  j["timed_steps"] = timed_steps_;
   double compute = 0.0;
   nlohmann::ordered_json phases;
   for (int p = kSample; p <= kUpdate; ++p) {
-    phases[phase_name(p)] = timer_.seconds(p) / steps;
-    if (p != kAllreduce) compute += timer_.seconds(p) / steps;
+    phases[phase_name(p)] = timer_.seconds(p) / timed;
+    if (p != kAllreduce) compute += timer_.seconds(p) / timed;
   }
   j["phases_per_step_s"] = std::move(phases);
   j["compute_per_step_s"] = compute;
-  j["allreduce_per_step_s"] = timer_.seconds(kAllreduce) / steps;
+  j["allreduce_per_step_s"] = timer_.seconds(kAllreduce) / timed;
   j["eval_s"] = timer_.seconds(kEval);
   j["io_s"] = timer_.seconds(kIo);
   j["wall_s"] = wall_s;

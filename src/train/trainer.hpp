@@ -38,6 +38,7 @@ class Trainer {
   const NetworkShape& network() const { return net_; }
   const View1<real>& polarity() const { return polarity_; }
   const PhaseTimer& timer() const { return timer_; }
+  std::int64_t timed_steps() const { return timed_steps_; }  // the steps timer() timed (profile_every)
   std::int64_t steps_per_pass() const { return dualnet::steps_per_pass(cfg_); }
 
  private:
@@ -74,10 +75,11 @@ class Trainer {
   Activations train_act_;
   View2<real> dist_, coef_, grad_out_, delta_;
   View1<real> item_loss_;
-  View1<std::int64_t> grad_;        // [n_params + 2]: gradient, loss sum, overflow count
-  View1<std::int64_t> batch_sums_;  // [kBatchSums]
-  View1<std::int64_t> overflows_;   // [1] overflows seen this pass
-  View1<real> step_losses_;         // [steps per pass]
+  View1<std::int64_t> grad_;         // [n_params + 2]: gradient, loss sum, overflow count
+  View1<std::int64_t> batch_sums_;   // [kBatchSums]
+  View1<std::int64_t> overflows_;    // [1] overflows seen this pass
+  View1<real> step_losses_;          // [steps per pass]
+  View1<std::uint64_t> keep_bound_;  // the sampler's bounds (train_samples_'s View, computed once)
 
   // Evaluation workspace.
   std::unique_ptr<Evaluator> evaluator_;
@@ -85,6 +87,8 @@ class Trainer {
   Activations eval_act_;
 
   PhaseTimer timer_;
+  std::int64_t steps_taken_ = 0;  // train_step calls, and those of them timed (profile_every)
+  std::int64_t timed_steps_ = 0;
 
   // Where the run stands: the evaluation of epoch_ is written; steps [0, step_) are done.
   bool resumed_ = false;

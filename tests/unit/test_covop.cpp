@@ -150,9 +150,8 @@ TEST(CovopIdentity, SimpGradientIsTheDifferenceOfPairOperatorsOnAnyBatch) {
       delta("delta", rows, PaddedLayout(t).delta_columns());
   View1<real> item_loss("il", items);
   View1<std::int64_t> grad("grad", n_params + 2), sums("sums", kBatchSums);
-  pair_distances(act.out, items, views, dist);
-  loss_coefficients(lp, dist, items, micro, sums, coef, item_loss, grad, n_params);
-  output_gradient(act.out, coef, items, views, grad_out);
+  pair_distances(act.out, items, views, micro, dist);
+  loss_gradient(lp, act.out, dist, items, micro, sums, coef, item_loss, grad_out, grad, n_params);
   backward(net, act, grad_out, rows, delta);
   weight_gradient(net, act, s.leaves, delta, rows, micro * views, grad, n_params + 1);
   auto hg = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), grad);

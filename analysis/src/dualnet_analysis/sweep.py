@@ -20,7 +20,7 @@ from .run import load_run, metrics_path
 # NOT here: a 2-epoch and a 20-epoch run are different experiments.
 BOOKKEEPING_KEYS = frozenset({
     "out", "overwrite", "resume", "run_id", "checkpoint_every", "checkpoint_seconds", "keep_checkpoints",
-    "progress_every", "reducer", "eval_chunk", "corr_full",
+    "progress_every", "profile_every", "reducer", "eval_chunk", "corr_full",
 })
 NOT_GROUPING_KEYS = BOOKKEEPING_KEYS | {"seed"}
 
