@@ -15,8 +15,7 @@ CorrelationStats::CorrelationStats(const TreeShape& tree, const EvalLayout& layo
 }
 
 // Keep in step with the constructor's Views.
-double CorrelationStats::workspace_bytes(const TreeShape& tree, const EvalLayout& layout) {
-  (void)layout;
+double CorrelationStats::workspace_bytes(const TreeShape& tree) {
   return sizeof(real) * static_cast<double>(tree.n_neuron());
 }
 

@@ -19,7 +19,7 @@ class CorrelationStats {
  public:
   CorrelationStats(const TreeShape& tree, const EvalLayout& layout, bool all_pairs);
   // Bytes the constructor allocates, and the most finish() holds at once (Views only).
-  static double workspace_bytes(const TreeShape& tree, const EvalLayout& layout);
+  static double workspace_bytes(const TreeShape& tree);
   static double finish_bytes(const TreeShape& tree, const EvalLayout& layout);
 
   // Pre-activations are summed relative to those of one reference anchor (row `row` of

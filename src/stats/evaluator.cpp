@@ -34,7 +34,7 @@ std::int64_t Evaluator::totals_length(const NetworkShape& net, bool all_pairs) {
 // Keep in step with the constructor's Views.
 double Evaluator::workspace_bytes(const NetworkShape& net, std::int64_t chunk, bool all_pairs) {
   const EvalLayout l = EvalLayout::of(net.tree, all_pairs);
-  return sizeof(std::int64_t) * static_cast<double>(l.length) + CorrelationStats::workspace_bytes(net.tree, l) +
+  return sizeof(std::int64_t) * static_cast<double>(l.length) + CorrelationStats::workspace_bytes(net.tree) +
          CovopStats::workspace_bytes(net.tree, chunk);
 }
 
