@@ -136,6 +136,27 @@ KOKKOS_FORCEINLINE_FUNCTION void for_cols(int from, int to, const F& f) {
 #endif
 }
 
+#ifdef DUALNET_TILE_VECTORS
+namespace tile_vec {
+typedef double v4 __attribute__((vector_size(32)));
+// s[e] += sum over k < K of b_at(k)[e] for e < 4 * Vectors, the sums in Vectors registers.
+template <int Vectors, class KB>
+inline __attribute__((always_inline)) void row_sums(const KB& b_at, int K, real* s) {
+  v4 acc[Vectors];
+  for (int h = 0; h < Vectors; ++h) __builtin_memcpy(&acc[h], s + 4 * h, sizeof(v4));
+  for (int k = 0; k < K; ++k) {
+    const real* KOKKOS_RESTRICT y = b_at(k);
+    for (int h = 0; h < Vectors; ++h) {
+      v4 v;
+      __builtin_memcpy(&v, y + 4 * h, sizeof v);
+      acc[h] += v;
+    }
+  }
+  for (int h = 0; h < Vectors; ++h) __builtin_memcpy(s + 4 * h, &acc[h], sizeof(v4));
+}
+}  // namespace tile_vec
+#endif
+
 // s[e] += sum over k < K of B(k, e) = b_at(k)[e], for e < n <= W (W: a constant bound, the
 // size of s; n == W on the fast paths, a constant there too): one row of a tile product with
 // A = 1 (1 * y + s rounds as y + s does), in the same order of additions (the bias gradient;
@@ -144,6 +165,10 @@ template <int W, class KB>
 KOKKOS_FORCEINLINE_FUNCTION void add_row_sums(const KB& b_at, int K, int n, real* s) {
   static_assert(W > 0, "W bounds the columns (a runtime bound would put s in local memory on a GPU)");
 #ifdef DUALNET_TILE_VECTORS
+  if (n == W && W % 4 == 0 && W <= 32) {  // the sums in vector registers (written as an array, GCC kept s in memory)
+    tile_vec::row_sums<W / 4>(b_at, K, s);
+    return;
+  }
   if (n != W) {  // the host: a runtime bound for the other widths
     for (int k = 0; k < K; ++k) {
       const real* KOKKOS_RESTRICT y = b_at(k);
@@ -168,7 +193,6 @@ KOKKOS_FORCEINLINE_FUNCTION void add_row_sums(const KB& b_at, int K, int n, real
 
 #ifdef DUALNET_TILE_VECTORS
 namespace tile_vec {
-typedef double v4 __attribute__((vector_size(32)));
 inline v4 load(const real* p) {
   v4 v;
   __builtin_memcpy(&v, p, sizeof v);
@@ -522,6 +546,29 @@ KOKKOS_INLINE_FUNCTION void add_fixed_rows(const Tile& t, int rows, int from, in
   for_cols<kTileRows>(0, rows, [&](int m) {
     for_cols<kTileMaxCols>(from, to, [&](int e) { acc[m * step + e] += to_fixed(t.c[m][e], overflow, f); });
   });
+}
+
+// acc[e] += to_fixed(s[e] - shift[e] * c, overflow, f) for from <= e < to <= W (the z*h
+// sums less their shift). The host's vector path converts 4 at a time where all 4 are within
+// to_fixed4's range (the same integers; the expression rounds the same, contracted to one
+// fused multiply-add either way), the rest one at a time.
+template <int W>
+KOKKOS_INLINE_FUNCTION void add_fixed_shifted(const real* s, const real* shift, double c, int from, int to,
+                                              std::int64_t* acc, bool* overflow, FixedPoint f) {
+  int e = from;
+#ifdef DUALNET_TILE_VECTORS
+  const tile_vec::v4 c4 = tile_vec::splat(c);
+  for (; e + 4 <= to; e += 4) {
+    const tile_vec::v4 v = tile_vec::load(s + e) - tile_vec::load(shift + e) * c4;
+    const tile_vec::i4 fits = tile_vec::fits_fixed4(v, f);
+    if ((fits[0] & fits[1] & fits[2] & fits[3]) == 0) break;  // the rest one at a time
+    tile_vec::i4 a;
+    __builtin_memcpy(&a, acc + e, sizeof a);
+    a += tile_vec::to_fixed4(v, f);
+    __builtin_memcpy(acc + e, &a, sizeof a);
+  }
+#endif
+  for_cols<W>(e, to, [&](int i) { acc[i] += to_fixed(s[i] - shift[i] * c, overflow, f); });
 }
 
 }  // namespace dualnet

@@ -173,9 +173,8 @@ void CorrelationStats::cross_sums(const SampleBatch& samples, const Activations&
               add_row_sums<kCrossCols>(anchors, count, w, s);
             bool overflow = false;
             const double c = count;
-            for_cols<kCrossCols>(skip, w, [&](int e) {
-              total(base + start + e) += to_fixed(s[e] - shift(first + start + e) * c, &overflow, kStatFixed);
-            });
+            add_fixed_shifted<kCrossCols>(s, &shift(first + start), c, skip, w, &total(base + start), &overflow,
+                                          kStatFixed);
             count_overflow(total, overflow);
           });
           team.team_barrier();
