@@ -259,18 +259,21 @@ template <int Vectors, class KA, class KB>
 inline __attribute__((always_inline)) void product_adjacent(const real* KOKKOS_RESTRICT a, const KA& a_at,
                                                             const KB& b_at, int K, Tile& t) {
   v4 c0[3] = {}, c1[3] = {}, c2[3] = {}, c3[3] = {};
-  typedef long long lanes __attribute__((vector_size(32)));
   for (int k = 0; k < K; ++k) {
-    const v4 x = load(a + a_at(k));
-#if defined(__clang__)
-    add_k<false, Vectors>(c0, c1, c2, c3, __builtin_shufflevector(x, x, 0, 0, 0, 0),
-                          __builtin_shufflevector(x, x, 1, 1, 1, 1), __builtin_shufflevector(x, x, 2, 2, 2, 2),
-                          __builtin_shufflevector(x, x, 3, 3, 3, 3), b_at(k));
-#else
-    add_k<false, Vectors>(c0, c1, c2, c3, __builtin_shuffle(x, lanes{0, 0, 0, 0}),
-                          __builtin_shuffle(x, lanes{1, 1, 1, 1}), __builtin_shuffle(x, lanes{2, 2, 2, 2}),
-                          __builtin_shuffle(x, lanes{3, 3, 3, 3}), b_at(k));
-#endif
+    const real* KOKKOS_RESTRICT x = a + a_at(k);
+    const real* KOKKOS_RESTRICT bk = b_at(k);
+    v4 y[3];
+    for (int h = 0; h < Vectors; ++h) y[h] = load(bk + 4 * h);
+    // One row at a time, each x broadcast from memory: 12 sums, the row of B and one x fill
+    // AVX2's 16 registers (four x at once spilled a sum, and B was loaded once per product).
+    v4 xm = splat(x[0]);
+    for (int h = 0; h < Vectors; ++h) c0[h] += xm * y[h];
+    xm = splat(x[1]);
+    for (int h = 0; h < Vectors; ++h) c1[h] += xm * y[h];
+    xm = splat(x[2]);
+    for (int h = 0; h < Vectors; ++h) c2[h] += xm * y[h];
+    xm = splat(x[3]);
+    for (int h = 0; h < Vectors; ++h) c3[h] += xm * y[h];
   }
   to_tile<Vectors>(c0, c1, c2, c3, t);
 }

@@ -256,13 +256,20 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
           });
           for (int c = 0; c < 2; ++c) {
             Kokkos::single(Kokkos::PerTeam(team), [&]() {
-              for (int b = 0; b < hid; ++b) listed(b) = 0;
+              // Plain pointers: through the Views, GCC reloaded each one from the stack per entry.
+              int* const found = listed.data();
+              int* const slots = listed_slot.data();
+              std::int64_t* const jts = listed_jt.data();
+              for (int b = 0; b < hid; ++b) found[b] = 0;
               for (int s = c == 0 ? 0 : n0; s < (c == 0 ? n0 : n); ++s) {
                 const std::int64_t row = row_at(r0 + s);
-                for (int k = 0; k < count(node, row); ++k) {
-                  const int b = open(node, row, k), at = listed(b)++;
-                  listed_slot(b * kEvalBlock + at) = s;
-                  listed_jt(b * kEvalBlock + at) = &jac(node, row, static_cast<std::int64_t>(k) * stride) - jac.data();
+                const int* const gates = &open(node, row, 0);
+                const int gates_open = count(node, row);
+                std::int64_t jt = &jac(node, row, 0) - jac.data();
+                for (int k = 0; k < gates_open; ++k, jt += stride) {
+                  const int b = gates[k], at = b * kEvalBlock + found[b]++;
+                  slots[at] = s;
+                  jts[at] = jt;
                 }
               }
             });
