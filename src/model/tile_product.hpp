@@ -204,17 +204,18 @@ inline v4 relu(v4 v) {
 }
 inline void store(const v4& v, double* p) { __builtin_memcpy(p, &v, sizeof v); }
 
-// One k of a tile: c_m[h] += x_m * B(k, 4h .. 4h+3), each x_m in all 4 lanes.
-template <bool ReluB, int Vectors>  // of 4 columns: 1, 2 or 3 for 4, 8 or 12 columns
+// One k of a tile: c_m[h] += x_m * B(k, 4h .. 4h+3), each x_m in all 4 lanes, for the
+// first Rows rows.
+template <bool ReluB, int Vectors, int Rows = 4>  // of 4 columns: 1, 2 or 3 for 4, 8 or 12 columns
 inline __attribute__((always_inline)) void add_k(v4 (&c0)[3], v4 (&c1)[3], v4 (&c2)[3], v4 (&c3)[3], v4 x0, v4 x1,
                                                  v4 x2, v4 x3, const real* KOKKOS_RESTRICT bk) {
   for (int h = 0; h < Vectors; ++h) {
     v4 y = load(bk + 4 * h);
     if (ReluB) y = relu(y);
     c0[h] += x0 * y;
-    c1[h] += x1 * y;
-    c2[h] += x2 * y;
-    c3[h] += x3 * y;
+    if (Rows > 1) c1[h] += x1 * y;
+    if (Rows > 2) c2[h] += x2 * y;
+    if (Rows > 3) c3[h] += x3 * y;
   }
 }
 
@@ -233,7 +234,8 @@ inline __attribute__((always_inline)) void to_tile(const v4 (&c0)[3], const v4 (
 
 inline v4 splat(double x) { return v4{x, x, x, x}; }
 
-template <bool ReluA, bool ReluB, int Vectors, class KA, class KB>
+// Rows < 4: only the first Rows rows of the tile are computed (the others are 0).
+template <bool ReluA, bool ReluB, int Vectors, int Rows = 4, class KA, class KB>
 inline __attribute__((always_inline)) void product(const real* KOKKOS_RESTRICT a0, const real* KOKKOS_RESTRICT a1,
                                                    const real* KOKKOS_RESTRICT a2, const real* KOKKOS_RESTRICT a3,
                                                    const KA& a_at, const KB& b_at, int K, Tile& t) {
@@ -247,9 +249,23 @@ inline __attribute__((always_inline)) void product(const real* KOKKOS_RESTRICT a
       x2 = kmath::relu(x2);
       x3 = kmath::relu(x3);
     }
-    add_k<ReluB, Vectors>(c0, c1, c2, c3, splat(x0), splat(x1), splat(x2), splat(x3), b_at(k));
+    add_k<ReluB, Vectors, Rows>(c0, c1, c2, c3, splat(x0), splat(x1), splat(x2), splat(x3), b_at(k));
   }
   to_tile<Vectors>(c0, c1, c2, c3, t);
+}
+
+// The first `rows` rows of product(): a tile's last rows, where fewer than 4 are left.
+template <bool ReluA, bool ReluB, int Vectors, class KA, class KB>
+inline __attribute__((always_inline)) void product_first_rows(const real* const a[kTileRows], int rows, const KA& a_at,
+                                                              const KB& b_at, int K, Tile& t) {
+  if (rows == 1)
+    product<ReluA, ReluB, Vectors, 1>(a[0], a[0], a[0], a[0], a_at, b_at, K, t);
+  else if (rows == 2)
+    product<ReluA, ReluB, Vectors, 2>(a[0], a[1], a[1], a[1], a_at, b_at, K, t);
+  else if (rows == 3)
+    product<ReluA, ReluB, Vectors, 3>(a[0], a[1], a[2], a[2], a_at, b_at, K, t);
+  else
+    product<ReluA, ReluB, Vectors>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
 }
 
 // A's four rows adjacent in memory, A(m, k) = a[a_at(k) + m]: one load of the four values
@@ -384,6 +400,29 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_at(const real* const a[kTileRows],
     tile_accumulate<ReluA, ReluB, kTileMaxCols>(t, a, a_at, b_at, K, cols);
 #endif
   return t;
+}
+
+// Rows m < rows (1 to 4) of tile_product_at: the host's vector builds compute only those
+// (the tile's other rows are undefined); the portable path computes all four, as rows of A
+// past `rows` repeat a valid pointer. Each row's sums are those of tile_product_at.
+template <bool ReluA, bool ReluB, class KA, class KB>
+KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_rows_at(const real* const a[kTileRows], int rows, const KA& a_at,
+                                                      const KB& b_at, int K, int cols) {
+#ifdef DUALNET_TILE_VECTORS
+  if (rows < kTileRows && (cols == 4 || cols == 8 || cols == 12)) {
+    Tile t;
+    if (cols == 12)
+      tile_vec::product_first_rows<ReluA, ReluB, 3>(a, rows, a_at, b_at, K, t);
+    else if (cols == 8)
+      tile_vec::product_first_rows<ReluA, ReluB, 2>(a, rows, a_at, b_at, K, t);
+    else
+      tile_vec::product_first_rows<ReluA, ReluB, 1>(a, rows, a_at, b_at, K, t);
+    return t;
+  }
+#else
+  (void)rows;
+#endif
+  return tile_product_at<ReluA, ReluB>(a, a_at, b_at, K, cols);
 }
 
 // A(m, k) = a[a_at(k) + m]: the four rows of A adjacent in memory (the conn sums' inputs).

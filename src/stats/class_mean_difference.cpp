@@ -17,11 +17,12 @@ RootClasses root_classes(const View1<std::int64_t>& total) {
 
 void class_mean_difference(const EvalLayout& layout, const View1<std::int64_t>& total, const RootClasses& classes,
                            std::int64_t first, const View1<real>& delta) {
-  const std::int64_t o_c0 = layout.conn0 + first, o_c1 = layout.conn1 + first;
+  const EvalLayout l = layout;
   const double n0 = classes.n0, n1 = classes.n1;
   Kokkos::parallel_for(
       "stats::covop_delta", range(delta.extent(0)), KOKKOS_LAMBDA(const std::int64_t e) {
-        delta(e) = from_fixed(total(o_c0 + e), kStatFixed) / n0 - from_fixed(total(o_c1 + e), kStatFixed) / n1;
+        const std::int64_t at = l.conn_at(first + e);
+        delta(e) = from_fixed(total(l.conn0 + at), kStatFixed) / n0 - from_fixed(total(l.conn1 + at), kStatFixed) / n1;
       });
 }
 

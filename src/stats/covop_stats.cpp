@@ -67,19 +67,16 @@ struct ConnGroups {
   int widest() const { return inputs_inner > inputs_leaf ? inputs_inner : inputs_leaf; }
 };
 
-// A conn-sums team's scratch: the exact sums of its group [class][input][b][a] (a padded to
-// stride); for one block, its inputs in class order; for one block and class, per gate b the
-// anchors where b is open (their place in class order and their row of J_mu^T).
+// A conn-sums team's scratch: for one block, its inputs in class order; for one block and
+// class, per gate b the anchors where b is open (their place in class order and their row of
+// J_mu^T).
 struct ConnScratch {
-  std::int64_t entries;  // inputs x hid x stride
   int hid, inputs;
-  KOKKOS_INLINE_FUNCTION ConnScratch(int group_inputs, int hid_, int stride)
-      : entries(static_cast<std::int64_t>(group_inputs) * hid_ * stride), hid(hid_), inputs(group_inputs) {}
+  KOKKOS_INLINE_FUNCTION ConnScratch(int group_inputs, int hid_) : hid(hid_), inputs(group_inputs) {}
   std::size_t bytes() const {
-    return 2 * static_cast<std::size_t>(entries) * sizeof(std::int64_t) +
-           static_cast<std::size_t>(hid) * kEvalBlock * (sizeof(int) + sizeof(std::int64_t)) + hid * sizeof(int) +
+    return static_cast<std::size_t>(hid) * kEvalBlock * (sizeof(int) + sizeof(std::int64_t)) + hid * sizeof(int) +
            static_cast<std::size_t>(row_width()) * kEvalBlock * sizeof(real) +
-           5 * 64;  // 64: alignment of each allocation
+           4 * 64;  // 64: alignment of each allocation
   }
   // A block's row of inputs in xs: the group's inputs rounded up to whole tiles (zeros past them).
   KOKKOS_INLINE_FUNCTION int row_width() const { return (inputs + kTileRows - 1) / kTileRows * kTileRows; }
@@ -97,7 +94,7 @@ double CovopStats::finish_bytes(const TreeShape& tree) {
   const double views = 2.0 * L * hh + 2.0 * L + L * hid + L;  // both grams, both norms, eigenvalues, alignment
   const double spectrum = tree.hid <= kCovopSpectrumMaxHid ? batch * (3.0 * hh + hid + 1.0) : 0.0;
   const int stride = PaddedLayout(tree).stride;
-  const double scratch = static_cast<double>(ConnScratch(ConnGroups(tree, stride).widest(), tree.hid, stride).bytes());
+  const double scratch = static_cast<double>(ConnScratch(ConnGroups(tree, stride).widest(), tree.hid).bytes());
   return sizeof(real) * (views + static_cast<double>(tree.conn_offset(batch)) + spectrum) + scratch;
 }
 
@@ -171,18 +168,28 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows) const {
             const int nc = count(node, r), np = count(parent, r);
             const int* gates = &open(node, r, 0);
             const real* w = &wb(pad.backward_offset(parent) + q * stride);  // W_parent(j, block q, e) = w[j*row + e]
-            for (int et = 0; et < tile_count(nc, kTileRows); ++et) {
-              const int e0 = tile_start(et, nc, kTileRows);
+            const std::int64_t row = pad.backward_row();
+            if (parent == 0) {
+              // Below the root, J_root^T = I: the product's sum for (e, a) is W_root(a, block q, e)
+              // plus exact zeros, which rounds it as + 0.0 does (-0 becomes +0); 0 in the padding.
+              for (int k = 0; k < nc; ++k) {
+                real* out = &jac(node, r, static_cast<std::int64_t>(k) * stride);
+                for (int a = 0; a < stride; ++a) out[a] = a < hid ? w[a * row + gates[k]] + 0.0 : 0.0;
+              }
+              return;
+            }
+            for (int e0 = 0; e0 < nc; e0 += kTileRows) {
+              const int e_rows = nc - e0 < kTileRows ? nc - e0 : kTileRows;
               const real* a[kTileRows];  // A(m, k) = W_parent(open_parent[k], block q, gates[e0 + m])
-              for (int m = 0; m < kTileRows; ++m) a[m] = w + gates[e0 + (m < nc ? m : nc - 1)];
-              const ListedK parent_gates{&open(parent, r, 0), pad.backward_row()};
+              for (int m = 0; m < kTileRows; ++m) a[m] = w + gates[e0 + (m < e_rows ? m : e_rows - 1)];
+              const ListedK parent_gates{&open(parent, r, 0), row};
               for (int tile = 0; tile < a_tiles; ++tile) {
                 const ColTile ct = node_col_tile(tile, hid);
-                const Tile s = tile_product_at<false, false>(a, parent_gates,
-                                                             StridedB{&jac(parent, r, ct.start), stride}, np, ct.read);
+                const Tile s = tile_product_rows_at<false, false>(
+                    a, e_rows, parent_gates, StridedB{&jac(parent, r, ct.start), stride}, np, ct.read);
                 // All the columns read: the padding's are exact zeros (the root's padding is 0).
-                tile_copy_rows(s, nc < kTileRows ? nc : kTileRows, ct.read,
-                               &jac(node, r, static_cast<std::int64_t>(e0) * stride + ct.start), stride);
+                tile_copy_rows(s, e_rows, ct.read, &jac(node, r, static_cast<std::int64_t>(e0) * stride + ct.start),
+                               stride);
               }
             }
           });
@@ -198,8 +205,9 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows) const {
 // as one tile product (model/tile_product.hpp) whose k runs over the list, reading each
 // anchor's input row and its row of J_mu^T. A dense product adds an exact zero for every
 // closed gate, so skipping them changes no bit: each (i, a, b) sums the same products in the
-// same order. Each block's sums join the team's exact integer sums (fixed point), and those
-// join the totals once per chunk.
+// same order. Each block's sums join the totals as exact integers (fixed point) in place:
+// the totals keep conn as [node][i][b][a] with a padded (stats/eval_layout.hpp), so a tile
+// is whole vectors of them, and each entry belongs to one thread of one team.
 void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, std::int64_t rows,
                            const View1<std::int64_t>& total) const {
   const TreeShape t = t_;
@@ -211,12 +219,12 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
   const auto class0 = class0_count_;
   const auto pre = act.pre;
   const auto leaves = samples.leaves;
-  const int hid = t.hid, hh = hid * hid, a_tiles = node_col_tile_count(hid);
-  const std::int64_t o_c0 = l_.conn0, o_c1 = l_.conn1;
+  const int hid = t.hid, a_tiles = node_col_tile_count(hid);
+  const EvalLayout l = l_;
   const int inner = t.level_start[t.depth - 1];  // nodes whose inputs are neurons, then those fed by leaves
   const ConnGroups g(t, stride);
   const int group_teams = inner * g.groups_inner + (t.n_latent - inner) * g.groups_leaf;
-  const ConnScratch widest(g.widest(), hid, stride);
+  const ConnScratch widest(g.widest(), hid);
   using ScratchSpace = ExecSpace::scratch_memory_space;
   using ScratchI = Kokkos::View<std::int64_t*, ScratchSpace, Kokkos::MemoryUnmanaged>;
   using ScratchN = Kokkos::View<int*, ScratchSpace, Kokkos::MemoryUnmanaged>;
@@ -231,10 +239,9 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
         const int per_group = on_inner ? g.inputs_inner : g.inputs_leaf;
         const int in = t.in_size(node), i0 = group * per_group;
         const int inputs = in - i0 < per_group ? in - i0 : per_group;
-        const ConnScratch sc(inputs, hid, stride);
+        const ConnScratch sc(inputs, hid);
         // Each View from its layout: the constructor from extents counts them at run time, and
         // its abort path gave the kernel a stack frame on a GPU.
-        const ScratchI fixed(team.team_scratch(1), ScratchI::array_layout(2 * sc.entries));  // [class][i][b][a]
         const ScratchN listed_slot(team.team_scratch(1), ScratchN::array_layout(hid * kEvalBlock));
         // where each row of J_mu^T starts in jac
         const ScratchI listed_jt(team.team_scratch(1), ScratchI::array_layout(hid * kEvalBlock));
@@ -242,10 +249,8 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
         const int xw = sc.row_width();
         // [slot][i] the group's inputs, 0 past them
         const Scratch1 xs(team.team_scratch(1), Scratch1::array_layout(kEvalBlock * xw));
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, 2 * sc.entries),
-                             [&](const std::int64_t e) { fixed(e) = 0; });
         const int i_tiles = xw / kTileRows;
-        team.team_barrier();
+        const std::int64_t node_first = t.conn_offset(node);
         for (std::int64_t r0 = 0; r0 < rows; r0 += kEvalBlock) {
           const int n = static_cast<int>(rows - r0 < kEvalBlock ? rows - r0 : kEvalBlock);
           const int n0 = class0(r0 / kEvalBlock);
@@ -274,36 +279,25 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
               }
             });
             team.team_barrier();
-            Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hid * i_tiles),
-                                 [&](const int idx) {
-          const int b = idx / i_tiles, it = idx % i_tiles, K = listed(b);
-          if (K == 0) return;
-          const int i_first = kTileRows * it, i_rows = inputs - i_first < kTileRows ? inputs - i_first : kTileRows;
-          const ListedK anchors{&listed_slot(b * kEvalBlock), xw};  // A(m, k) = xs(slot_k, i_first + m)
-          bool overflow = false;
-          for (int tile = 0; tile < a_tiles; ++tile) {
-            const ColTile ct = node_col_tile(tile, hid);
-            const ListedB jt{jac.data() + ct.start, &listed_jt(b * kEvalBlock)};
-            const Tile s = tile_product_adjacent(&xs(i_first), anchors, jt, K, ct.read);
-            add_fixed_rows(s, i_rows, ct.skip, ct.read,
-                           &fixed(c * sc.entries + (static_cast<std::int64_t>(i_first) * hid + b) * stride + ct.start),
-                           static_cast<std::int64_t>(hid) * stride, &overflow, kStatFixed);
-          }
-          count_overflow(total, overflow);
+            Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hid * i_tiles), [&](const int idx) {
+              const int b = idx / i_tiles, it = idx % i_tiles, K = listed(b);
+              if (K == 0) return;
+              const int i_first = kTileRows * it, i_rows = inputs - i_first < kTileRows ? inputs - i_first : kTileRows;
+              const ListedK anchors{&listed_slot(b * kEvalBlock), xw};  // A(m, k) = xs(slot_k, i_first + m)
+              bool overflow = false;
+              for (int tile = 0; tile < a_tiles; ++tile) {
+                const ColTile ct = node_col_tile(tile, hid);
+                const ListedB jt{jac.data() + ct.start, &listed_jt(b * kEvalBlock)};
+                const Tile s = tile_product_adjacent(&xs(i_first), anchors, jt, K, ct.read);
+                add_fixed_rows(s, i_rows, ct.skip, ct.read,
+                               &total((c == 0 ? l.conn0 : l.conn1) + l.conn_at(node_first, i0 + i_first, ct.start, b)),
+                               static_cast<std::int64_t>(hid) * stride, &overflow, kStatFixed);
+              }
+              count_overflow(total, overflow);
             });
             team.team_barrier();
           }
         }
-        // entry (node, i0 + i, a, b) of conn; the columns past hid (padding) are dropped.
-        const std::int64_t base = t.conn_offset(node) + static_cast<std::int64_t>(i0) * hh;
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, inputs * hid), [&](const int ia) {
-          const int i = ia / hid, a = ia % hid;
-          const std::int64_t to = base + static_cast<std::int64_t>(ia) * hid, from = i * hid * stride + a;
-          for (int b = 0; b < hid; ++b) {
-            total(o_c0 + to + b) += fixed(from + b * stride);
-            total(o_c1 + to + b) += fixed(sc.entries + from + b * stride);
-          }
-        });
       });
 }
 

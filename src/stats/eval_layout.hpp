@@ -3,12 +3,16 @@
 // all-reduces (Evaluator::totals()), in this order:
 //   [0], [1]        anchors with root 0 and root 1 (both measurements read them);
 //   sum_z .. sum_zh the correlation statistics (stats/correlation_stats.hpp);
-//   conn0, conn1    the class sums of conn, root 0 then root 1 (stats/covop_stats.hpp);
+//   conn0, conn1    the class sums of conn, root 0 then root 1 (stats/covop_stats.hpp), each
+//                   [node][i][b][a] with a (the root's neurons) padded to conn_stride: the
+//                   conn sums add their tiles (rows i, columns a) in place; Delta reads them
+//                   in its own order (node, i, a, b) (stats/class_mean_difference.cpp);
 //   overflow        the count of sums that left the fixed-point range.
 // One layout for the units that write the totals and for the memory estimate's sizing.
 #include <cstdint>
 
 #include "hltm/tree.hpp"
+#include "model/padded_layout.hpp"
 #include "util/fixed_point.hpp"
 #include "util/kokkos_compat.hpp"
 
@@ -29,6 +33,19 @@ constexpr std::int64_t kEvalChunkBytes = std::int64_t(4) << 20;
 
 struct EvalLayout {
   std::int64_t sum_z, sum_h, sum_h2, active, root_gram, sum_zh, zh_width, conn0, conn1, overflow, length;
+  int hid, conn_stride;  // the root's neurons, and a row of conn sums: them and their padding
+
+  // Where conn entry (i, a, b) of the node whose flat conn entries start at `node_first`
+  // (TreeShape::conn_offset) lies after conn0 or conn1: each (node, i) has hid rows b of
+  // conn_stride, so the flat (node, i) index, node_first / hid^2 + i, places it.
+  KOKKOS_INLINE_FUNCTION std::int64_t conn_at(std::int64_t node_first, int i, int a, int b) const {
+    return ((node_first / hid / hid + i) * hid + b) * conn_stride + a;
+  }
+  // The same for flat conn entry e (node, i, a, b).
+  KOKKOS_INLINE_FUNCTION std::int64_t conn_at(std::int64_t e) const {
+    const std::int64_t row = e / hid;  // (node, i, a)
+    return conn_at(0, 0, static_cast<int>(row % hid), static_cast<int>(e % hid)) + row / hid * hid * conn_stride;
+  }
 
   // all_pairs: z*h for every latent and every neuron (corr_full), else only each node's own.
   static EvalLayout of(const TreeShape& t, bool all_pairs) {
@@ -41,9 +58,12 @@ struct EvalLayout {
     l.root_gram = l.active + N;  // [hid][hid]: sums of relu(h_i) relu(h_j) over the root's neurons
     l.sum_zh = l.root_gram + static_cast<std::int64_t>(t.hid) * t.hid;
     l.zh_width = all_pairs ? N : t.hid;  // per latent: every neuron, or its own
+    l.hid = t.hid;
+    l.conn_stride = PaddedLayout(t).stride;
+    const std::int64_t conn_padded = t.n_conn() / t.hid * l.conn_stride;
     l.conn0 = l.sum_zh + L * l.zh_width;
-    l.conn1 = l.conn0 + t.n_conn();
-    l.overflow = l.conn1 + t.n_conn();
+    l.conn1 = l.conn0 + conn_padded;
+    l.overflow = l.conn1 + conn_padded;
     l.length = l.overflow + 1;
     return l;
   }
