@@ -112,6 +112,10 @@ struct ListedK {
   std::int64_t step;
   KOKKOS_FORCEINLINE_FUNCTION std::int64_t operator()(int k) const { return list[k] * step; }
 };
+struct OffsetK {  // list[k] itself (the list holds offsets, not indices)
+  const int* list;
+  KOKKOS_FORCEINLINE_FUNCTION std::int64_t operator()(int k) const { return list[k]; }
+};
 struct StridedB {
   const real* b;
   std::int64_t step;

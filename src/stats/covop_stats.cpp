@@ -68,8 +68,8 @@ struct ConnGroups {
 };
 
 // A conn-sums team's scratch: for one block, its inputs in class order; for one block and
-// class, per gate b the anchors where b is open (their place in class order and their row of
-// J_mu^T).
+// class, per gate b the anchors where b is open (where their inputs start in xs, and their
+// row of J_mu^T).
 struct ConnScratch {
   int hid, inputs;
   KOKKOS_INLINE_FUNCTION ConnScratch(int group_inputs, int hid_) : hid(hid_), inputs(group_inputs) {}
@@ -152,10 +152,12 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows) const {
             count(0, r) = hid;
             return;
           }
+          int* const gates = &open(node, r, 0);  // plain pointers: View indexing cost more than the loop
+          const real* const h = &pre(r, node * hid);
           int n = 0;
           for (int e = 0; e < hid; ++e) {  // without a branch: half the gates are open, at random
-            open(node, r, n) = e;
-            n += pre(r, node * hid + e) > 0.0 ? 1 : 0;
+            gates[n] = e;
+            n += h[e] > 0.0 ? 1 : 0;
           }
           count(node, r) = n;
         });
@@ -242,8 +244,8 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
         const ConnScratch sc(inputs, hid);
         // Each View from its layout: the constructor from extents counts them at run time, and
         // its abort path gave the kernel a stack frame on a GPU.
+        // per gate, where each listed anchor's inputs start in xs, and its row of J_mu^T in jac
         const ScratchN listed_slot(team.team_scratch(1), ScratchN::array_layout(hid * kEvalBlock));
-        // where each row of J_mu^T starts in jac
         const ScratchI listed_jt(team.team_scratch(1), ScratchI::array_layout(hid * kEvalBlock));
         const ScratchN listed(team.team_scratch(1), ScratchN::array_layout(hid));
         const int xw = sc.row_width();
@@ -257,7 +259,13 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
           // The block's inputs of this group in class order: the ReLU of a child's neuron, or a leaf.
           Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n), [&](const int s) {
             const NodeInput x = node_input(t, pre, leaves, row_at(r0 + s), node);
-            for (int i = 0; i < xw; ++i) xs(s * xw + i) = i < inputs ? x[i0 + i] : 0.0;
+            real* const row = &xs(s * xw);
+            // Separate loops for the two kinds of input, which the compiler vectorises.
+            if (x.relu)
+              for (int i = 0; i < inputs; ++i) row[i] = kmath::relu(x.x[i0 + i]);
+            else
+              for (int i = 0; i < inputs; ++i) row[i] = x.x[i0 + i];
+            for (int i = inputs; i < xw; ++i) row[i] = 0.0;
           });
           for (int c = 0; c < 2; ++c) {
             Kokkos::single(Kokkos::PerTeam(team), [&]() {
@@ -273,7 +281,7 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
                 std::int64_t jt = &jac(node, row, 0) - jac.data();
                 for (int k = 0; k < gates_open; ++k, jt += stride) {
                   const int b = gates[k], at = b * kEvalBlock + found[b]++;
-                  slots[at] = s;
+                  slots[at] = s * xw;
                   jts[at] = jt;
                 }
               }
@@ -283,7 +291,7 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
               const int b = idx / i_tiles, it = idx % i_tiles, K = listed(b);
               if (K == 0) return;
               const int i_first = kTileRows * it, i_rows = inputs - i_first < kTileRows ? inputs - i_first : kTileRows;
-              const ListedK anchors{&listed_slot(b * kEvalBlock), xw};  // A(m, k) = xs(slot_k, i_first + m)
+              const OffsetK anchors{&listed_slot(b * kEvalBlock)};  // A(m, k) = xs(slot_k * xw + i_first + m)
               bool overflow = false;
               for (int tile = 0; tile < a_tiles; ++tile) {
                 const ColTile ct = node_col_tile(tile, hid);
