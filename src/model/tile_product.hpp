@@ -275,7 +275,8 @@ inline __attribute__((always_inline)) void product_first_rows(const real* const 
 // A's four rows adjacent in memory, A(m, k) = a[a_at(k) + m]: one load of the four values
 // and lane broadcasts, instead of four broadcast loads and four row pointers (loads, not
 // multiply-adds, bounded the conn sums' tiles).
-template <int Vectors, class KA, class KB>
+// Rows < 4: only the first Rows rows (a node with fewer inputs left), the others 0.
+template <int Vectors, int Rows, class KA, class KB>
 inline __attribute__((always_inline)) void product_adjacent(const real* KOKKOS_RESTRICT a, const KA& a_at,
                                                             const KB& b_at, int K, Tile& t) {
   v4 c0[3] = {}, c1[3] = {}, c2[3] = {}, c3[3] = {};
@@ -288,12 +289,18 @@ inline __attribute__((always_inline)) void product_adjacent(const real* KOKKOS_R
     // AVX2's 16 registers (four x at once spilled a sum, and B was loaded once per product).
     v4 xm = splat(x[0]);
     for (int h = 0; h < Vectors; ++h) c0[h] += xm * y[h];
-    xm = splat(x[1]);
-    for (int h = 0; h < Vectors; ++h) c1[h] += xm * y[h];
-    xm = splat(x[2]);
-    for (int h = 0; h < Vectors; ++h) c2[h] += xm * y[h];
-    xm = splat(x[3]);
-    for (int h = 0; h < Vectors; ++h) c3[h] += xm * y[h];
+    if (Rows > 1) {
+      xm = splat(x[1]);
+      for (int h = 0; h < Vectors; ++h) c1[h] += xm * y[h];
+    }
+    if (Rows > 2) {
+      xm = splat(x[2]);
+      for (int h = 0; h < Vectors; ++h) c2[h] += xm * y[h];
+    }
+    if (Rows > 3) {
+      xm = splat(x[3]);
+      for (int h = 0; h < Vectors; ++h) c3[h] += xm * y[h];
+    }
   }
   to_tile<Vectors>(c0, c1, c2, c3, t);
 }
@@ -429,23 +436,45 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_rows_at(const real* const a[kTileR
   return tile_product_at<ReluA, ReluB>(a, a_at, b_at, K, cols);
 }
 
+#ifdef DUALNET_TILE_VECTORS
+namespace tile_vec {
+template <int Vectors, class KA, class KB>
+inline __attribute__((always_inline)) void product_adjacent_rows(const real* a, int rows, const KA& a_at,
+                                                                 const KB& b_at, int K, Tile& t) {
+  if (rows >= 4)
+    product_adjacent<Vectors, 4>(a, a_at, b_at, K, t);
+  else if (rows == 3)
+    product_adjacent<Vectors, 3>(a, a_at, b_at, K, t);
+  else if (rows == 2)
+    product_adjacent<Vectors, 2>(a, a_at, b_at, K, t);
+  else
+    product_adjacent<Vectors, 1>(a, a_at, b_at, K, t);
+}
+}  // namespace tile_vec
+#endif
+
 // A(m, k) = a[a_at(k) + m]: the four rows of A adjacent in memory (the conn sums' inputs).
+// Rows m >= rows are not needed: the host's vector builds leave them out (a node fed by two
+// leaves has two), the portable path computes them (reading a's padding).
 template <class KA, class KB>
-KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_adjacent(const real* a, const KA& a_at, const KB& b_at, int K, int cols) {
+KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_adjacent(const real* a, int rows, const KA& a_at, const KB& b_at, int K,
+                                                       int cols) {
 #ifdef DUALNET_TILE_VECTORS
   if (cols == 4 || cols == 8 || cols == 12) {
     Tile t;
     if (cols == 12)
-      tile_vec::product_adjacent<3>(a, a_at, b_at, K, t);
+      tile_vec::product_adjacent_rows<3>(a, rows, a_at, b_at, K, t);
     else if (cols == 8)
-      tile_vec::product_adjacent<2>(a, a_at, b_at, K, t);
+      tile_vec::product_adjacent_rows<2>(a, rows, a_at, b_at, K, t);
     else
-      tile_vec::product_adjacent<1>(a, a_at, b_at, K, t);
+      tile_vec::product_adjacent_rows<1>(a, rows, a_at, b_at, K, t);
     return t;
   }
+#else
+  (void)rows;
 #endif
-  const real* rows[kTileRows] = {a, a + 1, a + 2, a + 3};
-  return tile_product_at<false, false>(rows, a_at, b_at, K, cols);
+  const real* a_rows[kTileRows] = {a, a + 1, a + 2, a + 3};
+  return tile_product_at<false, false>(a_rows, a_at, b_at, K, cols);
 }
 
 // A(m, k) = a[m][k * a_step]: the common case.
