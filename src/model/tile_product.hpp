@@ -454,8 +454,8 @@ inline __attribute__((always_inline)) void product_adjacent_rows(const real* a, 
 #endif
 
 // A(m, k) = a[a_at(k) + m]: the four rows of A adjacent in memory (the conn sums' inputs).
-// Rows m >= rows are not needed: the host's vector builds leave them out (a node fed by two
-// leaves has two), the portable path computes them (reading a's padding).
+// Rows m >= rows are not needed (a node fed by two leaves has two): the host's vector builds
+// leave them out, the portable path computes copies of the last row.
 template <class KA, class KB>
 KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_adjacent(const real* a, int rows, const KA& a_at, const KB& b_at, int K,
                                                        int cols) {
@@ -470,10 +470,9 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_adjacent(const real* a, int rows, 
       tile_vec::product_adjacent_rows<1>(a, rows, a_at, b_at, K, t);
     return t;
   }
-#else
-  (void)rows;
 #endif
-  const real* a_rows[kTileRows] = {a, a + 1, a + 2, a + 3};
+  // Rows past `rows` repeat the last one: a's entries past them may not exist.
+  const real* a_rows[kTileRows] = {a, a + (rows > 1 ? 1 : 0), a + (rows > 2 ? 2 : 0), a + (rows > 3 ? 3 : 0)};
   return tile_product_at<false, false>(a_rows, a_at, b_at, K, cols);
 }
 

@@ -45,9 +45,10 @@ int CovopStats::batch_nodes(const TreeShape& tree) {
 
 namespace {
 
-// The conn sums' teams: a node's inputs in groups of whole tiles whose exact sums (both root
-// classes, inputs x hid x stride int64) stay under kConnGroupEntries where they can (a group
-// has at least one tile of inputs); a node of hid <= 12 is one team.
+// The conn sums' teams: a node's inputs in groups of whole tiles whose sums (both root
+// classes, inputs x hid x stride) stay under kConnGroupEntries where they can (a group has at
+// least one tile of inputs), so that a wide node's work is shared by several teams; a node of
+// hid <= 12 is one team.
 constexpr int kConnGroupEntries = 16384;
 
 struct ConnGroups {
@@ -64,23 +65,14 @@ struct ConnGroups {
     split(t.k * t.hid, &inputs_inner, &groups_inner);
     split(t.k, &inputs_leaf, &groups_leaf);
   }
-  int widest() const { return inputs_inner > inputs_leaf ? inputs_inner : inputs_leaf; }
 };
 
-// A conn-sums team's scratch: for one block, its inputs in class order; for one block and
-// class, per gate b the anchors where b is open (where their inputs start in xs, and their
-// row of J_mu^T).
-struct ConnScratch {
-  int hid, inputs;
-  KOKKOS_INLINE_FUNCTION ConnScratch(int group_inputs, int hid_) : hid(hid_), inputs(group_inputs) {}
-  std::size_t bytes() const {
-    return static_cast<std::size_t>(hid) * kEvalBlock * (sizeof(int) + sizeof(std::int64_t)) + hid * sizeof(int) +
-           static_cast<std::size_t>(row_width()) * kEvalBlock * sizeof(real) +
-           4 * 64;  // 64: alignment of each allocation
-  }
-  // A block's row of inputs in xs: the group's inputs rounded up to whole tiles (zeros past them).
-  KOKKOS_INLINE_FUNCTION int row_width() const { return (inputs + kTileRows - 1) / kTileRows * kTileRows; }
-};
+// A conn-sums team's scratch: for one block and class, per gate b the anchors where b is
+// open (their row, and their row of J_mu^T in jac).
+std::size_t conn_scratch_bytes(int hid) {
+  return static_cast<std::size_t>(hid) * kEvalBlock * (sizeof(int) + sizeof(std::int64_t)) + hid * sizeof(int) +
+         3 * 64;  // 64: alignment of each allocation
+}
 
 }  // namespace
 
@@ -93,8 +85,7 @@ double CovopStats::finish_bytes(const TreeShape& tree) {
   const int batch = batch_nodes(tree);
   const double views = 2.0 * L * hh + 2.0 * L + L * hid + L;  // both grams, both norms, eigenvalues, alignment
   const double spectrum = tree.hid <= kCovopSpectrumMaxHid ? batch * (3.0 * hh + hid + 1.0) : 0.0;
-  const int stride = PaddedLayout(tree).stride;
-  const double scratch = static_cast<double>(ConnScratch(ConnGroups(tree, stride).widest(), tree.hid).bytes());
+  const double scratch = static_cast<double>(conn_scratch_bytes(tree.hid));
   return sizeof(real) * (views + static_cast<double>(tree.conn_offset(batch)) + spectrum) + scratch;
 }
 
@@ -219,20 +210,20 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
   const auto count = open_count_;
   const auto row_at = row_at_;
   const auto class0 = class0_count_;
-  const auto pre = act.pre;
+  const auto post = act.post;
   const auto leaves = samples.leaves;
+  const std::int64_t post_step = static_cast<std::int64_t>(post.stride_0()),
+                     leaves_step = static_cast<std::int64_t>(leaves.stride_0());
   const int hid = t.hid, a_tiles = node_col_tile_count(hid);
   const EvalLayout l = l_;
   const int inner = t.level_start[t.depth - 1];  // nodes whose inputs are neurons, then those fed by leaves
   const ConnGroups g(t, stride);
   const int group_teams = inner * g.groups_inner + (t.n_latent - inner) * g.groups_leaf;
-  const ConnScratch widest(g.widest(), hid);
   using ScratchSpace = ExecSpace::scratch_memory_space;
   using ScratchI = Kokkos::View<std::int64_t*, ScratchSpace, Kokkos::MemoryUnmanaged>;
   using ScratchN = Kokkos::View<int*, ScratchSpace, Kokkos::MemoryUnmanaged>;
-  using Scratch1 = Kokkos::View<real*, ScratchSpace, Kokkos::MemoryUnmanaged>;
   Kokkos::parallel_for(
-      "stats::conn_sums", teams(group_teams).set_scratch_size(1, Kokkos::PerTeam(widest.bytes())),
+      "stats::conn_sums", teams(group_teams).set_scratch_size(1, Kokkos::PerTeam(conn_scratch_bytes(hid))),
       KOKKOS_LAMBDA(const Team& team) {
         const int p = team.league_rank();
         const bool on_inner = p < inner * g.groups_inner;
@@ -241,37 +232,28 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
         const int per_group = on_inner ? g.inputs_inner : g.inputs_leaf;
         const int in = t.in_size(node), i0 = group * per_group;
         const int inputs = in - i0 < per_group ? in - i0 : per_group;
-        const ConnScratch sc(inputs, hid);
+        // The group's inputs in each anchor's row: the ReLU of its children's neurons (as forward
+        // stored them) or its leaves, adjacent in memory.
+        const bool on_leaves = t.feeds_on_leaves(node);
+        const real* const x0 =
+            on_leaves ? &leaves(0, t.first_child(node) - t.n_latent + i0) : &post(0, t.first_child(node) * hid + i0);
+        const std::int64_t x_step = on_leaves ? leaves_step : post_step;
         // Each View from its layout: the constructor from extents counts them at run time, and
         // its abort path gave the kernel a stack frame on a GPU.
-        // per gate, where each listed anchor's inputs start in xs, and its row of J_mu^T in jac
-        const ScratchN listed_slot(team.team_scratch(1), ScratchN::array_layout(hid * kEvalBlock));
+        // per gate, each listed anchor's row and its row of J_mu^T in jac
+        const ScratchN listed_row(team.team_scratch(1), ScratchN::array_layout(hid * kEvalBlock));
         const ScratchI listed_jt(team.team_scratch(1), ScratchI::array_layout(hid * kEvalBlock));
         const ScratchN listed(team.team_scratch(1), ScratchN::array_layout(hid));
-        const int xw = sc.row_width();
-        // [slot][i] the group's inputs, 0 past them
-        const Scratch1 xs(team.team_scratch(1), Scratch1::array_layout(kEvalBlock * xw));
-        const int i_tiles = xw / kTileRows;
+        const int i_tiles = tile_count(inputs, kTileRows);
         const std::int64_t node_first = t.conn_offset(node);
         for (std::int64_t r0 = 0; r0 < rows; r0 += kEvalBlock) {
           const int n = static_cast<int>(rows - r0 < kEvalBlock ? rows - r0 : kEvalBlock);
           const int n0 = class0(r0 / kEvalBlock);
-          // The block's inputs of this group in class order: the ReLU of a child's neuron, or a leaf.
-          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, n), [&](const int s) {
-            const NodeInput x = node_input(t, pre, leaves, row_at(r0 + s), node);
-            real* const row = &xs(s * xw);
-            // Separate loops for the two kinds of input, which the compiler vectorises.
-            if (x.relu)
-              for (int i = 0; i < inputs; ++i) row[i] = kmath::relu(x.x[i0 + i]);
-            else
-              for (int i = 0; i < inputs; ++i) row[i] = x.x[i0 + i];
-            for (int i = inputs; i < xw; ++i) row[i] = 0.0;
-          });
           for (int c = 0; c < 2; ++c) {
             Kokkos::single(Kokkos::PerTeam(team), [&]() {
               // Plain pointers: through the Views, GCC reloaded each one from the stack per entry.
               int* const found = listed.data();
-              int* const slots = listed_slot.data();
+              int* const at_row = listed_row.data();
               std::int64_t* const jts = listed_jt.data();
               for (int b = 0; b < hid; ++b) found[b] = 0;
               for (int s = c == 0 ? 0 : n0; s < (c == 0 ? n0 : n); ++s) {
@@ -281,7 +263,7 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
                 std::int64_t jt = &jac(node, row, 0) - jac.data();
                 for (int k = 0; k < gates_open; ++k, jt += stride) {
                   const int b = gates[k], at = b * kEvalBlock + found[b]++;
-                  slots[at] = s * xw;
+                  at_row[at] = static_cast<int>(row);
                   jts[at] = jt;
                 }
               }
@@ -291,12 +273,12 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
               const int b = idx / i_tiles, it = idx % i_tiles, K = listed(b);
               if (K == 0) return;
               const int i_first = kTileRows * it, i_rows = inputs - i_first < kTileRows ? inputs - i_first : kTileRows;
-              const OffsetK anchors{&listed_slot(b * kEvalBlock)};  // A(m, k) = xs(slot_k * xw + i_first + m)
+              const ListedK anchors{&listed_row(b * kEvalBlock), x_step};  // A(m, k) = x0[row_k * x_step + i_first + m]
               bool overflow = false;
               for (int tile = 0; tile < a_tiles; ++tile) {
                 const ColTile ct = node_col_tile(tile, hid);
                 const ListedB jt{jac.data() + ct.start, &listed_jt(b * kEvalBlock)};
-                const Tile s = tile_product_adjacent(&xs(i_first), i_rows, anchors, jt, K, ct.read);
+                const Tile s = tile_product_adjacent(x0 + i_first, i_rows, anchors, jt, K, ct.read);
                 add_fixed_rows(s, i_rows, ct.skip, ct.read,
                                &total((c == 0 ? l.conn0 : l.conn1) + l.conn_at(node_first, i0 + i_first, ct.start, b)),
                                static_cast<std::int64_t>(hid) * stride, &overflow, kStatFixed);
