@@ -6,7 +6,11 @@ xarray and dualnet_analysis.load_run. Every read must see whole rows only: each 
 has exactly as many rows as /metrics/epoch, and every row it sees is, bit for bit, the
 row the finished file holds. Prints how many reads and rows it saw; exits 1 on a problem.
 
-    python live_reader.py RUN_DIR PID
+    python live_reader.py RUN_DIR PID_FILE READY_FILE
+
+It creates READY_FILE once its modules are loaded (importing them takes seconds under load,
+a good part of a short run), then waits for PID_FILE, where the caller writes the run's pid
+after starting it: so the reader is there from the run's first row, however fast the run.
 """
 
 import os
@@ -19,8 +23,16 @@ import xarray as xr
 
 import dualnet_analysis
 
-run, pid = sys.argv[1], int(sys.argv[2])
+run, pid_file, ready_file = sys.argv[1], sys.argv[2], sys.argv[3]
 path = os.path.join(run, "metrics.h5")
+open(ready_file, "w").close()
+deadline = time.monotonic() + 300
+while not os.path.exists(pid_file):
+    if time.monotonic() > deadline:
+        sys.exit("FAIL: no pid file from the caller")
+    time.sleep(0.02)
+with open(pid_file) as f:
+    pid = int(f.read())
 
 
 def alive():

@@ -9,13 +9,24 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 make_work
-cfg=(depth=4 hid=6 samples_per_pass=8192 batch=64 epochs=60)
+# Long enough for several reads under load (each read of h5py, xarray and load_run takes up
+# to a second there); the reader is ready before the run starts.
+cfg=(depth=4 hid=6 samples_per_pass=8192 batch=64 epochs=150)
 
 dualnet_np 2 train "${cfg[@]}" out=quiet >/dev/null
+# The reader first, ready before the run starts (live_reader.py: it reads from the first row).
+"$py" "$here/live_reader.py" read run.pid reader.ready &
+reader=$!
+for _ in $(seq 3000); do
+  [[ -e reader.ready ]] || ! kill -0 "$reader" 2>/dev/null && break
+  sleep 0.1
+done
+[[ -e reader.ready ]] || fail "the live reader did not start"
 dualnet_np 2 train "${cfg[@]}" out=read >"$logs/run" 2>&1 &
 pid=$!
+echo "$pid" >run.pid.tmp && mv run.pid.tmp run.pid
 rc=0
-"$py" "$here/live_reader.py" read "$pid" || rc=$?
+wait "$reader" || rc=$?
 run_rc=0
 wait "$pid" || run_rc=$?
 [[ $run_rc == 0 ]] || fail "the run read live exited $run_rc: $(tail -3 "$logs/run")"
