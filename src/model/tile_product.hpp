@@ -8,6 +8,7 @@
 // for 8 columns) and four values of A for 32 multiply-adds: the former one-row tiles did
 // two loads per 8 multiply-adds and were bound by loads, not arithmetic.
 #include <cstdint>
+#include <type_traits>
 
 #include "util/fixed_point.hpp"
 #include "util/kokkos_compat.hpp"
@@ -111,10 +112,6 @@ struct ListedK {
   const int* list;
   std::int64_t step;
   KOKKOS_FORCEINLINE_FUNCTION std::int64_t operator()(int k) const { return list[k] * step; }
-};
-struct OffsetK {  // list[k] itself (the list holds offsets, not indices)
-  const int* list;
-  KOKKOS_FORCEINLINE_FUNCTION std::int64_t operator()(int k) const { return list[k]; }
 };
 struct StridedB {
   const real* b;
@@ -258,23 +255,21 @@ inline __attribute__((always_inline)) void product(const real* KOKKOS_RESTRICT a
   to_tile<Vectors>(c0, c1, c2, c3, t);
 }
 
-// The first `rows` rows of product(): a tile's last rows, where fewer than 4 are left.
-template <bool ReluA, bool ReluB, int Vectors, class KA, class KB>
-inline __attribute__((always_inline)) void product_first_rows(const real* const a[kTileRows], int rows, const KA& a_at,
-                                                              const KB& b_at, int K, Tile& t) {
-  if (rows == 1)
-    product<ReluA, ReluB, Vectors, 1>(a[0], a[0], a[0], a[0], a_at, b_at, K, t);
-  else if (rows == 2)
-    product<ReluA, ReluB, Vectors, 2>(a[0], a[1], a[1], a[1], a_at, b_at, K, t);
+// f(std::integral_constant<int, R>{}) with R = rows (1 to 4; more counts as 4): a tile's
+// row count as a template argument, so that its last tile computes only the rows it has.
+template <class F>
+inline __attribute__((always_inline)) void with_rows(int rows, const F& f) {
+  if (rows >= 4)
+    f(std::integral_constant<int, 4>{});
   else if (rows == 3)
-    product<ReluA, ReluB, Vectors, 3>(a[0], a[1], a[2], a[2], a_at, b_at, K, t);
+    f(std::integral_constant<int, 3>{});
+  else if (rows == 2)
+    f(std::integral_constant<int, 2>{});
   else
-    product<ReluA, ReluB, Vectors>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
+    f(std::integral_constant<int, 1>{});
 }
 
-// A's four rows adjacent in memory, A(m, k) = a[a_at(k) + m]: one load of the four values
-// and lane broadcasts, instead of four broadcast loads and four row pointers (loads, not
-// multiply-adds, bounded the conn sums' tiles).
+// A's rows adjacent in memory, A(m, k) = a[a_at(k) + m]: one pointer per k for all rows.
 // Rows < 4: only the first Rows rows (a node with fewer inputs left), the others 0.
 template <int Vectors, int Rows, class KA, class KB>
 inline __attribute__((always_inline)) void product_adjacent(const real* KOKKOS_RESTRICT a, const KA& a_at,
@@ -422,12 +417,15 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_rows_at(const real* const a[kTileR
 #ifdef DUALNET_TILE_VECTORS
   if (rows < kTileRows && (cols == 4 || cols == 8 || cols == 12)) {
     Tile t;
-    if (cols == 12)
-      tile_vec::product_first_rows<ReluA, ReluB, 3>(a, rows, a_at, b_at, K, t);
-    else if (cols == 8)
-      tile_vec::product_first_rows<ReluA, ReluB, 2>(a, rows, a_at, b_at, K, t);
-    else
-      tile_vec::product_first_rows<ReluA, ReluB, 1>(a, rows, a_at, b_at, K, t);
+    tile_vec::with_rows(rows, [&](auto r) {
+      constexpr int R = decltype(r)::value;
+      if (cols == 12)
+        tile_vec::product<ReluA, ReluB, 3, R>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
+      else if (cols == 8)
+        tile_vec::product<ReluA, ReluB, 2, R>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
+      else
+        tile_vec::product<ReluA, ReluB, 1, R>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
+    });
     return t;
   }
 #else
@@ -435,23 +433,6 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_rows_at(const real* const a[kTileR
 #endif
   return tile_product_at<ReluA, ReluB>(a, a_at, b_at, K, cols);
 }
-
-#ifdef DUALNET_TILE_VECTORS
-namespace tile_vec {
-template <int Vectors, class KA, class KB>
-inline __attribute__((always_inline)) void product_adjacent_rows(const real* a, int rows, const KA& a_at,
-                                                                 const KB& b_at, int K, Tile& t) {
-  if (rows >= 4)
-    product_adjacent<Vectors, 4>(a, a_at, b_at, K, t);
-  else if (rows == 3)
-    product_adjacent<Vectors, 3>(a, a_at, b_at, K, t);
-  else if (rows == 2)
-    product_adjacent<Vectors, 2>(a, a_at, b_at, K, t);
-  else
-    product_adjacent<Vectors, 1>(a, a_at, b_at, K, t);
-}
-}  // namespace tile_vec
-#endif
 
 // A(m, k) = a[a_at(k) + m]: the four rows of A adjacent in memory (the conn sums' inputs).
 // Rows m >= rows are not needed (a node fed by two leaves has two): the host's vector builds
@@ -462,12 +443,15 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_adjacent(const real* a, int rows, 
 #ifdef DUALNET_TILE_VECTORS
   if (cols == 4 || cols == 8 || cols == 12) {
     Tile t;
-    if (cols == 12)
-      tile_vec::product_adjacent_rows<3>(a, rows, a_at, b_at, K, t);
-    else if (cols == 8)
-      tile_vec::product_adjacent_rows<2>(a, rows, a_at, b_at, K, t);
-    else
-      tile_vec::product_adjacent_rows<1>(a, rows, a_at, b_at, K, t);
+    tile_vec::with_rows(rows, [&](auto r) {
+      constexpr int R = decltype(r)::value;
+      if (cols == 12)
+        tile_vec::product_adjacent<3, R>(a, a_at, b_at, K, t);
+      else if (cols == 8)
+        tile_vec::product_adjacent<2, R>(a, a_at, b_at, K, t);
+      else
+        tile_vec::product_adjacent<1, R>(a, a_at, b_at, K, t);
+    });
     return t;
   }
 #endif
