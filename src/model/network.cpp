@@ -169,6 +169,7 @@ void forward(const NetworkShape& net, const View2<real>& leaves, std::int64_t ro
   const bool normalize = net.normalize_output;
   const int tiles = node_col_tile_count(t.hid);
   const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
+  const std::int64_t leaf_step = static_cast<std::int64_t>(leaves.stride_0());
   Kokkos::parallel_for(
       "model::forward", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
         const RowBlock rb(team.league_rank(), rows);
@@ -179,13 +180,14 @@ void forward(const NetworkShape& net, const View2<real>& leaves, std::int64_t ro
           Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level)), [&](const int i) {
             const int node = first + i, in = t.in_size(node), stride = pad.stride;
             const std::int64_t off = pad.forward_offset(node);
-            const real* x[kTileRows];
-            for (int m = 0; m < kTileRows; ++m) x[m] = node_input(t, post, leaves, rb.row(m), node).x;
+            // A(m, i) = x[m * x_step + i]: the block's rows of inputs, leaves or post
+            const real* x = node_input(t, post, leaves, rb.first, node).x;
+            const std::int64_t x_step = t.feeds_on_leaves(node) ? leaf_step : pre_step;
             for (int tile = 0; tile < tiles; ++tile) {
               const ColTile ct = node_col_tile(tile, hid);
               const real* w = &wt(off + ct.start);  // B(i, e) = w[i * stride + e] = W_mu(j0 + e, i)
               const real* bias = &wt(off + static_cast<std::int64_t>(stride) * in + ct.start);
-              const Tile s = tile_product<false, false>(x, 1, w, stride, in, ct.read);  // inputs: leaves or post
+              const Tile s = tile_product_rows_step(x, x_step, rb.count, StridedK{1}, StridedB{w, stride}, in, ct.read);
               real* h = &pre(rb.first, node * hid + ct.start);
               real* r = &post(rb.first, node * hid + ct.start);
               tile_store(s, rb.count, ct.width, [&](int m, int e, double v) {
@@ -247,13 +249,13 @@ void backward(const NetworkShape& net, const Activations& act, const View2<real>
           Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level)), [&](const int i) {
             const int node = first + i;
             const int parent = t.parent(node), q = node - 1 - parent * t.k, stride = pad.stride;
-            const real* dp[kTileRows];
-            for (int m = 0; m < kTileRows; ++m) dp[m] = &delta(rb.row(m), parent * stride);
+            const real* dp = &delta(rb.first, parent * stride);  // A(m, j) = dp[m * delta_step + j]
             for (int tile = 0; tile < tiles; ++tile) {
               const ColTile ct = node_col_tile(tile, hid);
               // B(j, e) = W_parent(j, q*hid + b0 + e): block q of row j of wb
               const real* w = &wb(pad.backward_offset(parent) + q * stride + ct.start);
-              const Tile g = tile_product<false, false>(dp, 1, w, pad.backward_row(), hid, ct.read);
+              const Tile g = tile_product_rows_step(dp, delta_step, rb.count, StridedK{1},
+                                                    StridedB{w, pad.backward_row()}, hid, ct.read);
               const real* h = &pre(rb.first, node * hid + ct.start);
               real* d = &delta(rb.first, node * stride + ct.start);
               tile_store(g, rb.count, ct.width,
@@ -322,8 +324,8 @@ void weight_gradient(const NetworkShape& net, const Activations& act, const View
                 tile_product_ones_row<3>(xi, leaf_step, d, delta_step, K, ct.read, &g);
               add_fixed(g, ct.width, acc[it - it_first], &overflow, kGradFixed);  // the bias in row `in`
             } else {
-              tile_product_add_fixed(xi, x.relu ? pre_step : leaf_step, d, delta_step, K, ct.read, ct.width,
-                                     acc[it - it_first], &overflow, kGradFixed);
+              tile_product_add_fixed(x.x + i0, i_rows, x.relu ? pre_step : leaf_step, d, delta_step, K, ct.read,
+                                     ct.width, acc[it - it_first], &overflow, kGradFixed);
             }
           }
           // The bias: the same sums with A = 1 (1 * y + s rounds as y + s does), one row only.

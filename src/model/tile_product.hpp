@@ -269,11 +269,13 @@ inline __attribute__((always_inline)) void with_rows(int rows, const F& f) {
     f(std::integral_constant<int, 1>{});
 }
 
-// A's rows adjacent in memory, A(m, k) = a[a_at(k) + m]: one pointer per k for all rows.
-// Rows < 4: only the first Rows rows (a node with fewer inputs left), the others 0.
+// A's rows at a constant step in memory, A(m, k) = a[a_at(k) + m * row_step] (row_step 1:
+// adjacent): one pointer per k for all rows, so no row pointer lives across the loop (four
+// of them were spilled to the stack and reloaded every k). Rows < 4: only the first Rows rows
+// (a node with fewer inputs left, the last block of rows), the others 0.
 template <int Vectors, int Rows, class KA, class KB>
-inline __attribute__((always_inline)) void product_adjacent(const real* KOKKOS_RESTRICT a, const KA& a_at,
-                                                            const KB& b_at, int K, Tile& t) {
+inline __attribute__((always_inline)) void product_rows_step(const real* KOKKOS_RESTRICT a, std::int64_t row_step,
+                                                             const KA& a_at, const KB& b_at, int K, Tile& t) {
   v4 c0[3] = {}, c1[3] = {}, c2[3] = {}, c3[3] = {};
   for (int k = 0; k < K; ++k) {
     const real* KOKKOS_RESTRICT x = a + a_at(k);
@@ -285,15 +287,15 @@ inline __attribute__((always_inline)) void product_adjacent(const real* KOKKOS_R
     v4 xm = splat(x[0]);
     for (int h = 0; h < Vectors; ++h) c0[h] += xm * y[h];
     if (Rows > 1) {
-      xm = splat(x[1]);
+      xm = splat(x[row_step]);
       for (int h = 0; h < Vectors; ++h) c1[h] += xm * y[h];
     }
     if (Rows > 2) {
-      xm = splat(x[2]);
+      xm = splat(x[2 * row_step]);
       for (int h = 0; h < Vectors; ++h) c2[h] += xm * y[h];
     }
     if (Rows > 3) {
-      xm = splat(x[3]);
+      xm = splat(x[3 * row_step]);
       for (int h = 0; h < Vectors; ++h) c3[h] += xm * y[h];
     }
   }
@@ -417,15 +419,16 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_rows_at(const real* const a[kTileR
 #ifdef DUALNET_TILE_VECTORS
   if (rows < kTileRows && (cols == 4 || cols == 8 || cols == 12)) {
     Tile t;
-    tile_vec::with_rows(rows, [&](auto r) {
-      constexpr int R = decltype(r)::value;
-      if (cols == 12)
-        tile_vec::product<ReluA, ReluB, 3, R>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
-      else if (cols == 8)
-        tile_vec::product<ReluA, ReluB, 2, R>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
-      else
-        tile_vec::product<ReluA, ReluB, 1, R>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
-    });
+    tile_vec::with_rows(
+        rows, [&](auto r) __attribute__((always_inline)) {
+          constexpr int R = decltype(r)::value;
+          if (cols == 12)
+            tile_vec::product<ReluA, ReluB, 3, R>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
+          else if (cols == 8)
+            tile_vec::product<ReluA, ReluB, 2, R>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
+          else
+            tile_vec::product<ReluA, ReluB, 1, R>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
+        });
     return t;
   }
 #else
@@ -434,30 +437,41 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_rows_at(const real* const a[kTileR
   return tile_product_at<ReluA, ReluB>(a, a_at, b_at, K, cols);
 }
 
-// A(m, k) = a[a_at(k) + m]: the four rows of A adjacent in memory (the conn sums' inputs).
-// Rows m >= rows are not needed (a node fed by two leaves has two): the host's vector builds
-// leave them out, the portable path computes copies of the last row.
+// A(m, k) = a[a_at(k) + m * row_step]: the rows of A at a constant step in memory (the rows
+// of a block in forward and backward; row_step 1: adjacent, the inputs of a node in the
+// weight gradient and the conn sums). Rows m >= rows are not needed (a node fed by two
+// leaves has two inputs, the last block of rows may be short): the host's vector builds
+// leave them out (0 in the tile), the portable path computes copies of the last row. Each
+// row's sums are those of tile_product_at with a[m] = a + m * row_step.
 template <class KA, class KB>
-KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_adjacent(const real* a, int rows, const KA& a_at, const KB& b_at, int K,
-                                                       int cols) {
+KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_rows_step(const real* a, std::int64_t row_step, int rows, const KA& a_at,
+                                                        const KB& b_at, int K, int cols) {
 #ifdef DUALNET_TILE_VECTORS
   if (cols == 4 || cols == 8 || cols == 12) {
     Tile t;
-    tile_vec::with_rows(rows, [&](auto r) {
-      constexpr int R = decltype(r)::value;
-      if (cols == 12)
-        tile_vec::product_adjacent<3, R>(a, a_at, b_at, K, t);
-      else if (cols == 8)
-        tile_vec::product_adjacent<2, R>(a, a_at, b_at, K, t);
-      else
-        tile_vec::product_adjacent<1, R>(a, a_at, b_at, K, t);
-    });
+    tile_vec::with_rows(
+        rows, [&](auto r) __attribute__((always_inline)) {
+          constexpr int R = decltype(r)::value;
+          if (cols == 12)
+            tile_vec::product_rows_step<3, R>(a, row_step, a_at, b_at, K, t);
+          else if (cols == 8)
+            tile_vec::product_rows_step<2, R>(a, row_step, a_at, b_at, K, t);
+          else
+            tile_vec::product_rows_step<1, R>(a, row_step, a_at, b_at, K, t);
+        });
     return t;
   }
 #endif
   // Rows past `rows` repeat the last one: a's entries past them may not exist.
-  const real* a_rows[kTileRows] = {a, a + (rows > 1 ? 1 : 0), a + (rows > 2 ? 2 : 0), a + (rows > 3 ? 3 : 0)};
+  const real* a_rows[kTileRows];
+  DUALNET_UNROLL
+  for (int m = 0; m < kTileRows; ++m) a_rows[m] = a + (m < rows ? m : rows - 1) * row_step;
   return tile_product_at<false, false>(a_rows, a_at, b_at, K, cols);
+}
+template <class KA, class KB>
+KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_adjacent(const real* a, int rows, const KA& a_at, const KB& b_at, int K,
+                                                       int cols) {
+  return tile_product_rows_step(a, 1, rows, a_at, b_at, K, cols);
 }
 
 // A(m, k) = a[m][k * a_step]: the common case.
@@ -540,19 +554,25 @@ KOKKOS_INLINE_FUNCTION void add_fixed(const Tile& tile, int cols, std::int64_t a
   }
 }
 
-// acc(m, e) += to_fixed(C(m, e)) for e < cols of the product C = tile_product(a, a_step, b,
-// b_step, K, read): add_fixed of that tile, the same integers. The portable path (a GPU)
+// acc(m, e) += to_fixed(C(m, e)) for e < cols of the product C(m, e) = sum over k < K of
+// a0[k * a_step + m] * b[k * b_step + e], m < rows (rows past it: 0 on the host's vector path,
+// copies of the last row on the portable one; the caller drops them), read columns of B:
+// add_fixed of that tile, the same integers. The portable path (a GPU)
 // computes C in pieces of 4 columns, each over all of k, and adds each piece before the next:
 // a whole 4 x 12 tile of doubles beside the caller's 4 x 12 integer sums needs more than a
 // GPU thread's 255 registers (the weight gradient spilled). Every C(m, e) still sums the same
 // products in the same order; columns past cols add nothing, as in add_fixed.
-KOKKOS_INLINE_FUNCTION void tile_product_add_fixed(const real* const a[kTileRows], std::int64_t a_step, const real* b,
+KOKKOS_INLINE_FUNCTION void tile_product_add_fixed(const real* a0, int rows, std::int64_t a_step, const real* b,
                                                    std::int64_t b_step, int K, int read, int cols,
                                                    std::int64_t acc[kTileRows][kTileMaxCols], bool* overflow,
                                                    FixedPoint f) {
 #ifdef DUALNET_TILE_VECTORS
-  add_fixed(tile_product<false, false>(a, a_step, b, b_step, K, read), cols, acc, overflow, f);
+  add_fixed(tile_product_rows_step(a0, 1, rows, StridedK{a_step}, StridedB{b, b_step}, K, read), cols, acc, overflow,
+            f);
 #else
+  const real* a[kTileRows];  // rows past `rows` repeat the last one
+  DUALNET_UNROLL
+  for (int m = 0; m < kTileRows; ++m) a[m] = a0 + (m < rows ? m : rows - 1);
   constexpr int kPiece = 4;
   DUALNET_UNROLL
   for (int p = 0; p < kTileMaxCols / kPiece; ++p) {
