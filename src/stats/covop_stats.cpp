@@ -11,11 +11,23 @@
 
 namespace dualnet {
 
-CovopStats::CovopStats(const TreeShape& tree, const EvalLayout& layout, std::int64_t chunk)
-    : t_(tree), l_(layout), stride_(PaddedLayout(tree).stride) {
-  jac_ = View3<real>("stats.jacobian", t_.n_latent, chunk, static_cast<std::int64_t>(t_.hid) * stride_);
-  open_ = View3<int>("stats.open_gates", t_.n_latent, chunk, t_.hid);
-  open_count_ = View2<int>("stats.open_count", t_.n_latent, chunk);
+namespace {
+// Workspace bytes of one node's Jacobian and gate list, per anchor.
+double node_bytes_per_anchor(const TreeShape& tree) {
+  return sizeof(real) * static_cast<double>(tree.hid) * PaddedLayout(tree).stride + sizeof(int) * (tree.hid + 1.0);
+}
+}  // namespace
+
+TreeWindows CovopStats::windows_of(const TreeShape& tree, int split) {
+  return TreeWindows(tree, kEvalBlock * node_bytes_per_anchor(tree), static_cast<double>(kEvalChunkBytes), split);
+}
+
+CovopStats::CovopStats(const TreeShape& tree, const EvalLayout& layout, std::int64_t chunk, int split)
+    : t_(tree), l_(layout), stride_(PaddedLayout(tree).stride), windows_(windows_of(tree, split)) {
+  const int slots = windows_.slots();
+  jac_ = View3<real>("stats.jacobian", slots, chunk, static_cast<std::int64_t>(t_.hid) * stride_);
+  open_ = View3<int>("stats.open_gates", slots, chunk, t_.hid);
+  open_count_ = View2<int>("stats.open_count", slots, chunk);
   row_at_ = View1<std::int64_t>("stats.class_order", chunk);
   class0_count_ = View1<int>("stats.class0_count", chunk / kEvalBlock);
 }
@@ -23,15 +35,14 @@ CovopStats::CovopStats(const TreeShape& tree, const EvalLayout& layout, std::int
 // Keep in step with the constructor's Views (Kokkos rounds each allocation to 8 bytes).
 double CovopStats::workspace_bytes(const TreeShape& tree, std::int64_t chunk) {
   const auto rounded = [](double bytes) { return 8.0 * std::ceil(bytes / 8.0); };
-  const double c = static_cast<double>(chunk), L = tree.n_latent, hid = tree.hid;
+  const double c = static_cast<double>(chunk), L = windows_of(tree).slots(), hid = tree.hid;
   return sizeof(real) * L * c * hid * PaddedLayout(tree).stride + rounded(sizeof(int) * L * c * hid) +
          rounded(sizeof(int) * L * c) + sizeof(std::int64_t) * c +
          rounded(sizeof(int) * static_cast<double>(chunk / kEvalBlock));
 }
 
 double CovopStats::bytes_per_anchor(const TreeShape& tree) {
-  return sizeof(real) * static_cast<double>(tree.n_latent) * tree.hid * PaddedLayout(tree).stride +
-         sizeof(int) * static_cast<double>(tree.n_latent) * (tree.hid + 1) + sizeof(std::int64_t);
+  return windows_of(tree).slots() * node_bytes_per_anchor(tree) + sizeof(std::int64_t);
 }
 
 int CovopStats::batch_nodes(const TreeShape& tree) {
@@ -92,8 +103,11 @@ double CovopStats::finish_bytes(const TreeShape& tree) {
 void CovopStats::accumulate(const SampleBatch& samples, const Activations& act, std::int64_t rows,
                             const View1<std::int64_t>& total) const {
   class_order(samples, rows);
-  jacobians(act, rows);
-  conn_sums(samples, act, rows, total);
+  for (int w = 0; w < windows_.windows(); ++w) {
+    const TreeWindow win = windows_.window(w);
+    jacobians(act, rows, win);
+    conn_sums(samples, act, rows, win, total);
+  }
 }
 
 // Each block's anchors in root-class order (class 0 first, each class in anchor order): the
@@ -114,7 +128,8 @@ void CovopStats::class_order(const SampleBatch& samples, std::int64_t rows) cons
       });
 }
 
-// Jacobians top-down, one team per anchor, only where ReLU gates are open. J_mu(a, b) is 0
+// Jacobians of one window of the tree (stats/tree_windows.hpp) top-down, each node's in its
+// slot, one team per anchor, only where ReLU gates are open. J_mu(a, b) is 0
 // for every a where b's gate is closed, so each node keeps the list of its open gates and
 // the rows b of J_mu^T behind them (row k: b = open[k], a over the root's neurons, padded to
 // stride). A child's row e is
@@ -122,7 +137,7 @@ void CovopStats::class_order(const SampleBatch& samples, std::int64_t rows) cons
 // 4 open gates e at a time as one tile product (model/tile_product.hpp) over the parent's
 // open gates only: the closed ones add exact zeros in a dense product, so skipping them
 // changes no bit. The root has no gate: J_root^T = I.
-void CovopStats::jacobians(const Activations& act, std::int64_t rows) const {
+void CovopStats::jacobians(const Activations& act, std::int64_t rows, const TreeWindow& win) const {
   const TreeShape t = t_;
   const PaddedLayout pad(t);
   const auto jac = jac_;
@@ -134,39 +149,42 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows) const {
   Kokkos::parallel_for(
       "stats::jacobians", teams(rows), KOKKOS_LAMBDA(const Team& team) {
         const std::int64_t r = team.league_rank();
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hid), [&](const int k) {
-          for (int a = 0; a < stride; ++a) jac(0, r, k * stride + a) = k == a ? 1.0 : 0.0;
-          open(0, r, k) = k;
-        });
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.n_latent), [&](const int node) {
+        // The window's gate lists (in its slots); the root's J^T = I, all its gates listed.
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, win.nodes()), [&](const int n) {
+          const int d = win.depth_of(n), i = n - (win.first_slot[d] - win.first_slot[0]);
+          const int node = win.first_node[d] + i, slot = win.first_slot[d] + i;
+          int* const gates = &open(slot, r, 0);  // plain pointers: View indexing cost more than the loop
           if (node == 0) {
-            count(0, r) = hid;
+            for (int k = 0; k < hid; ++k) {
+              for (int a = 0; a < stride; ++a) jac(slot, r, k * stride + a) = k == a ? 1.0 : 0.0;
+              gates[k] = k;
+            }
+            count(slot, r) = hid;
             return;
           }
-          int* const gates = &open(node, r, 0);  // plain pointers: View indexing cost more than the loop
           const real* const h = &pre(r, node * hid);
-          int n = 0;
+          int n_open = 0;
           for (int e = 0; e < hid; ++e) {  // without a branch: half the gates are open, at random
-            gates[n] = e;
-            n += h[e] > 0.0 ? 1 : 0;
+            gates[n_open] = e;
+            n_open += h[e] > 0.0 ? 1 : 0;
           }
-          count(node, r) = n;
+          count(slot, r) = n_open;
         });
         team.team_barrier();
-        for (int level = 1; level < t.depth; ++level) {
-          const int first = t.level_start[level];
-          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level)), [&](const int i) {
-            const int node = first + i;
-            const int parent = t.parent(node), q = node - 1 - parent * t.k;
-            const int nc = count(node, r), np = count(parent, r);
-            const int* gates = &open(node, r, 0);
+        for (int d = 0; d < win.levels; ++d) {
+          if (win.first_level + d == 0) continue;  // the root: J^T = I, made above
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(team, win.count(d)), [&](const int i) {
+            const int node = win.first_node[d] + i, slot = win.first_slot[d] + i;
+            const int parent = t.parent(node), q = node - 1 - parent * t.k, ps = win.parent_slot(d, i, t.k);
+            const int nc = count(slot, r), np = count(ps, r);
+            const int* gates = &open(slot, r, 0);
             const real* w = &wb(pad.backward_offset(parent) + q * stride);  // W_parent(j, block q, e) = w[j*row + e]
             const std::int64_t row = pad.backward_row();
             if (parent == 0) {
               // Below the root, J_root^T = I: the product's sum for (e, a) is W_root(a, block q, e)
               // plus exact zeros, which rounds it as + 0.0 does (-0 becomes +0); 0 in the padding.
               for (int k = 0; k < nc; ++k) {
-                real* out = &jac(node, r, static_cast<std::int64_t>(k) * stride);
+                real* out = &jac(slot, r, static_cast<std::int64_t>(k) * stride);
                 for (int a = 0; a < stride; ++a) out[a] = a < hid ? w[a * row + gates[k]] + 0.0 : 0.0;
               }
               return;
@@ -175,13 +193,13 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows) const {
               const int e_rows = nc - e0 < kTileRows ? nc - e0 : kTileRows;
               const real* a[kTileRows];  // A(m, k) = W_parent(open_parent[k], block q, gates[e0 + m])
               for (int m = 0; m < kTileRows; ++m) a[m] = w + gates[e0 + (m < e_rows ? m : e_rows - 1)];
-              const ListedK parent_gates{&open(parent, r, 0), row};
+              const ListedK parent_gates{&open(ps, r, 0), row};
               for (int tile = 0; tile < a_tiles; ++tile) {
                 const ColTile ct = node_col_tile(tile, hid);
-                const Tile s = tile_product_rows_at<false, false>(
-                    a, e_rows, parent_gates, StridedB{&jac(parent, r, ct.start), stride}, np, ct.read);
+                const Tile s = tile_product_rows_at<false, false>(a, e_rows, parent_gates,
+                                                                  StridedB{&jac(ps, r, ct.start), stride}, np, ct.read);
                 // All the columns read: the padding's are exact zeros (the root's padding is 0).
-                tile_copy_rows(s, e_rows, ct.read, &jac(node, r, static_cast<std::int64_t>(e0) * stride + ct.start),
+                tile_copy_rows(s, e_rows, ct.read, &jac(slot, r, static_cast<std::int64_t>(e0) * stride + ct.start),
                                stride);
               }
             }
@@ -191,8 +209,9 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows) const {
       });
 }
 
-// Class sums of conn_mu(i, a, b) = input_mu(i) * J_mu(a, b), one team per node (or group of
-// its inputs), a block of anchors and a root class at a time. J_mu(., b) is 0 wherever b's
+// Class sums of conn_mu(i, a, b) = input_mu(i) * J_mu(a, b) for the nodes of one window,
+// right after its Jacobians, one team per node (or group of its inputs), a block of anchors
+// and a root class at a time. J_mu(., b) is 0 wherever b's
 // gate is closed, so for each gate b the team lists the block's anchors (of the class, in
 // class order) where b is open, and sums over them only: four inputs x the root's neurons a
 // as one tile product (model/tile_product.hpp) whose k runs over the list, reading each
@@ -201,7 +220,7 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows) const {
 // same order. Each block's sums join the totals as exact integers (fixed point) in place:
 // the totals keep conn as [node][i][b][a] with a padded (stats/eval_layout.hpp), so a tile
 // is whole vectors of them, and each entry belongs to one thread of one team.
-void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, std::int64_t rows,
+void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, std::int64_t rows, const TreeWindow& win,
                            const View1<std::int64_t>& total) const {
   const TreeShape t = t_;
   const int stride = stride_;
@@ -216,9 +235,12 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
                      leaves_step = static_cast<std::int64_t>(leaves.stride_0());
   const int hid = t.hid, a_tiles = node_col_tile_count(hid);
   const EvalLayout l = l_;
-  const int inner = t.level_start[t.depth - 1];  // nodes whose inputs are neurons, then those fed by leaves
+  // The window's nodes whose inputs are neurons, then those fed by leaves (its last level,
+  // where that is the tree's).
+  const bool has_leaf_level = win.first_level + win.levels == t.depth;
+  const int inner = win.nodes() - (has_leaf_level ? win.count(win.levels - 1) : 0);
   const ConnGroups g(t, stride);
-  const int group_teams = inner * g.groups_inner + (t.n_latent - inner) * g.groups_leaf;
+  const int group_teams = inner * g.groups_inner + (win.nodes() - inner) * g.groups_leaf;
   using ScratchSpace = ExecSpace::scratch_memory_space;
   using ScratchI = Kokkos::View<std::int64_t*, ScratchSpace, Kokkos::MemoryUnmanaged>;
   using ScratchN = Kokkos::View<int*, ScratchSpace, Kokkos::MemoryUnmanaged>;
@@ -227,7 +249,9 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
       KOKKOS_LAMBDA(const Team& team) {
         const int p = team.league_rank();
         const bool on_inner = p < inner * g.groups_inner;
-        const int node = on_inner ? p / g.groups_inner : inner + (p - inner * g.groups_inner) / g.groups_leaf;
+        const int wn = on_inner ? p / g.groups_inner : inner + (p - inner * g.groups_inner) / g.groups_leaf;
+        const int d = win.depth_of(wn), i_node = wn - (win.first_slot[d] - win.first_slot[0]);
+        const int node = win.first_node[d] + i_node, slot = win.first_slot[d] + i_node;
         const int group = on_inner ? p % g.groups_inner : (p - inner * g.groups_inner) % g.groups_leaf;
         const int per_group = on_inner ? g.inputs_inner : g.inputs_leaf;
         const int in = t.in_size(node), i0 = group * per_group;
@@ -258,9 +282,9 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
               for (int b = 0; b < hid; ++b) found[b] = 0;
               for (int s = c == 0 ? 0 : n0; s < (c == 0 ? n0 : n); ++s) {
                 const std::int64_t row = row_at(r0 + s);
-                const int* const gates = &open(node, row, 0);
-                const int gates_open = count(node, row);
-                std::int64_t jt = &jac(node, row, 0) - jac.data();
+                const int* const gates = &open(slot, row, 0);
+                const int gates_open = count(slot, row);
+                std::int64_t jt = &jac(slot, row, 0) - jac.data();
                 for (int k = 0; k < gates_open; ++k, jt += stride) {
                   const int b = gates[k], at = b * kEvalBlock + found[b]++;
                   at_row[at] = static_cast<int>(row);

@@ -13,17 +13,22 @@
 #include "stats/class_mean_difference.hpp"
 #include "stats/eval_layout.hpp"
 #include "stats/eval_result.hpp"
+#include "stats/tree_windows.hpp"
 
 namespace dualnet {
 
 class CovopStats {
  public:
-  // chunk: anchors per accumulate(), a multiple of kEvalBlock.
-  CovopStats(const TreeShape& tree, const EvalLayout& layout, std::int64_t chunk);
+  // chunk: anchors per accumulate(), a multiple of kEvalBlock. split: the level the tree is
+  // cut at for the Jacobians (stats/tree_windows.hpp); 0 chooses it (tests force one).
+  CovopStats(const TreeShape& tree, const EvalLayout& layout, std::int64_t chunk, int split = 0);
+  // The windows a CovopStats of this tree uses (split 0: the one it chooses).
+  static TreeWindows windows_of(const TreeShape& tree, int split = 0);
   // Bytes the constructor allocates, and the most finish() holds at once (Views only).
   static double workspace_bytes(const TreeShape& tree, std::int64_t chunk);
   static double finish_bytes(const TreeShape& tree);
-  // Workspace bytes per anchor of a chunk (the Jacobians and their open-gate lists).
+  // Workspace bytes per anchor of a chunk (the Jacobians and their open-gate lists, in the
+  // slots of the windows it chooses).
   static double bytes_per_anchor(const TreeShape& tree);
   // Nodes per batch of finish() (nodes fed by neurons come first and are the largest).
   static int batch_nodes(const TreeShape& tree);
@@ -39,17 +44,18 @@ class CovopStats {
   // The steps of accumulate(), one kernel each (public only because CUDA does not allow
   // device lambdas in private member functions).
   void class_order(const SampleBatch& samples, std::int64_t rows) const;
-  void jacobians(const Activations& act, std::int64_t rows) const;
-  void conn_sums(const SampleBatch& samples, const Activations& act, std::int64_t rows,
+  void jacobians(const Activations& act, std::int64_t rows, const TreeWindow& win) const;
+  void conn_sums(const SampleBatch& samples, const Activations& act, std::int64_t rows, const TreeWindow& win,
                  const View1<std::int64_t>& total) const;
 
  private:
   TreeShape t_;
   EvalLayout l_;
   int stride_;                  // a row of jac_: the root's neurons and their padding (model/padded_layout.hpp)
-  View3<real> jac_;             // [latent][anchor][k*stride + a]: J_mu^T(open[k], a), open gates only
-  View3<int> open_;             // [latent][anchor][k]: the neuron of open gate k, ascending
-  View2<int> open_count_;       // [latent][anchor]: open gates
+  TreeWindows windows_;         // where each node's Jacobians are kept: its slot in its window
+  View3<real> jac_;             // [slot][anchor][k*stride + a]: J_mu^T(open[k], a), open gates only
+  View3<int> open_;             // [slot][anchor][k]: the neuron of open gate k, ascending
+  View2<int> open_count_;       // [slot][anchor]: open gates
   View1<std::int64_t> row_at_;  // [slot]: the anchor at each place of its block's class order
   View1<int> class0_count_;     // [block] anchors with root 0
 };

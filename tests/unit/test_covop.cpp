@@ -34,7 +34,9 @@
 #include "model/network.hpp"
 #include "stats/covop_check.hpp"
 #include "stats/covop_spectrum.hpp"
+#include "stats/covop_stats.hpp"
 #include "stats/evaluator.hpp"
+#include "stats/tree_windows.hpp"
 #include "train/trainer.hpp"
 #include "util/fixed_point.hpp"
 
@@ -312,6 +314,66 @@ TEST(CovopSpectrum, JacobiKernelRecoversKnownSpectra) {
         for (int r = 0; r < n; ++r) d += hV(0, r, j) * hV(0, r, k);
         EXPECT_NEAR(d, j == k ? 1.0 : 0.0, 1e-12);
       }
+    }
+  }
+}
+
+TEST(CovopWindows, EveryNodeHasOneSlotAndItsParentsSlotIsItsParents) {
+  for (const TreeShape& t : {TreeShape(1, 2, 4), TreeShape(4, 3, 5), TreeShape(6, 2, 10)})
+    for (int split = 1; split <= t.depth; ++split) {
+      const TreeWindows ws(t, 0.0, 0.0, split);
+      std::vector<int> slot_of(static_cast<size_t>(t.n_latent), -1);
+      for (int w = 0; w < ws.windows(); ++w) {
+        const TreeWindow win = ws.window(w);
+        for (int n = 0; n < win.nodes(); ++n) {
+          const int d = win.depth_of(n), i = n - (win.first_slot[d] - win.first_slot[0]);
+          const int node = win.first_node[d] + i, slot = win.first_slot[d] + i;
+          ASSERT_EQ(t.level_of(node), win.first_level + d);
+          ASSERT_EQ(slot_of[static_cast<size_t>(node)], -1) << "node " << node << " in two windows";
+          ASSERT_LT(slot, ws.slots());
+          slot_of[static_cast<size_t>(node)] = slot;
+          if (node > 0) {  // the parent's slot, still holding the parent, was filled earlier
+            const int ps = win.parent_slot(d, i, t.k);
+            EXPECT_EQ(ps, slot_of[static_cast<size_t>(t.parent(node))]) << "node " << node << " split " << split;
+          }
+        }
+      }
+      for (int node = 0; node < t.n_latent; ++node) EXPECT_GE(slot_of[static_cast<size_t>(node)], 0);
+    }
+  // Chosen: no cut where one block fits, a cut that keeps about two subtrees' room otherwise.
+  const TreeShape shallow(5, 2, 10), deep(10, 2, 10);
+  EXPECT_EQ(CovopStats::windows_of(shallow).windows(), 1);
+  EXPECT_EQ(CovopStats::windows_of(deep).slots(), 62);  // cut at level 5: 31 + 31 of 1023
+}
+
+TEST(CovopWindows, EveryCutGivesTheSameTotalsBitForBit) {
+  // The conn sums of a pass whose Jacobians are made a window at a time are those of the
+  // whole tree at once: the same integers, for every level the tree may be cut at.
+  for (const NetworkShape& net : {small_net(true, 4, 10), small_net(false, 3, 5)}) {
+    const TreeShape& t = net.tree;
+    const View1<real> params = init_params(net, 5);
+    const EvalLayout layout = EvalLayout::of(t, false);
+    const std::int64_t rows = 200, chunk = 256;  // a last block of 8 anchors
+    SampleBatch s;
+    Activations act;
+    s.allocate(t, chunk);
+    act.allocate(t, chunk);
+    sample_views(t, draw_polarities(t, 5, 0.7, 1.0), 5, 1, 0, rows, 1, s);
+    forward(net, params, s.leaves, rows, act);
+    std::vector<std::int64_t> whole;
+    for (int split = t.depth; split >= 1; --split) {
+      const CovopStats covop(t, layout, chunk, split);
+      View1<std::int64_t> total("total", layout.length);
+      covop.accumulate(s, act, rows, total);
+      const auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), total);
+      const std::vector<std::int64_t> got(h.data(), h.data() + h.size());
+      if (split == t.depth) {
+        whole = got;
+        EXPECT_NE(std::count(whole.begin() + layout.conn0, whole.begin() + layout.overflow, 0),
+                  layout.overflow - layout.conn0);  // the sums are not all 0
+        continue;
+      }
+      EXPECT_EQ(got, whole) << "cut at level " << split << " of " << t.depth;
     }
   }
 }
