@@ -437,6 +437,14 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_rows_at(const real* const a[kTileR
   return tile_product_at<ReluA, ReluB>(a, a_at, b_at, K, cols);
 }
 
+// a_rows[m] = a + m * row_step for m < rows; past `rows` the last row again (a's entries
+// there may not exist; those tile rows are dropped).
+KOKKOS_FORCEINLINE_FUNCTION void rows_at_step(const real* a, std::int64_t row_step, int rows,
+                                              const real* a_rows[kTileRows]) {
+  DUALNET_UNROLL
+  for (int m = 0; m < kTileRows; ++m) a_rows[m] = a + (m < rows ? m : rows - 1) * row_step;
+}
+
 // A(m, k) = a[a_at(k) + m * row_step]: the rows of A at a constant step in memory (the rows
 // of a block in forward and backward; row_step 1: adjacent, the inputs of a node in the
 // weight gradient and the conn sums). Rows m >= rows are not needed (a node fed by two
@@ -462,23 +470,9 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_rows_step(const real* a, std::int6
     return t;
   }
 #endif
-  // Rows past `rows` repeat the last one: a's entries past them may not exist.
   const real* a_rows[kTileRows];
-  DUALNET_UNROLL
-  for (int m = 0; m < kTileRows; ++m) a_rows[m] = a + (m < rows ? m : rows - 1) * row_step;
+  rows_at_step(a, row_step, rows, a_rows);
   return tile_product_at<false, false>(a_rows, a_at, b_at, K, cols);
-}
-template <class KA, class KB>
-KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_adjacent(const real* a, int rows, const KA& a_at, const KB& b_at, int K,
-                                                       int cols) {
-  return tile_product_rows_step(a, 1, rows, a_at, b_at, K, cols);
-}
-
-// A(m, k) = a[m][k * a_step]: the common case.
-template <bool ReluA, bool ReluB>
-KOKKOS_FORCEINLINE_FUNCTION Tile tile_product(const real* const a[kTileRows], std::int64_t a_step, const real* b,
-                                              std::int64_t b_step, int K, int cols) {
-  return tile_product_at<ReluA, ReluB>(a, StridedK{a_step}, StridedB{b, b_step}, K, cols);
 }
 
 // Hands rows m < rows, columns e < cols of a tile to f(m, e, value). The widths 4, 8 and 12
@@ -570,9 +564,8 @@ KOKKOS_INLINE_FUNCTION void tile_product_add_fixed(const real* a0, int rows, std
   add_fixed(tile_product_rows_step(a0, 1, rows, StridedK{a_step}, StridedB{b, b_step}, K, read), cols, acc, overflow,
             f);
 #else
-  const real* a[kTileRows];  // rows past `rows` repeat the last one
-  DUALNET_UNROLL
-  for (int m = 0; m < kTileRows; ++m) a[m] = a0 + (m < rows ? m : rows - 1);
+  const real* a[kTileRows];
+  rows_at_step(a0, 1, rows, a);
   constexpr int kPiece = 4;
   DUALNET_UNROLL
   for (int p = 0; p < kTileMaxCols / kPiece; ++p) {

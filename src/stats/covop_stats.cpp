@@ -151,8 +151,7 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows, const Tree
         const std::int64_t r = team.league_rank();
         // The window's gate lists (in its slots); the root's J^T = I, all its gates listed.
         Kokkos::parallel_for(Kokkos::TeamThreadRange(team, win.nodes()), [&](const int n) {
-          const int d = win.depth_of(n), i = n - (win.first_slot[d] - win.first_slot[0]);
-          const int node = win.first_node[d] + i, slot = win.first_slot[d] + i;
+          const int node = win.node_at(n), slot = win.first_slot[0] + n;
           int* const gates = &open(slot, r, 0);  // plain pointers: View indexing cost more than the loop
           if (node == 0) {
             for (int k = 0; k < hid; ++k) {
@@ -250,8 +249,7 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
         const int p = team.league_rank();
         const bool on_inner = p < inner * g.groups_inner;
         const int wn = on_inner ? p / g.groups_inner : inner + (p - inner * g.groups_inner) / g.groups_leaf;
-        const int d = win.depth_of(wn), i_node = wn - (win.first_slot[d] - win.first_slot[0]);
-        const int node = win.first_node[d] + i_node, slot = win.first_slot[d] + i_node;
+        const int node = win.node_at(wn), slot = win.first_slot[0] + wn;
         const int group = on_inner ? p % g.groups_inner : (p - inner * g.groups_inner) % g.groups_leaf;
         const int per_group = on_inner ? g.inputs_inner : g.inputs_leaf;
         const int in = t.in_size(node), i0 = group * per_group;
@@ -302,7 +300,7 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
               for (int tile = 0; tile < a_tiles; ++tile) {
                 const ColTile ct = node_col_tile(tile, hid);
                 const ListedB jt{jac.data() + ct.start, &listed_jt(b * kEvalBlock)};
-                const Tile s = tile_product_adjacent(x0 + i_first, i_rows, anchors, jt, K, ct.read);
+                const Tile s = tile_product_rows_step(x0 + i_first, 1, i_rows, anchors, jt, K, ct.read);
                 add_fixed_rows(s, i_rows, ct.skip, ct.read,
                                &total((c == 0 ? l.conn0 : l.conn1) + l.conn_at(node_first, i0 + i_first, ct.start, b)),
                                static_cast<std::int64_t>(hid) * stride, &overflow, kStatFixed);

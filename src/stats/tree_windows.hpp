@@ -26,11 +26,16 @@ struct TreeWindow {
 
   KOKKOS_INLINE_FUNCTION int nodes() const { return first_slot[levels] - first_slot[0]; }
   KOKKOS_INLINE_FUNCTION int count(int d) const { return first_slot[d + 1] - first_slot[d]; }
-  // The level (relative) of the window's n-th node (n < nodes()).
+  // The level (relative) of the window's n-th node (n < nodes(); its slot is first_slot[0] + n).
   KOKKOS_INLINE_FUNCTION int depth_of(int n) const {
     int d = 0;
     while (first_slot[d + 1] - first_slot[0] <= n) ++d;
     return d;
+  }
+  // The window's n-th node (level by level, in slot order).
+  KOKKOS_INLINE_FUNCTION int node_at(int n) const {
+    const int d = depth_of(n);
+    return first_node[d] + n - (first_slot[d] - first_slot[0]);
   }
   // The slot of the parent of node i (< count(d)) of relative level d > 0, or of the root (d 0).
   KOKKOS_INLINE_FUNCTION int parent_slot(int d, int i, int k) const {

@@ -329,6 +329,8 @@ TEST(CovopWindows, EveryNodeHasOneSlotAndItsParentsSlotIsItsParents) {
           const int d = win.depth_of(n), i = n - (win.first_slot[d] - win.first_slot[0]);
           const int node = win.first_node[d] + i, slot = win.first_slot[d] + i;
           ASSERT_EQ(t.level_of(node), win.first_level + d);
+          ASSERT_EQ(win.node_at(n), node);  // what the kernels use
+          ASSERT_EQ(slot, win.first_slot[0] + n);
           ASSERT_EQ(slot_of[static_cast<size_t>(node)], -1) << "node " << node << " in two windows";
           ASSERT_LT(slot, ws.slots());
           slot_of[static_cast<size_t>(node)] = slot;
