@@ -30,6 +30,7 @@ CovopStats::CovopStats(const TreeShape& tree, const EvalLayout& layout, std::int
   open_count_ = View2<int>("stats.open_count", slots, chunk);
   row_at_ = View1<std::int64_t>("stats.class_order", chunk);
   class0_count_ = View1<int>("stats.class0_count", chunk / kEvalBlock);
+  root_jacobians();
 }
 
 // Keep in step with the constructor's Views (Kokkos rounds each allocation to 8 bytes).
@@ -136,7 +137,9 @@ void CovopStats::class_order(const SampleBatch& samples, std::int64_t rows) cons
 //     J_c^T(e, .) = sum over the parent's open gates k of W_parent(open[k], block c, e) J_p^T(k, .),
 // 4 open gates e at a time as one tile product (model/tile_product.hpp) over the parent's
 // open gates only: the closed ones add exact zeros in a dense product, so skipping them
-// changes no bit. The root has no gate: J_root^T = I.
+// changes no bit. A level's nodes list their gates and make their rows in one loop: the
+// parents' (the level above, or the top window) are complete by then. The root has no gate:
+// J_root^T = I, all gates listed, made once (root_jacobians).
 void CovopStats::jacobians(const Activations& act, std::int64_t rows, const TreeWindow& win) const {
   const TreeShape t = t_;
   const PaddedLayout pad(t);
@@ -145,66 +148,70 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows, const Tree
   const auto count = open_count_;
   const auto pre = act.pre;
   const auto wb = act.wb;
-  const int hid = t.hid, stride = pad.stride, a_tiles = node_col_tile_count(hid);
+  const int hid_ = t.hid, stride_ = pad.stride, a_tiles_ = node_col_tile_count(hid_);
   Kokkos::parallel_for(
       "stats::jacobians", teams(rows), KOKKOS_LAMBDA(const Team& team) {
         const std::int64_t r = team.league_rank();
-        // The window's gate lists (in its slots); the root's J^T = I, all its gates listed.
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, win.nodes()), [&](const int n) {
-          const int node = win.node_at(n), slot = win.first_slot[0] + n;
-          int* const gates = &open(slot, r, 0);  // plain pointers: View indexing cost more than the loop
-          if (node == 0) {
-            for (int k = 0; k < hid; ++k) {
-              for (int a = 0; a < stride; ++a) jac(slot, r, k * stride + a) = k == a ? 1.0 : 0.0;
-              gates[k] = k;
-            }
-            count(slot, r) = hid;
-            return;
-          }
-          const real* const h = &pre(r, node * hid);
-          int n_open = 0;
-          for (int e = 0; e < hid; ++e) {  // without a branch: half the gates are open, at random
-            gates[n_open] = e;
-            n_open += h[e] > 0.0 ? 1 : 0;
-          }
-          count(slot, r) = n_open;
-        });
-        team.team_barrier();
+        // Locals, not the closure's members: GCC reloaded those after every store through an int*.
+        const int hid = hid_, stride = stride_, a_tiles = a_tiles_;
         for (int d = 0; d < win.levels; ++d) {
-          if (win.first_level + d == 0) continue;  // the root: J^T = I, made above
+          if (win.first_level + d == 0) continue;  // the root: made once
           Kokkos::parallel_for(Kokkos::TeamThreadRange(team, win.count(d)), [&](const int i) {
             const int node = win.first_node[d] + i, slot = win.first_slot[d] + i;
             const int parent = t.parent(node), q = node - 1 - parent * t.k, ps = win.parent_slot(d, i, t.k);
-            const int nc = count(slot, r), np = count(ps, r);
-            const int* gates = &open(slot, r, 0);
+            int* const gates = &open(slot, r, 0);  // plain pointers: View indexing cost more than the loop
+            const real* const h = &pre(r, node * hid);
+            int nc = 0;
+            for (int e = 0; e < hid; ++e) {  // without a branch: half the gates are open, at random
+              gates[nc] = e;
+              nc += h[e] > 0.0 ? 1 : 0;
+            }
+            count(slot, r) = nc;
             const real* w = &wb(pad.backward_offset(parent) + q * stride);  // W_parent(j, block q, e) = w[j*row + e]
             const std::int64_t row = pad.backward_row();
+            real* const out = &jac(slot, r, 0);
             if (parent == 0) {
               // Below the root, J_root^T = I: the product's sum for (e, a) is W_root(a, block q, e)
               // plus exact zeros, which rounds it as + 0.0 does (-0 becomes +0); 0 in the padding.
-              for (int k = 0; k < nc; ++k) {
-                real* out = &jac(slot, r, static_cast<std::int64_t>(k) * stride);
-                for (int a = 0; a < stride; ++a) out[a] = a < hid ? w[a * row + gates[k]] + 0.0 : 0.0;
-              }
+              for (int k = 0; k < nc; ++k)
+                for (int a = 0; a < stride; ++a) out[k * stride + a] = a < hid ? w[a * row + gates[k]] + 0.0 : 0.0;
               return;
             }
+            const int np = count(ps, r);
+            const ListedK parent_gates{&open(ps, r, 0), row};
+            const real* const parent_jt = &jac(ps, r, 0);
             for (int e0 = 0; e0 < nc; e0 += kTileRows) {
               const int e_rows = nc - e0 < kTileRows ? nc - e0 : kTileRows;
               const real* a[kTileRows];  // A(m, k) = W_parent(open_parent[k], block q, gates[e0 + m])
               for (int m = 0; m < kTileRows; ++m) a[m] = w + gates[e0 + (m < e_rows ? m : e_rows - 1)];
-              const ListedK parent_gates{&open(ps, r, 0), row};
               for (int tile = 0; tile < a_tiles; ++tile) {
                 const ColTile ct = node_col_tile(tile, hid);
                 const Tile s = tile_product_rows_at<false, false>(a, e_rows, parent_gates,
-                                                                  StridedB{&jac(ps, r, ct.start), stride}, np, ct.read);
+                                                                  StridedB{parent_jt + ct.start, stride}, np, ct.read);
                 // All the columns read: the padding's are exact zeros (the root's padding is 0).
-                tile_copy_rows(s, e_rows, ct.read, &jac(slot, r, static_cast<std::int64_t>(e0) * stride + ct.start),
-                               stride);
+                tile_copy_rows(s, e_rows, ct.read, out + static_cast<std::int64_t>(e0) * stride + ct.start, stride);
               }
             }
           });
           team.team_barrier();
         }
+      });
+}
+
+// The root's slot (0, in the top window) for every anchor of a chunk: J_root^T = I, every
+// gate listed. No window writes slot 0 otherwise, so it is made once, not per pass.
+void CovopStats::root_jacobians() const {
+  const auto jac = jac_;
+  const auto open = open_;
+  const auto count = open_count_;
+  const int hid = t_.hid, stride = stride_;
+  Kokkos::parallel_for(
+      "stats::root_jacobians", range(jac.extent(1)), KOKKOS_LAMBDA(const std::int64_t r) {
+        for (int k = 0; k < hid; ++k) {
+          for (int a = 0; a < stride; ++a) jac(0, r, k * stride + a) = k == a ? 1.0 : 0.0;
+          open(0, r, k) = k;
+        }
+        count(0, r) = hid;
       });
 }
 

@@ -44,6 +44,7 @@ class CovopStats {
   // The steps of accumulate(), one kernel each (public only because CUDA does not allow
   // device lambdas in private member functions).
   void class_order(const SampleBatch& samples, std::int64_t rows) const;
+  void root_jacobians() const;
   void jacobians(const Activations& act, std::int64_t rows, const TreeWindow& win) const;
   void conn_sums(const SampleBatch& samples, const Activations& act, std::int64_t rows, const TreeWindow& win,
                  const View1<std::int64_t>& total) const;
