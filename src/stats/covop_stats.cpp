@@ -86,6 +86,46 @@ std::size_t conn_scratch_bytes(int hid) {
          3 * 64;  // 64: alignment of each allocation
 }
 
+#ifdef DUALNET_TILE_VECTORS
+// Not inlined on the host: inside the Jacobians' kernel GCC kept the list's bound and
+// pointers on the stack and reloaded them for every gate.
+#define DUALNET_LIST_NOINLINE __attribute__((noinline))
+// For each mask of 4 gates (bit j: gate j open): the open gates' places, then their count.
+constexpr signed char kOpenPlaces[16][5] = {{0, 0, 0, 0, 0}, {0, 0, 0, 0, 1}, {1, 0, 0, 0, 1}, {0, 1, 0, 0, 2},
+                                            {2, 0, 0, 0, 1}, {0, 2, 0, 0, 2}, {1, 2, 0, 0, 2}, {0, 1, 2, 0, 3},
+                                            {3, 0, 0, 0, 1}, {0, 3, 0, 0, 2}, {1, 3, 0, 0, 2}, {0, 1, 3, 0, 3},
+                                            {2, 3, 0, 0, 2}, {0, 2, 3, 0, 3}, {1, 2, 3, 0, 3}, {0, 1, 2, 3, 4}};
+#else
+#define DUALNET_LIST_NOINLINE
+#endif
+
+// Lists the open gates of one node for one anchor (its pre-activations h) in gates, ascending,
+// and returns their count, without a branch (half the gates are open, at random). The host's
+// vector builds take whole groups of 4 gates at once: the group's mask of open gates picks
+// their places from a table, and the group writes 4 entries from n <= e on, never past the
+// list's hid entries. The last gates (and the portable code) go one at a time.
+KOKKOS_FUNCTION DUALNET_LIST_NOINLINE int list_open_gates(const real* h, int hid, int* gates) {
+  int n = 0, e = 0;
+#ifdef DUALNET_TILE_VECTORS
+  for (; e + 4 <= hid; e += 4) {
+    const tile_vec::v4 x = tile_vec::load(h + e);
+#ifdef __AVX__
+    const int mask = __builtin_ia32_movmskpd256(reinterpret_cast<tile_vec::v4>(x > tile_vec::v4{}));  // sign bits
+#else
+    const tile_vec::i4 open = x > tile_vec::v4{};
+    const int mask = static_cast<int>((open[0] & 1) | (open[1] & 2) | (open[2] & 4) | (open[3] & 8));
+#endif
+    for (int j = 0; j < 4; ++j) gates[n + j] = e + kOpenPlaces[mask][j];
+    n += kOpenPlaces[mask][4];
+  }
+#endif
+  for (; e < hid; ++e) {
+    gates[n] = e;
+    n += h[e] > 0.0 ? 1 : 0;
+  }
+  return n;
+}
+
 }  // namespace
 
 // Keep in step with finish() and covop_spectrum(): the Views finish() holds to the end, and
@@ -159,13 +199,8 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows, const Tree
           Kokkos::parallel_for(Kokkos::TeamThreadRange(team, win.count(d)), [&](const int i) {
             const int node = win.first_node[d] + i, slot = win.first_slot[d] + i;
             const int parent = t.parent(node), q = node - 1 - parent * t.k, ps = win.parent_slot(d, i, t.k);
-            int* const gates = &open(slot, r, 0);  // plain pointers: View indexing cost more than the loop
-            const real* const h = &pre(r, node * hid);
-            int nc = 0;
-            for (int e = 0; e < hid; ++e) {  // without a branch: half the gates are open, at random
-              gates[nc] = e;
-              nc += h[e] > 0.0 ? 1 : 0;
-            }
+            int* const gates = &open(slot, r, 0);  // a plain pointer: View indexing cost more than the loops
+            const int nc = list_open_gates(&pre(r, node * hid), hid, gates);
             count(slot, r) = nc;
             const real* w = &wb(pad.backward_offset(parent) + q * stride);  // W_parent(j, block q, e) = w[j*row + e]
             const std::int64_t row = pad.backward_row();
