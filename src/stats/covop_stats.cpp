@@ -188,12 +188,10 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows, const Tree
   const auto count = open_count_;
   const auto pre = act.pre;
   const auto wb = act.wb;
-  const int hid_ = t.hid, stride_ = pad.stride, a_tiles_ = node_col_tile_count(hid_);
+  const int hid = t.hid, stride = pad.stride, a_tiles = node_col_tile_count(hid);
   Kokkos::parallel_for(
       "stats::jacobians", teams(rows), KOKKOS_LAMBDA(const Team& team) {
         const std::int64_t r = team.league_rank();
-        // Locals, not the closure's members: GCC reloaded those after every store through an int*.
-        const int hid = hid_, stride = stride_, a_tiles = a_tiles_;
         for (int d = 0; d < win.levels; ++d) {
           if (win.first_level + d == 0) continue;  // the root: made once
           Kokkos::parallel_for(Kokkos::TeamThreadRange(team, win.count(d)), [&](const int i) {

@@ -333,6 +333,7 @@ TEST(CovopWindows, EveryNodeHasOneSlotAndItsParentsSlotIsItsParents) {
           ASSERT_EQ(slot, win.first_slot[0] + n);
           ASSERT_EQ(slot_of[static_cast<size_t>(node)], -1) << "node " << node << " in two windows";
           ASSERT_LT(slot, ws.slots());
+          ASSERT_EQ(slot == 0, node == 0) << "slot 0 holds the root alone (made once: root_jacobians)";
           slot_of[static_cast<size_t>(node)] = slot;
           if (node > 0) {  // the parent's slot, still holding the parent, was filled earlier
             const int ps = win.parent_slot(d, i, t.k);
