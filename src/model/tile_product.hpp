@@ -101,8 +101,9 @@ struct RowBlock {
   KOKKOS_INLINE_FUNCTION std::int64_t row(int m) const { return first + (m < count ? m : count - 1); }
 };
 
-// Where A's column k lies in each row: k * step (StridedK), or list[k] * step (ListedK: the
-// evaluation reads only the rows behind open ReLU gates). Where B's row k starts: b + k * step
+// Where A's column k lies in each row: k * step (StridedK), list[k] * step (ListedK: the
+// evaluation reads only the rows behind open ReLU gates), or at[k] (OffsetK: a list of such
+// places, multiplied out where the list is made). Where B's row k starts: b + k * step
 // (StridedB), or b + at[k] (ListedB).
 struct StridedK {
   std::int64_t step;
@@ -112,6 +113,10 @@ struct ListedK {
   const int* list;
   std::int64_t step;
   KOKKOS_FORCEINLINE_FUNCTION std::int64_t operator()(int k) const { return list[k] * step; }
+};
+struct OffsetK {
+  const std::int64_t* at;
+  KOKKOS_FORCEINLINE_FUNCTION std::int64_t operator()(int k) const { return at[k]; }
 };
 struct StridedB {
   const real* b;

@@ -80,9 +80,9 @@ struct ConnGroups {
 };
 
 // A conn-sums team's scratch: for one block and class, per gate b the anchors where b is
-// open (their row, and their row of J_mu^T in jac).
+// open (where their inputs start, and their row of J_mu^T in jac).
 std::size_t conn_scratch_bytes(int hid) {
-  return static_cast<std::size_t>(hid) * kEvalBlock * (sizeof(int) + sizeof(std::int64_t)) + hid * sizeof(int) +
+  return static_cast<std::size_t>(hid) * kEvalBlock * 2 * sizeof(std::int64_t) + hid * sizeof(int) +
          3 * 64;  // 64: alignment of each allocation
 }
 
@@ -302,8 +302,8 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
         const std::int64_t x_step = on_leaves ? leaves_step : post_step;
         // Each View from its layout: the constructor from extents counts them at run time, and
         // its abort path gave the kernel a stack frame on a GPU.
-        // per gate, each listed anchor's row and its row of J_mu^T in jac
-        const ScratchN listed_row(team.team_scratch(1), ScratchN::array_layout(hid * kEvalBlock));
+        // per gate, where each listed anchor's inputs start (from x0) and its row of J_mu^T in jac
+        const ScratchI listed_x(team.team_scratch(1), ScratchI::array_layout(hid * kEvalBlock));
         const ScratchI listed_jt(team.team_scratch(1), ScratchI::array_layout(hid * kEvalBlock));
         const ScratchN listed(team.team_scratch(1), ScratchN::array_layout(hid));
         const int i_tiles = tile_count(inputs, kTileRows);
@@ -315,7 +315,7 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
             Kokkos::single(Kokkos::PerTeam(team), [&]() {
               // Plain pointers: through the Views, GCC reloaded each one from the stack per entry.
               int* const found = listed.data();
-              int* const at_row = listed_row.data();
+              std::int64_t* const xs = listed_x.data();
               std::int64_t* const jts = listed_jt.data();
               for (int b = 0; b < hid; ++b) found[b] = 0;
               for (int s = c == 0 ? 0 : n0; s < (c == 0 ? n0 : n); ++s) {
@@ -325,7 +325,7 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
                 std::int64_t jt = &jac(slot, row, 0) - jac.data();
                 for (int k = 0; k < gates_open; ++k, jt += stride) {
                   const int b = gates[k], at = b * kEvalBlock + found[b]++;
-                  at_row[at] = static_cast<int>(row);
+                  xs[at] = row * x_step;  // multiplied here, not per input tile
                   jts[at] = jt;
                 }
               }
@@ -335,7 +335,7 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
               const int b = idx / i_tiles, it = idx % i_tiles, K = listed(b);
               if (K == 0) return;
               const int i_first = kTileRows * it, i_rows = inputs - i_first < kTileRows ? inputs - i_first : kTileRows;
-              const ListedK anchors{&listed_row(b * kEvalBlock), x_step};  // A(m, k) = x0[row_k * x_step + i_first + m]
+              const OffsetK anchors{&listed_x(b * kEvalBlock)};  // A(m, k) = x0[row_k * x_step + i_first + m]
               bool overflow = false;
               for (int tile = 0; tile < a_tiles; ++tile) {
                 const ColTile ct = node_col_tile(tile, hid);
