@@ -107,9 +107,14 @@ void CorrelationStats::moment_sums(const SampleBatch& samples, const Activations
             const int first = (tile - 1 - mt.z - mt.neuron) * kMomentCols;
             const int w = hh - first < kMomentCols ? hh - first : kMomentCols;
             double s[kMomentCols] = {};
+            int ni[kMomentCols], nj[kMomentCols];  // entry c is the pair of root neurons (ni, nj): once, not per anchor
+            for_cols<kMomentCols>(0, w, [&](int c) {
+              ni[c] = (first + c) / hid;
+              nj[c] = first + c - ni[c] * hid;
+            });
             for (std::int64_t r = r0; r < r1; ++r)
               for_cols<kMomentCols>(0, w, [&](int c) {
-                const double hi = pre(r, (first + c) / hid), hj = pre(r, (first + c) % hid);
+                const double hi = pre(r, ni[c]), hj = pre(r, nj[c]);
                 s[c] += (hi > 0.0 ? hi : 0.0) * (hj > 0.0 ? hj : 0.0);
               });
             for_cols<kMomentCols>(0, w, [&](int c) { add(o_g + first + c, s[c]); });

@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 
 #include "model/padded_layout.hpp"
 #include "model/tile_product.hpp"
 #include "stats/covop_spectrum.hpp"
+#include "util/error.hpp"
+#include "util/fast_div.hpp"
 #include "util/fixed_point.hpp"
 
 namespace dualnet {
@@ -189,6 +192,7 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows, const Tree
   const auto pre = act.pre;
   const auto wb = act.wb;
   const int hid = t.hid, stride = pad.stride, a_tiles = node_col_tile_count(hid);
+  const FastDiv by_k(t.k);
   Kokkos::parallel_for(
       "stats::jacobians", teams(rows), KOKKOS_LAMBDA(const Team& team) {
         const std::int64_t r = team.league_rank();
@@ -196,7 +200,8 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows, const Tree
           if (win.first_level + d == 0) continue;  // the root: made once
           Kokkos::parallel_for(Kokkos::TeamThreadRange(team, win.count(d)), [&](const int i) {
             const int node = win.first_node[d] + i, slot = win.first_slot[d] + i;
-            const int parent = t.parent(node), q = node - 1 - parent * t.k, ps = win.parent_slot(d, i, t.k);
+            const TreeWindow::Parent up = win.parent_of(d, i, by_k);
+            const int parent = up.node, q = node - 1 - parent * t.k, ps = up.slot;
             int* const gates = &open(slot, r, 0);  // a plain pointer: View indexing cost more than the loops
             const int nc = list_open_gates(&pre(r, node * hid), hid, gates);
             count(slot, r) = nc;
@@ -280,6 +285,11 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
   const int inner = win.nodes() - (has_leaf_level ? win.count(win.levels - 1) : 0);
   const ConnGroups g(t, stride);
   const int group_teams = inner * g.groups_inner + (win.nodes() - inner) * g.groups_leaf;
+  // A team's threads take (gate, tile of inputs) pairs, hid times its tiles (the budget of a
+  // group bounds them), split without a hardware divide.
+  const int most_tiles = tile_count(g.inputs_inner > g.inputs_leaf ? g.inputs_inner : g.inputs_leaf, kTileRows);
+  if (!FastDiv::exact(most_tiles, static_cast<std::int64_t>(hid) * most_tiles))
+    DUALNET_FAIL("conn sums: " + std::to_string(most_tiles) + " input tiles per team are too many");
   using ScratchSpace = ExecSpace::scratch_memory_space;
   using ScratchI = Kokkos::View<std::int64_t*, ScratchSpace, Kokkos::MemoryUnmanaged>;
   using ScratchN = Kokkos::View<int*, ScratchSpace, Kokkos::MemoryUnmanaged>;
@@ -307,7 +317,8 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
         const ScratchI listed_jt(team.team_scratch(1), ScratchI::array_layout(hid * kEvalBlock));
         const ScratchN listed(team.team_scratch(1), ScratchN::array_layout(hid));
         const int i_tiles = tile_count(inputs, kTileRows);
-        const std::int64_t node_first = t.conn_offset(node);
+        const FastDiv by_tiles(i_tiles);  // idx -> (gate, input tile)
+        const std::int64_t conn_row = l.conn_row(t.conn_offset(node)) + i0;
         for (std::int64_t r0 = 0; r0 < rows; r0 += kEvalBlock) {
           const int n = static_cast<int>(rows - r0 < kEvalBlock ? rows - r0 : kEvalBlock);
           const int n0 = class0(r0 / kEvalBlock);
@@ -332,7 +343,7 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
             });
             team.team_barrier();
             Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hid * i_tiles), [&](const int idx) {
-              const int b = idx / i_tiles, it = idx % i_tiles, K = listed(b);
+              const int b = by_tiles.quot(idx), it = idx - b * i_tiles, K = listed(b);
               if (K == 0) return;
               const int i_first = kTileRows * it, i_rows = inputs - i_first < kTileRows ? inputs - i_first : kTileRows;
               const OffsetK anchors{&listed_x(b * kEvalBlock)};  // A(m, k) = x0[row_k * x_step + i_first + m]
@@ -342,7 +353,7 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
                 const ListedB jt{jac.data() + ct.start, &listed_jt(b * kEvalBlock)};
                 const Tile s = tile_product_rows_step(x0 + i_first, 1, i_rows, anchors, jt, K, ct.read);
                 add_fixed_rows(s, i_rows, ct.skip, ct.read,
-                               &total((c == 0 ? l.conn0 : l.conn1) + l.conn_at(node_first, i0 + i_first, ct.start, b)),
+                               &total((c == 0 ? l.conn0 : l.conn1) + l.conn_at(conn_row + i_first, ct.start, b)),
                                static_cast<std::int64_t>(hid) * stride, &overflow, kStatFixed);
               }
               count_overflow(total, overflow);

@@ -35,16 +35,18 @@ struct EvalLayout {
   std::int64_t sum_z, sum_h, sum_h2, active, root_gram, sum_zh, zh_width, conn0, conn1, overflow, length;
   int hid, conn_stride;  // the root's neurons, and a row of conn sums: them and their padding
 
-  // Where conn entry (i, a, b) of the node whose flat conn entries start at `node_first`
-  // (TreeShape::conn_offset) lies after conn0 or conn1: each (node, i) has hid rows b of
-  // conn_stride, so the flat (node, i) index, node_first / hid^2 + i, places it.
-  KOKKOS_INLINE_FUNCTION std::int64_t conn_at(std::int64_t node_first, int i, int a, int b) const {
-    return ((node_first / hid / hid + i) * hid + b) * conn_stride + a;
+  // Conn entry (i, a, b) of a node lies after conn0 or conn1 at conn_at(conn_row(node_first)
+  // + i, a, b), where node_first is where the node's flat conn entries start
+  // (TreeShape::conn_offset): each (node, i) has hid rows b of conn_stride, and conn_row is the
+  // flat (node, 0) index. Two steps, so that a kernel divides once per node, not per tile.
+  KOKKOS_INLINE_FUNCTION std::int64_t conn_row(std::int64_t node_first) const { return node_first / hid / hid; }
+  KOKKOS_INLINE_FUNCTION std::int64_t conn_at(std::int64_t row, int a, int b) const {
+    return (row * hid + b) * conn_stride + a;
   }
   // The same for flat conn entry e (node, i, a, b).
   KOKKOS_INLINE_FUNCTION std::int64_t conn_at(std::int64_t e) const {
     const std::int64_t row = e / hid;  // (node, i, a)
-    return conn_at(0, 0, static_cast<int>(row % hid), static_cast<int>(e % hid)) + row / hid * hid * conn_stride;
+    return conn_at(0, static_cast<int>(row % hid), static_cast<int>(e % hid)) + row / hid * hid * conn_stride;
   }
 
   // all_pairs: z*h for every latent and every neuron (corr_full), else only each node's own.

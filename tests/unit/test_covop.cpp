@@ -335,9 +335,10 @@ TEST(CovopWindows, EveryNodeHasOneSlotAndItsParentsSlotIsItsParents) {
           ASSERT_LT(slot, ws.slots());
           ASSERT_EQ(slot == 0, node == 0) << "slot 0 holds the root alone (made once: root_jacobians)";
           slot_of[static_cast<size_t>(node)] = slot;
-          if (node > 0) {  // the parent's slot, still holding the parent, was filled earlier
-            const int ps = win.parent_slot(d, i, t.k);
-            EXPECT_EQ(ps, slot_of[static_cast<size_t>(t.parent(node))]) << "node " << node << " split " << split;
+          if (node > 0) {  // the parent, and its slot (still holding it, filled earlier)
+            const TreeWindow::Parent up = win.parent_of(d, i, FastDiv(t.k));
+            EXPECT_EQ(up.node, t.parent(node)) << "node " << node << " split " << split;
+            EXPECT_EQ(up.slot, slot_of[static_cast<size_t>(t.parent(node))]) << "node " << node << " split " << split;
           }
         }
       }
