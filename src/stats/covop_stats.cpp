@@ -129,6 +129,31 @@ KOKKOS_FUNCTION DUALNET_LIST_NOINLINE int list_open_gates(const real* h, int hid
   return n;
 }
 
+// The lists of one conn-sums block and class: for each of its anchors (rows[s], s < n) and
+// each of the anchor's open gates b (its row of gates[row * gates_step + k], k <
+// counts[row * counts_step]), where the anchor's inputs start (row * x_step) and its row k of
+// J_mu^T (jt0 + row * jt_step + k * stride) join gate b's list, whose length is found[b]
+// (zeroed here). A function of its own on the host for the same reason as list_open_gates:
+// inside the kernel GCC kept the lists and steps on the stack (20 instructions per entry).
+KOKKOS_FUNCTION DUALNET_LIST_NOINLINE void list_block(const std::int64_t* rows, int n, const int* gates,
+                                                      std::int64_t gates_step, const int* counts,
+                                                      std::int64_t counts_step, std::int64_t x_step, std::int64_t jt0,
+                                                      std::int64_t jt_step, int stride, int hid, int* found,
+                                                      std::int64_t* xs, std::int64_t* jts) {
+  for (int b = 0; b < hid; ++b) found[b] = 0;
+  for (int s = 0; s < n; ++s) {
+    const std::int64_t row = rows[s], x = row * x_step;
+    const int* const g = gates + row * gates_step;
+    const int open = counts[row * counts_step];
+    std::int64_t jt = jt0 + row * jt_step;
+    for (int k = 0; k < open; ++k, jt += stride) {
+      const std::int64_t b = g[k], at = b * kEvalBlock + found[b]++;
+      xs[at] = x;
+      jts[at] = jt;
+    }
+  }
+}
+
 }  // namespace
 
 // Keep in step with finish() and covop_spectrum(): the Views finish() holds to the end, and
@@ -278,6 +303,9 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
   const std::int64_t post_step = static_cast<std::int64_t>(post.stride_0()),
                      leaves_step = static_cast<std::int64_t>(leaves.stride_0());
   const int hid = t.hid, a_tiles = node_col_tile_count(hid);
+  const std::int64_t open_step = static_cast<std::int64_t>(open.stride_1()),
+                     count_step = static_cast<std::int64_t>(count.stride_1()),
+                     jac_step = static_cast<std::int64_t>(jac.stride_1());
   const EvalLayout l = l_;
   // The window's nodes whose inputs are neurons, then those fed by leaves (its last level,
   // where that is the tree's).
@@ -324,22 +352,11 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
           const int n0 = class0(r0 / kEvalBlock);
           for (int c = 0; c < 2; ++c) {
             Kokkos::single(Kokkos::PerTeam(team), [&]() {
-              // Plain pointers: through the Views, GCC reloaded each one from the stack per entry.
-              int* const found = listed.data();
-              std::int64_t* const xs = listed_x.data();
-              std::int64_t* const jts = listed_jt.data();
-              for (int b = 0; b < hid; ++b) found[b] = 0;
-              for (int s = c == 0 ? 0 : n0; s < (c == 0 ? n0 : n); ++s) {
-                const std::int64_t row = row_at(r0 + s);
-                const int* const gates = &open(slot, row, 0);
-                const int gates_open = count(slot, row);
-                std::int64_t jt = &jac(slot, row, 0) - jac.data();
-                for (int k = 0; k < gates_open; ++k, jt += stride) {
-                  const int b = gates[k], at = b * kEvalBlock + found[b]++;
-                  xs[at] = row * x_step;  // multiplied here, not per input tile
-                  jts[at] = jt;
-                }
-              }
+              // The class's anchors in the block: rows row_at(r0 + from) ... row_at(r0 + to - 1).
+              const int from = c == 0 ? 0 : n0, to = c == 0 ? n0 : n;
+              list_block(row_at.data() + r0 + from, to - from, &open(slot, 0, 0), open_step, &count(slot, 0),
+                         count_step, x_step, &jac(slot, 0, 0) - jac.data(), jac_step, stride, hid, listed.data(),
+                         listed_x.data(), listed_jt.data());
             });
             team.team_barrier();
             Kokkos::parallel_for(Kokkos::TeamThreadRange(team, hid * i_tiles), [&](const int idx) {
