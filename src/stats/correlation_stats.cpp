@@ -107,7 +107,8 @@ void CorrelationStats::moment_sums(const SampleBatch& samples, const Activations
             const int first = (tile - 1 - mt.z - mt.neuron) * kMomentCols;
             const int w = hh - first < kMomentCols ? hh - first : kMomentCols;
             double s[kMomentCols] = {};
-            int ni[kMomentCols], nj[kMomentCols];  // entry c is the pair of root neurons (ni, nj): once, not per anchor
+            int ni[kMomentCols] = {},
+                nj[kMomentCols] = {};  // entry c is the pair of root neurons (ni, nj): once, not per anchor
             for_cols<kMomentCols>(0, w, [&](int c) {
               ni[c] = (first + c) / hid;
               nj[c] = first + c - ni[c] * hid;
