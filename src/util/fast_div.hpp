@@ -1,10 +1,11 @@
 #pragma once
 // n / d and n % d for a divisor fixed before a kernel runs, as a multiply and a shift. A
 // hardware divide takes 10 to 40 cycles on a CPU (a sequence of instructions on a GPU), and
-// the evaluation's kernels divided by a tile count or k about a hundred times per anchor.
+// the evaluation's kernels divided by a tile count, k or hid about 200 times per anchor.
 // With m = floor(2^32 / d) + 1, m d = 2^32 + e for some 0 < e <= d, so n m / 2^32 exceeds
-// n / d by n e / (d 2^32) < 1 / d whenever n d < 2^32: its floor is floor(n / d). The
-// constructor takes the count of numerators (0 <= n < count) and checks that bound.
+// n / d by n e / (d 2^32) < 1 / d whenever n d < 2^32: its floor is floor(n / d). Kernels
+// make one where they need it (the constructor divides once); the constructor does not check
+// the bound: the host does, with exact(), or the caller's comment says why it holds.
 #include <cstdint>
 
 #include "util/kokkos_compat.hpp"
