@@ -240,11 +240,39 @@ inline __attribute__((always_inline)) void to_tile(const v4 (&c0)[3], const v4 (
 
 inline v4 splat(double x) { return v4{x, x, x, x}; }
 
+// What a product does with its accumulators, straight from the registers. Through a Tile in
+// memory, a kernel's epilogue stored the tile and loaded it back: two moves per vector.
+template <int Vectors>
+struct ToTile {  // the whole Tile (rows and columns not computed: 0)
+  Tile& t;
+  inline __attribute__((always_inline)) void operator()(const v4 (&c0)[3], const v4 (&c1)[3], const v4 (&c2)[3],
+                                                        const v4 (&c3)[3]) const {
+    to_tile<Vectors>(c0, c1, c2, c3, t);
+  }
+};
+template <int Vectors, int Rows>
+struct StoreRows {  // out[m * step + e] = C(m, e) for m < Rows, e < 4 * Vectors
+  real* out;
+  std::int64_t step;
+  inline __attribute__((always_inline)) void operator()(const v4 (&c0)[3], const v4 (&c1)[3], const v4 (&c2)[3],
+                                                        const v4 (&c3)[3]) const {
+    // Unrolled by force (a loop over h or rows indexed the accumulators at run time, so they
+    // lived on the stack), written out per row as add_k is.
+#pragma GCC unroll 3
+    for (int h = 0; h < Vectors; ++h) {
+      store(c0[h], out + 4 * h);
+      if (Rows > 1) store(c1[h], out + step + 4 * h);
+      if (Rows > 2) store(c2[h], out + 2 * step + 4 * h);
+      if (Rows > 3) store(c3[h], out + 3 * step + 4 * h);
+    }
+  }
+};
+
 // Rows < 4: only the first Rows rows of the tile are computed (the others are 0).
-template <bool ReluA, bool ReluB, int Vectors, int Rows = 4, class KA, class KB>
+template <bool ReluA, bool ReluB, int Vectors, int Rows = 4, class KA, class KB, class Sink>
 inline __attribute__((always_inline)) void product(const real* KOKKOS_RESTRICT a0, const real* KOKKOS_RESTRICT a1,
                                                    const real* KOKKOS_RESTRICT a2, const real* KOKKOS_RESTRICT a3,
-                                                   const KA& a_at, const KB& b_at, int K, Tile& t) {
+                                                   const KA& a_at, const KB& b_at, int K, const Sink& sink) {
   v4 c0[3] = {}, c1[3] = {}, c2[3] = {}, c3[3] = {};
   for (int k = 0; k < K; ++k) {
     const std::int64_t ka = a_at(k);
@@ -257,7 +285,7 @@ inline __attribute__((always_inline)) void product(const real* KOKKOS_RESTRICT a
     }
     add_k<ReluB, Vectors, Rows>(c0, c1, c2, c3, splat(x0), splat(x1), splat(x2), splat(x3), b_at(k));
   }
-  to_tile<Vectors>(c0, c1, c2, c3, t);
+  sink(c0, c1, c2, c3);
 }
 
 // f(std::integral_constant<int, R>{}) with R = rows (1 to 4; more counts as 4): a tile's
@@ -274,13 +302,30 @@ inline __attribute__((always_inline)) void with_rows(int rows, const F& f) {
     f(std::integral_constant<int, 1>{});
 }
 
+// f(v, r) with v = cols / 4 vectors and r = rows (with_rows) as std::integral_constant, for
+// the fast widths cols = 4, 8, 12; false (calling nothing) for the others.
+template <class F>
+inline __attribute__((always_inline)) bool with_shape(int rows, int cols, const F& f) {
+  if (cols != 4 && cols != 8 && cols != 12) return false;
+  with_rows(
+      rows, [&](auto r) __attribute__((always_inline)) {
+        if (cols == 12)
+          f(std::integral_constant<int, 3>{}, r);
+        else if (cols == 8)
+          f(std::integral_constant<int, 2>{}, r);
+        else
+          f(std::integral_constant<int, 1>{}, r);
+      });
+  return true;
+}
+
 // A's rows at a constant step in memory, A(m, k) = a[a_at(k) + m * row_step] (row_step 1:
 // adjacent): one pointer per k for all rows, so no row pointer lives across the loop (four
 // of them were spilled to the stack and reloaded every k). Rows < 4: only the first Rows rows
 // (a node with fewer inputs left, the last block of rows), the others 0.
-template <int Vectors, int Rows, class KA, class KB>
+template <int Vectors, int Rows, class KA, class KB, class Sink>
 inline __attribute__((always_inline)) void product_rows_step(const real* KOKKOS_RESTRICT a, std::int64_t row_step,
-                                                             const KA& a_at, const KB& b_at, int K, Tile& t) {
+                                                             const KA& a_at, const KB& b_at, int K, const Sink& sink) {
   v4 c0[3] = {}, c1[3] = {}, c2[3] = {}, c3[3] = {};
   for (int k = 0; k < K; ++k) {
     const real* KOKKOS_RESTRICT x = a + a_at(k);
@@ -304,7 +349,7 @@ inline __attribute__((always_inline)) void product_rows_step(const real* KOKKOS_
       for (int h = 0; h < Vectors; ++h) c3[h] += xm * y[h];
     }
   }
-  to_tile<Vectors>(c0, c1, c2, c3, t);
+  sink(c0, c1, c2, c3);
 }
 
 // to_fixed (util/fixed_point.hpp) of 4 values, each |v| * f.scale < 2^51: then adding
@@ -383,15 +428,15 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_at(const real* const a[kTileRows],
   Tile t;
 #ifdef DUALNET_TILE_VECTORS
   if (cols == 12) {
-    tile_vec::product<ReluA, ReluB, 3>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
+    tile_vec::product<ReluA, ReluB, 3>(a[0], a[1], a[2], a[3], a_at, b_at, K, tile_vec::ToTile<3>{t});
     return t;
   }
   if (cols == 8) {
-    tile_vec::product<ReluA, ReluB, 2>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
+    tile_vec::product<ReluA, ReluB, 2>(a[0], a[1], a[2], a[3], a_at, b_at, K, tile_vec::ToTile<2>{t});
     return t;
   }
   if (cols == 4) {
-    tile_vec::product<ReluA, ReluB, 1>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
+    tile_vec::product<ReluA, ReluB, 1>(a[0], a[1], a[2], a[3], a_at, b_at, K, tile_vec::ToTile<1>{t});
     return t;
   }
 #endif
@@ -428,11 +473,11 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_rows_at(const real* const a[kTileR
         rows, [&](auto r) __attribute__((always_inline)) {
           constexpr int R = decltype(r)::value;
           if (cols == 12)
-            tile_vec::product<ReluA, ReluB, 3, R>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
+            tile_vec::product<ReluA, ReluB, 3, R>(a[0], a[1], a[2], a[3], a_at, b_at, K, tile_vec::ToTile<3>{t});
           else if (cols == 8)
-            tile_vec::product<ReluA, ReluB, 2, R>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
+            tile_vec::product<ReluA, ReluB, 2, R>(a[0], a[1], a[2], a[3], a_at, b_at, K, tile_vec::ToTile<2>{t});
           else
-            tile_vec::product<ReluA, ReluB, 1, R>(a[0], a[1], a[2], a[3], a_at, b_at, K, t);
+            tile_vec::product<ReluA, ReluB, 1, R>(a[0], a[1], a[2], a[3], a_at, b_at, K, tile_vec::ToTile<1>{t});
         });
     return t;
   }
@@ -466,11 +511,11 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_rows_step(const real* a, std::int6
         rows, [&](auto r) __attribute__((always_inline)) {
           constexpr int R = decltype(r)::value;
           if (cols == 12)
-            tile_vec::product_rows_step<3, R>(a, row_step, a_at, b_at, K, t);
+            tile_vec::product_rows_step<3, R>(a, row_step, a_at, b_at, K, tile_vec::ToTile<3>{t});
           else if (cols == 8)
-            tile_vec::product_rows_step<2, R>(a, row_step, a_at, b_at, K, t);
+            tile_vec::product_rows_step<2, R>(a, row_step, a_at, b_at, K, tile_vec::ToTile<2>{t});
           else
-            tile_vec::product_rows_step<1, R>(a, row_step, a_at, b_at, K, t);
+            tile_vec::product_rows_step<1, R>(a, row_step, a_at, b_at, K, tile_vec::ToTile<1>{t});
         });
     return t;
   }
@@ -527,6 +572,24 @@ KOKKOS_INLINE_FUNCTION void tile_copy_rows(const Tile& t, int rows, int cols, re
 #endif
   for_cols<kTileRows>(0, rows,
                       [&](int m) { for_cols<kTileMaxCols>(0, cols, [&](int e) { out[m * step + e] = t.c[m][e]; }); });
+}
+
+// tile_copy_rows(tile_product_rows_at(a, rows, a_at, b_at, K, cols), rows, cols, out, step):
+// the host's vector path stores the product's registers straight to out.
+template <bool ReluA, bool ReluB, class KA, class KB>
+KOKKOS_FORCEINLINE_FUNCTION void tile_product_rows_at_copy(const real* const a[kTileRows], int rows, const KA& a_at,
+                                                           const KB& b_at, int K, int cols, real* out,
+                                                           std::int64_t step) {
+#ifdef DUALNET_TILE_VECTORS
+  if (tile_vec::with_shape(
+          rows, cols, [&](auto v, auto r) __attribute__((always_inline)) {
+            constexpr int V = decltype(v)::value, R = decltype(r)::value;
+            tile_vec::product<ReluA, ReluB, V, R>(a[0], a[1], a[2], a[3], a_at, b_at, K,
+                                                  tile_vec::StoreRows<V, R>{out, step});
+          }))
+    return;
+#endif
+  tile_copy_rows(tile_product_rows_at<ReluA, ReluB>(a, rows, a_at, b_at, K, cols), rows, cols, out, step);
 }
 
 // acc(m, e) += to_fixed(t.c[m][e], overflow, f) for the tile's first `cols` columns. The

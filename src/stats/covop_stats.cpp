@@ -249,10 +249,10 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows, const Tree
               for (int m = 0; m < kTileRows; ++m) a[m] = w + gates[e0 + (m < e_rows ? m : e_rows - 1)];
               for (int tile = 0; tile < a_tiles; ++tile) {
                 const ColTile ct = node_col_tile(tile, hid);
-                const Tile s = tile_product_rows_at<false, false>(a, e_rows, parent_gates,
-                                                                  StridedB{parent_jt + ct.start, stride}, np, ct.read);
                 // All the columns read: the padding's are exact zeros (the root's padding is 0).
-                tile_copy_rows(s, e_rows, ct.read, out + static_cast<std::int64_t>(e0) * stride + ct.start, stride);
+                tile_product_rows_at_copy<false, false>(
+                    a, e_rows, parent_gates, StridedB{parent_jt + ct.start, stride}, np, ct.read,
+                    out + static_cast<std::int64_t>(e0) * stride + ct.start, stride);
               }
             }
           });
