@@ -9,6 +9,8 @@
 #include <Kokkos_Core.hpp>
 #include <cstdint>
 
+#include "util/fast_div.hpp"
+
 namespace dualnet {
 
 constexpr int kMaxDepth = 20;
@@ -20,6 +22,7 @@ struct TreeShape {
   int n_latent = 0;
   int n_leaf = 0;
   int level_start[kMaxDepth + 2] = {};  // first node of each level; level_start[depth] = n_latent
+  FastDiv by_k;                         // divides by k without a hardware divide (parent)
 
   TreeShape() = default;
   TreeShape(int depth_, int k_, int hid_);
@@ -31,7 +34,8 @@ struct TreeShape {
   }
   KOKKOS_INLINE_FUNCTION int nodes_at(int level) const { return level_start[level + 1] - level_start[level]; }
   KOKKOS_INLINE_FUNCTION int first_child(int node) const { return k * node + 1; }
-  KOKKOS_INLINE_FUNCTION int parent(int node) const { return (node - 1) / k; }
+  // (node - 1) / k: exact, as the constructor checks that every node times k is below 2^32.
+  KOKKOS_INLINE_FUNCTION int parent(int node) const { return by_k.quot(node - 1); }
   // True for the latents just above the leaves: their inputs are leaf values, not neurons.
   KOKKOS_INLINE_FUNCTION bool feeds_on_leaves(int node) const { return node >= level_start[depth - 1]; }
   KOKKOS_INLINE_FUNCTION int in_size(int node) const { return feeds_on_leaves(node) ? k : k * hid; }

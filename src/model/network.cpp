@@ -6,7 +6,6 @@
 #include "hltm/counter_rng.hpp"
 #include "model/tile_product.hpp"
 #include "util/error.hpp"
-#include "util/fast_div.hpp"
 #include "util/fixed_point.hpp"
 
 namespace dualnet {
@@ -224,7 +223,6 @@ void backward(const NetworkShape& net, const Activations& act, const View2<real>
   const int tiles = node_col_tile_count(t.hid);
   const std::int64_t pre_step = static_cast<std::int64_t>(pre.stride_0());
   const std::int64_t delta_step = static_cast<std::int64_t>(delta.stride_0());
-  const FastDiv by_k(t.k);  // child i of a level has parent i / k of the level above (exact: < 2^24 nodes)
   Kokkos::parallel_for(
       "model::backward", teams(row_blocks(rows)), KOKKOS_LAMBDA(const Team& team) {
         const RowBlock rb(team.league_rank(), rows);
@@ -250,7 +248,7 @@ void backward(const NetworkShape& net, const Activations& act, const View2<real>
           const int first = t.level_start[level];
           Kokkos::parallel_for(Kokkos::TeamThreadRange(team, t.nodes_at(level)), [&](const int i) {
             const int node = first + i;
-            const int p = by_k.quot(i), parent = t.level_start[level - 1] + p, q = i - p * t.k, stride = pad.stride;
+            const int parent = t.parent(node), q = node - t.first_child(parent), stride = pad.stride;
             const real* dp = &delta(rb.first, parent * stride);  // A(m, j) = dp[m * delta_step + j]
             for (int tile = 0; tile < tiles; ++tile) {
               const ColTile ct = node_col_tile(tile, hid);

@@ -217,7 +217,6 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows, const Tree
   const auto pre = act.pre;
   const auto wb = act.wb;
   const int hid = t.hid, stride = pad.stride, a_tiles = node_col_tile_count(hid);
-  const FastDiv by_k(t.k);
   Kokkos::parallel_for(
       "stats::jacobians", teams(rows), KOKKOS_LAMBDA(const Team& team) {
         const std::int64_t r = team.league_rank();
@@ -225,7 +224,7 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows, const Tree
           if (win.first_level + d == 0) continue;  // the root: made once
           Kokkos::parallel_for(Kokkos::TeamThreadRange(team, win.count(d)), [&](const int i) {
             const int node = win.first_node[d] + i, slot = win.first_slot[d] + i;
-            const TreeWindow::Parent up = win.parent_of(d, i, by_k);
+            const TreeWindow::Parent up = win.parent_of(d, i, t);
             const int parent = up.node, q = node - 1 - parent * t.k, ps = up.slot;
             int* const gates = &open(slot, r, 0);  // a plain pointer: View indexing cost more than the loops
             const int nc = list_open_gates(&pre(r, node * hid), hid, gates);

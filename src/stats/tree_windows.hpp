@@ -13,7 +13,6 @@
 #include <cstdint>
 
 #include "hltm/tree.hpp"
-#include "util/fast_div.hpp"
 
 namespace dualnet {
 
@@ -38,16 +37,15 @@ struct TreeWindow {
     const int d = depth_of(n);
     return first_node[d] + n - (first_slot[d] - first_slot[0]);
   }
-  // The parent of node i (< count(d)) of relative level d > 0 (node i / k of the level above),
-  // or of a lower window's root (d 0: in the top window, whose slots are its nodes' numbers),
-  // and its slot. by_k divides by the tree's k (exact: a level has fewer than 2^28 / k nodes).
+  // The parent of node i (< count(d)) of relative level d > 0, or of a lower window's root
+  // (d 0: in the top window, whose slots are its nodes' numbers), and its slot.
   struct Parent {
     int node, slot;
   };
-  KOKKOS_INLINE_FUNCTION Parent parent_of(int d, int i, const FastDiv& by_k) const {
+  KOKKOS_INLINE_FUNCTION Parent parent_of(int d, int i, const TreeShape& t) const {
     if (d == 0) return Parent{root_parent_slot, root_parent_slot};
-    const int j = by_k.quot(i);
-    return Parent{first_node[d - 1] + j, first_slot[d - 1] + j};
+    const int parent = t.parent(first_node[d] + i);
+    return Parent{parent, first_slot[d - 1] + parent - first_node[d - 1]};
   }
 };
 

@@ -336,9 +336,10 @@ TEST(CovopWindows, EveryNodeHasOneSlotAndItsParentsSlotIsItsParents) {
           ASSERT_EQ(slot == 0, node == 0) << "slot 0 holds the root alone (made once: root_jacobians)";
           slot_of[static_cast<size_t>(node)] = slot;
           if (node > 0) {  // the parent, and its slot (still holding it, filled earlier)
-            const TreeWindow::Parent up = win.parent_of(d, i, FastDiv(t.k));
-            EXPECT_EQ(up.node, t.parent(node)) << "node " << node << " split " << split;
-            EXPECT_EQ(up.slot, slot_of[static_cast<size_t>(t.parent(node))]) << "node " << node << " split " << split;
+            const TreeWindow::Parent up = win.parent_of(d, i, t);
+            const int parent = (node - 1) / t.k;  // the numbering's definition, a plain divide
+            EXPECT_EQ(up.node, parent) << "node " << node << " split " << split;
+            EXPECT_EQ(up.slot, slot_of[static_cast<size_t>(parent)]) << "node " << node << " split " << split;
           }
         }
       }
