@@ -23,7 +23,12 @@ TreeShape::TreeShape(int depth_, int k_, int hid_) : depth(depth_), k(k_), hid(h
   level_start[depth + 1] = static_cast<int>(start);
   n_latent = level_start[depth];
   n_leaf = static_cast<int>(width);
-  by_k = FastDiv(k);  // exact for every node: 2^27 nodes times k <= 16 is below 2^32
+  // parent() divides by k with it: exact for every node while nodes times k stays within 2^32
+  // (always for the config's k <= 16; checked for a shape made otherwise).
+  if (!FastDiv::exact(k, start))
+    throw UsageError("tree shape too large: num_children " + std::to_string(k) + " times " + std::to_string(start) +
+                     " nodes exceeds 2^32");
+  by_k = FastDiv(k);
 }
 
 }  // namespace dualnet

@@ -34,7 +34,7 @@ struct TreeShape {
   }
   KOKKOS_INLINE_FUNCTION int nodes_at(int level) const { return level_start[level + 1] - level_start[level]; }
   KOKKOS_INLINE_FUNCTION int first_child(int node) const { return k * node + 1; }
-  // (node - 1) / k: exact, as the constructor checks that every node times k is below 2^32.
+  // (node - 1) / k: exact, as the constructor checks that the nodes times k stay within 2^32.
   KOKKOS_INLINE_FUNCTION int parent(int node) const { return by_k.quot(node - 1); }
   // True for the latents just above the leaves: their inputs are leaf values, not neurons.
   KOKKOS_INLINE_FUNCTION bool feeds_on_leaves(int node) const { return node >= level_start[depth - 1]; }

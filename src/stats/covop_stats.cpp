@@ -225,7 +225,7 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows, const Tree
           Kokkos::parallel_for(Kokkos::TeamThreadRange(team, win.count(d)), [&](const int i) {
             const int node = win.first_node[d] + i, slot = win.first_slot[d] + i;
             const TreeWindow::Parent up = win.parent_of(d, i, t);
-            const int parent = up.node, q = node - 1 - parent * t.k, ps = up.slot;
+            const int parent = up.node, q = node - t.first_child(parent), ps = up.slot;
             int* const gates = &open(slot, r, 0);  // a plain pointer: View indexing cost more than the loops
             const int nc = list_open_gates(&pre(r, node * hid), hid, gates);
             count(slot, r) = nc;

@@ -50,8 +50,9 @@ TEST(FastDiv, TreeParentIsExactForEveryNodeOfTheLargestTrees) {
     for (int n = 1; n < nodes; ++n)
       if (t.parent(n) != (n - 1) / t.k) FAIL() << "depth " << t.depth << " k " << t.k << " node " << n;
   }
-  EXPECT_THROW(TreeShape(7, 16, 1), UsageError);   // 2^28 leaves: past the 2^27 nodes the constructor admits
-  EXPECT_THROW(TreeShape(20, 16, 1), UsageError);  // a width that would overflow
+  EXPECT_THROW(TreeShape(7, 16, 1), UsageError);      // 2^28 leaves: past the 2^27 nodes the constructor admits
+  EXPECT_THROW(TreeShape(20, 16, 1), UsageError);     // a width that would overflow
+  EXPECT_THROW(TreeShape(1, 100000, 1), UsageError);  // few nodes, but nodes times k past 2^32
 }
 
 }  // namespace
