@@ -187,9 +187,20 @@ void forward(const NetworkShape& net, const View2<real>& leaves, std::int64_t ro
               const ColTile ct = node_col_tile(tile, hid);
               const real* w = &wt(off + ct.start);  // B(i, e) = w[i * stride + e] = W_mu(j0 + e, i)
               const real* bias = &wt(off + static_cast<std::int64_t>(stride) * in + ct.start);
-              const Tile s = tile_product_rows_step(x, x_step, rb.count, StridedK{1}, StridedB{w, stride}, in, ct.read);
               real* h = &pre(rb.first, node * hid + ct.start);
               real* r = &post(rb.first, node * hid + ct.start);
+#ifdef DUALNET_TILE_VECTORS
+              // The same epilogue on whole vectors (the bias row is `stride` long: padding past hid)
+              if (tile_vec::product_rows_step_each(
+                      x, x_step, rb.count, StridedK{1}, StridedB{w, stride}, in, ct.read,
+                      ct.width, [&](int m, int e, tile_vec::v4 v, auto n) __attribute__((always_inline)) {
+                        const tile_vec::v4 he = v + tile_vec::load(bias + e);
+                        tile_vec::store_first<n>(he, h + m * pre_step + e);
+                        tile_vec::store_first<n>(tile_vec::relu(he), r + m * pre_step + e);
+                      }))
+                continue;
+#endif
+              const Tile s = tile_product_rows_step(x, x_step, rb.count, StridedK{1}, StridedB{w, stride}, in, ct.read);
               tile_store(s, rb.count, ct.width, [&](int m, int e, double v) {
                 const double he = v + bias[e];
                 h[m * pre_step + e] = he;
@@ -254,10 +265,20 @@ void backward(const NetworkShape& net, const Activations& act, const View2<real>
               const ColTile ct = node_col_tile(tile, hid);
               // B(j, e) = W_parent(j, q*hid + b0 + e): block q of row j of wb
               const real* w = &wb(pad.backward_offset(parent) + q * stride + ct.start);
-              const Tile g = tile_product_rows_step(dp, delta_step, rb.count, StridedK{1},
-                                                    StridedB{w, pad.backward_row()}, hid, ct.read);
               const real* h = &pre(rb.first, node * hid + ct.start);
               real* d = &delta(rb.first, node * stride + ct.start);
+#ifdef DUALNET_TILE_VECTORS
+              // The same gate on whole vectors
+              if (tile_vec::product_rows_step_each(
+                      dp, delta_step, rb.count, StridedK{1}, StridedB{w, pad.backward_row()}, hid, ct.read,
+                      ct.width, [&](int m, int e, tile_vec::v4 v, auto n) __attribute__((always_inline)) {
+                        const tile_vec::v4 open = tile_vec::load_first<n>(h + m * pre_step + e);
+                        tile_vec::store_first<n>(open > 0.0 ? v : tile_vec::v4{}, d + m * delta_step + e);
+                      }))
+                continue;
+#endif
+              const Tile g = tile_product_rows_step(dp, delta_step, rb.count, StridedK{1},
+                                                    StridedB{w, pad.backward_row()}, hid, ct.read);
               tile_store(g, rb.count, ct.width,
                          [&](int m, int e, double v) { d[m * delta_step + e] = h[m * pre_step + e] > 0.0 ? v : 0.0; });
             }

@@ -268,6 +268,46 @@ struct StoreRows {  // out[m * step + e] = C(m, e) for m < Rows, e < 4 * Vectors
   }
 };
 
+// The first N (1 to 4) values of v to p[0 .. N), or from p into the first N lanes (the others
+// 0): a node's last vector of hid = 10 holds 2 of its values, and the 2 past them belong to
+// the next node, which another thread may be writing.
+template <int N>
+inline void store_first(const v4& v, real* p) {
+  if (N == 4) return store(v, p);
+  if (N >= 2) __builtin_memcpy(p, &v, 2 * sizeof(real));
+  if (N == 1 || N == 3) p[N - 1] = v[N - 1];
+}
+template <int N>
+inline v4 load_first(const real* p) {
+  if (N == 4) return load(p);
+  v4 v = {};
+  if (N >= 2) __builtin_memcpy(&v, p, 2 * sizeof(real));
+  if (N == 1 || N == 3) v[N - 1] = p[N - 1];
+  return v;
+}
+
+// f(m, e, C(m, e .. e+3), n) with n (a std::integral_constant) of its values wanted: 4, and
+// Last in the last of the Vectors.
+template <int Vectors, int Rows, int Last, class F>
+struct EachVector {
+  const F& f;
+  template <int H>
+  inline __attribute__((always_inline)) void vector(const v4 (&c0)[3], const v4 (&c1)[3], const v4 (&c2)[3],
+                                                    const v4 (&c3)[3]) const {
+    const std::integral_constant<int, H + 1 == Vectors ? Last : 4> n;
+    f(0, 4 * H, c0[H], n);
+    if (Rows > 1) f(1, 4 * H, c1[H], n);
+    if (Rows > 2) f(2, 4 * H, c2[H], n);
+    if (Rows > 3) f(3, 4 * H, c3[H], n);
+  }
+  inline __attribute__((always_inline)) void operator()(const v4 (&c0)[3], const v4 (&c1)[3], const v4 (&c2)[3],
+                                                        const v4 (&c3)[3]) const {
+    vector<0>(c0, c1, c2, c3);
+    if (Vectors > 1) vector<(Vectors > 1 ? 1 : 0)>(c0, c1, c2, c3);
+    if (Vectors > 2) vector<(Vectors > 2 ? 2 : 0)>(c0, c1, c2, c3);
+  }
+};
+
 // Rows < 4: only the first Rows rows of the tile are computed (the others are 0).
 template <bool ReluA, bool ReluB, int Vectors, int Rows = 4, class KA, class KB, class Sink>
 inline __attribute__((always_inline)) void product(const real* KOKKOS_RESTRICT a0, const real* KOKKOS_RESTRICT a1,
@@ -389,6 +429,40 @@ inline bool add_fixed(const Tile& t, std::int64_t acc[kTileRows][kTileMaxCols], 
     }
   return true;
 }
+
+// add_fixed of a product's accumulators, from the registers: acc[m][e] += to_fixed4(C(m, e))
+// for m < Rows, e < 4 * Vectors when every one of them fits; otherwise nothing is added and
+// the tile goes to *spill (rows and columns not computed: 0) for add_fixed(Tile) to deal with.
+template <int Vectors, int Rows>
+struct AddFixed {
+  std::int64_t (*acc)[kTileMaxCols];
+  FixedPoint f;
+  Tile* spill;
+  bool* spilled;
+  inline __attribute__((always_inline)) void operator()(const v4 (&c0)[3], const v4 (&c1)[3], const v4 (&c2)[3],
+                                                        const v4 (&c3)[3]) const {
+    const v4* rows[4] = {c0, c1, c2, c3};
+    i4 fits = {-1, -1, -1, -1};
+#pragma GCC unroll 4
+    for (int m = 0; m < Rows; ++m)
+#pragma GCC unroll 3
+      for (int h = 0; h < Vectors; ++h) fits &= fits_fixed4(rows[m][h], f);
+    if ((fits[0] & fits[1] & fits[2] & fits[3]) == 0) {
+      to_tile<Vectors>(c0, c1, c2, c3, *spill);
+      *spilled = true;
+      return;
+    }
+#pragma GCC unroll 4
+    for (int m = 0; m < Rows; ++m)
+#pragma GCC unroll 3
+      for (int h = 0; h < Vectors; ++h) {
+        i4 a;
+        __builtin_memcpy(&a, &acc[m][4 * h], sizeof a);
+        a += to_fixed4(rows[m][h], f);
+        __builtin_memcpy(&acc[m][4 * h], &a, sizeof a);
+      }
+  }
+};
 
 }  // namespace tile_vec
 #endif
@@ -525,6 +599,39 @@ KOKKOS_FORCEINLINE_FUNCTION Tile tile_product_rows_step(const real* a, std::int6
   return tile_product_at<false, false>(a_rows, a_at, b_at, K, cols);
 }
 
+#ifdef DUALNET_TILE_VECTORS
+namespace tile_vec {
+// The product of tile_product_rows_step handed to an epilogue straight from its registers:
+// f(m, e, v, n) with v = C(m, e .. e+3), of which the first n (1 to 4, a constant of the
+// call: store_first<n>) are within `width` columns, for rows m < rows (forward's bias and
+// ReLU, backward's gate: each value as tile_store would pass it; a Tile on the stack and a
+// scalar callback cost ~2 instructions a value). False, calling nothing, for a width without
+// a vector path (cols not 4, 8 or 12, or width not within the last vector of cols).
+template <class KA, class KB, class F>
+inline __attribute__((always_inline)) bool product_rows_step_each(const real* a, std::int64_t row_step, int rows,
+                                                                  const KA& a_at, const KB& b_at, int K, int cols,
+                                                                  int width, const F& f) {
+  const int last = width - (cols - 4);
+  if (last < 1 || last > 4) return false;
+  return with_shape(
+      rows, cols, [&](auto v, auto r) __attribute__((always_inline)) {
+        constexpr int V = decltype(v)::value, R = decltype(r)::value;
+        const auto run = [&](auto l) __attribute__((always_inline)) {
+          product_rows_step<V, R>(a, row_step, a_at, b_at, K, EachVector<V, R, decltype(l)::value, F>{f});
+        };
+        if (last == 4)
+          run(std::integral_constant<int, 4>{});
+        else if (last == 3)
+          run(std::integral_constant<int, 3>{});
+        else if (last == 2)
+          run(std::integral_constant<int, 2>{});
+        else
+          run(std::integral_constant<int, 1>{});
+      });
+}
+}  // namespace tile_vec
+#endif
+
 // Hands rows m < rows, columns e < cols of a tile to f(m, e, value). The widths 4, 8 and 12
 // loop over constant bounds, so the compiler keeps the tile in vector registers and stores
 // it with vector instructions (a runtime bound spilled it to the stack).
@@ -624,13 +731,23 @@ KOKKOS_INLINE_FUNCTION void add_fixed(const Tile& tile, int cols, std::int64_t a
 // a whole 4 x 12 tile of doubles beside the caller's 4 x 12 integer sums needs more than a
 // GPU thread's 255 registers (the weight gradient spilled). Every C(m, e) still sums the same
 // products in the same order; columns past cols add nothing, as in add_fixed.
-KOKKOS_INLINE_FUNCTION void tile_product_add_fixed(const real* a0, int rows, std::int64_t a_step, const real* b,
-                                                   std::int64_t b_step, int K, int read, int cols,
-                                                   std::int64_t acc[kTileRows][kTileMaxCols], bool* overflow,
-                                                   FixedPoint f) {
+KOKKOS_FORCEINLINE_FUNCTION void tile_product_add_fixed(const real* a0, int rows, std::int64_t a_step, const real* b,
+                                                        std::int64_t b_step, int K, int read, int cols,
+                                                        std::int64_t acc[kTileRows][kTileMaxCols], bool* overflow,
+                                                        FixedPoint f) {
 #ifdef DUALNET_TILE_VECTORS
-  add_fixed(tile_product_rows_step(a0, 1, rows, StridedK{a_step}, StridedB{b, b_step}, K, read), cols, acc, overflow,
-            f);
+  Tile spill;
+  bool spilled = false;
+  if (!tile_vec::with_shape(
+          rows, read, [&](auto v, auto r) __attribute__((always_inline)) {
+            constexpr int V = decltype(v)::value, R = decltype(r)::value;
+            tile_vec::product_rows_step<V, R>(a0, 1, StridedK{a_step}, StridedB{b, b_step}, K,
+                                              tile_vec::AddFixed<V, R>{acc, f, &spill, &spilled});
+          })) {
+    spill = tile_product_rows_step(a0, 1, rows, StridedK{a_step}, StridedB{b, b_step}, K, read);
+    spilled = true;
+  }
+  if (spilled) add_fixed(spill, cols, acc, overflow, f);
 #else
   const real* a[kTileRows];
   rows_at_step(a0, 1, rows, a);
