@@ -430,12 +430,22 @@ inline bool add_fixed(const Tile& t, std::int64_t acc[kTileRows][kTileMaxCols], 
   return true;
 }
 
-// add_fixed of a product's accumulators, from the registers: acc[m][e] += to_fixed4(C(m, e))
-// for m < Rows, e < 4 * Vectors when every one of them fits; otherwise nothing is added and
-// the tile goes to *spill (rows and columns not computed: 0) for add_fixed(Tile) to deal with.
+// f, made opaque to the optimiser here: for the rare paths beside a product (a value that
+// does not fit, a width without vectors), GCC otherwise kept f's constants in registers
+// across the product's loop and moved two of its accumulators to the stack.
+inline FixedPoint opaque(FixedPoint f) {
+  __asm__ volatile("" : "+m"(f));
+  return f;
+}
+
+// A product's accumulators added to integer sums from the registers: acc[m * step + e] +=
+// to_fixed4(C(m, e)) for m < Rows, e < 4 * Vectors when every one of them fits; otherwise
+// nothing is added and the tile goes to *spill (rows and columns not computed: 0) for the
+// caller's Tile path (add_fixed, add_fixed_rows) to deal with.
 template <int Vectors, int Rows>
 struct AddFixed {
-  std::int64_t (*acc)[kTileMaxCols];
+  std::int64_t* acc;
+  std::int64_t step;
   FixedPoint f;
   Tile* spill;
   bool* spilled;
@@ -457,9 +467,9 @@ struct AddFixed {
 #pragma GCC unroll 3
       for (int h = 0; h < Vectors; ++h) {
         i4 a;
-        __builtin_memcpy(&a, &acc[m][4 * h], sizeof a);
+        __builtin_memcpy(&a, acc + m * step + 4 * h, sizeof a);
         a += to_fixed4(rows[m][h], f);
-        __builtin_memcpy(&acc[m][4 * h], &a, sizeof a);
+        __builtin_memcpy(acc + m * step + 4 * h, &a, sizeof a);
       }
   }
 };
@@ -742,7 +752,7 @@ KOKKOS_FORCEINLINE_FUNCTION void tile_product_add_fixed(const real* a0, int rows
           rows, read, [&](auto v, auto r) __attribute__((always_inline)) {
             constexpr int V = decltype(v)::value, R = decltype(r)::value;
             tile_vec::product_rows_step<V, R>(a0, 1, StridedK{a_step}, StridedB{b, b_step}, K,
-                                              tile_vec::AddFixed<V, R>{acc, f, &spill, &spilled});
+                                              tile_vec::AddFixed<V, R>{&acc[0][0], kTileMaxCols, f, &spill, &spilled});
           })) {
     spill = tile_product_rows_step(a0, 1, rows, StridedK{a_step}, StridedB{b, b_step}, K, read);
     spilled = true;
@@ -802,6 +812,34 @@ KOKKOS_INLINE_FUNCTION void add_fixed_rows(const Tile& t, int rows, int from, in
   for_cols<kTileRows>(0, rows, [&](int m) {
     for_cols<kTileMaxCols>(from, to, [&](int e) { acc[m * step + e] += to_fixed(t.c[m][e], overflow, f); });
   });
+}
+
+// add_fixed_rows(tile_product_rows_step(a, row_step, rows, a_at, b_at, K, read), rows, from,
+// read, acc, step, overflow, f): the host's vector path adds the product's registers (from
+// 0, read 4, 8 or 12) and goes through the Tile only when some value does not fit.
+template <class KA, class KB>
+KOKKOS_FORCEINLINE_FUNCTION void tile_product_add_fixed_rows(const real* a, std::int64_t row_step, int rows,
+                                                             const KA& a_at, const KB& b_at, int K, int from, int read,
+                                                             std::int64_t* acc, std::int64_t step, bool* overflow,
+                                                             FixedPoint f) {
+#ifdef DUALNET_TILE_VECTORS
+  Tile spill;
+  bool spilled = false;
+  if (from == 0 && tile_vec::with_shape(
+                       rows, read, [&](auto v, auto r) __attribute__((always_inline)) {
+                         constexpr int V = decltype(v)::value, R = decltype(r)::value;
+                         tile_vec::product_rows_step<V, R>(a, row_step, a_at, b_at, K,
+                                                           tile_vec::AddFixed<V, R>{acc, step, f, &spill, &spilled});
+                       })) {
+    if (spilled) add_fixed_rows(spill, rows, from, read, acc, step, overflow, tile_vec::opaque(f));
+    return;
+  }
+  add_fixed_rows(tile_product_rows_step(a, row_step, rows, a_at, b_at, K, read), rows, from, read, acc, step, overflow,
+                 tile_vec::opaque(f));
+#else
+  add_fixed_rows(tile_product_rows_step(a, row_step, rows, a_at, b_at, K, read), rows, from, read, acc, step, overflow,
+                 f);
+#endif
 }
 
 // acc[e] += to_fixed(s[e] - shift[e] * c, overflow, f) for from <= e < to <= W (the z*h

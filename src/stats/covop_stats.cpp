@@ -367,10 +367,10 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
               for (int tile = 0; tile < a_tiles; ++tile) {
                 const ColTile ct = node_col_tile(tile, hid);
                 const ListedB jt{jac.data() + ct.start, &listed_jt(b * kEvalBlock)};
-                const Tile s = tile_product_rows_step(x0 + i_first, 1, i_rows, anchors, jt, K, ct.read);
-                add_fixed_rows(s, i_rows, ct.skip, ct.read,
-                               &total((c == 0 ? l.conn0 : l.conn1) + l.conn_at(conn_row + i_first, ct.start, b)),
-                               static_cast<std::int64_t>(hid) * stride, &overflow, kStatFixed);
+                tile_product_add_fixed_rows(
+                    x0 + i_first, 1, i_rows, anchors, jt, K, ct.skip, ct.read,
+                    &total((c == 0 ? l.conn0 : l.conn1) + l.conn_at(conn_row + i_first, ct.start, b)),
+                    static_cast<std::int64_t>(hid) * stride, &overflow, kStatFixed);
               }
               count_overflow(total, overflow);
             });
