@@ -626,18 +626,31 @@ inline __attribute__((always_inline)) bool product_rows_step_each(const real* a,
   return with_shape(
       rows, cols, [&](auto v, auto r) __attribute__((always_inline)) {
         constexpr int V = decltype(v)::value, R = decltype(r)::value;
-        const auto run = [&](auto l) __attribute__((always_inline)) {
-          product_rows_step<V, R>(a, row_step, a_at, b_at, K, EachVector<V, R, decltype(l)::value, F>{f});
-        };
-        if (last == 4)
-          run(std::integral_constant<int, 4>{});
-        else if (last == 3)
-          run(std::integral_constant<int, 3>{});
-        else if (last == 2)
-          run(std::integral_constant<int, 2>{});
-        else
-          run(std::integral_constant<int, 1>{});
+        with_rows(  // a count of 1 to 4 as a constant, as for the rows
+            last, [&](auto l) __attribute__((always_inline)) {
+              product_rows_step<V, R>(a, row_step, a_at, b_at, K, EachVector<V, R, decltype(l)::value, F>{f});
+            });
       });
+}
+
+// The product of tile_product_rows_step added to integer sums from its registers (AddFixed:
+// acc[m * step + e], m < rows, e < cols). False when it was not: *spill then holds the tile
+// (a value that does not fit, or cols not 4, 8 or 12) for the caller's Tile path.
+template <class KA, class KB>
+inline __attribute__((always_inline)) bool product_add_fixed(const real* a, std::int64_t row_step, int rows,
+                                                             const KA& a_at, const KB& b_at, int K, int cols,
+                                                             std::int64_t* acc, std::int64_t step, FixedPoint f,
+                                                             Tile* spill) {
+  bool spilled = false;
+  if (!with_shape(
+          rows, cols, [&](auto v, auto r) __attribute__((always_inline)) {
+            constexpr int V = decltype(v)::value, R = decltype(r)::value;
+            product_rows_step<V, R>(a, row_step, a_at, b_at, K, AddFixed<V, R>{acc, step, f, spill, &spilled});
+          })) {
+    *spill = tile_product_rows_step(a, row_step, rows, a_at, b_at, K, cols);
+    return false;
+  }
+  return !spilled;
 }
 }  // namespace tile_vec
 #endif
@@ -747,17 +760,9 @@ KOKKOS_FORCEINLINE_FUNCTION void tile_product_add_fixed(const real* a0, int rows
                                                         FixedPoint f) {
 #ifdef DUALNET_TILE_VECTORS
   Tile spill;
-  bool spilled = false;
-  if (!tile_vec::with_shape(
-          rows, read, [&](auto v, auto r) __attribute__((always_inline)) {
-            constexpr int V = decltype(v)::value, R = decltype(r)::value;
-            tile_vec::product_rows_step<V, R>(a0, 1, StridedK{a_step}, StridedB{b, b_step}, K,
-                                              tile_vec::AddFixed<V, R>{&acc[0][0], kTileMaxCols, f, &spill, &spilled});
-          })) {
-    spill = tile_product_rows_step(a0, 1, rows, StridedK{a_step}, StridedB{b, b_step}, K, read);
-    spilled = true;
-  }
-  if (spilled) add_fixed(spill, cols, acc, overflow, f);
+  if (!tile_vec::product_add_fixed(a0, 1, rows, StridedK{a_step}, StridedB{b, b_step}, K, read, &acc[0][0],
+                                   kTileMaxCols, f, &spill))
+    add_fixed(spill, cols, acc, overflow, f);
 #else
   const real* a[kTileRows];
   rows_at_step(a0, 1, rows, a);
@@ -824,18 +829,11 @@ KOKKOS_FORCEINLINE_FUNCTION void tile_product_add_fixed_rows(const real* a, std:
                                                              FixedPoint f) {
 #ifdef DUALNET_TILE_VECTORS
   Tile spill;
-  bool spilled = false;
-  if (from == 0 && tile_vec::with_shape(
-                       rows, read, [&](auto v, auto r) __attribute__((always_inline)) {
-                         constexpr int V = decltype(v)::value, R = decltype(r)::value;
-                         tile_vec::product_rows_step<V, R>(a, row_step, a_at, b_at, K,
-                                                           tile_vec::AddFixed<V, R>{acc, step, f, &spill, &spilled});
-                       })) {
-    if (spilled) add_fixed_rows(spill, rows, from, read, acc, step, overflow, tile_vec::opaque(f));
+  if (from != 0)
+    spill = tile_product_rows_step(a, row_step, rows, a_at, b_at, K, read);
+  else if (tile_vec::product_add_fixed(a, row_step, rows, a_at, b_at, K, read, acc, step, f, &spill))
     return;
-  }
-  add_fixed_rows(tile_product_rows_step(a, row_step, rows, a_at, b_at, K, read), rows, from, read, acc, step, overflow,
-                 tile_vec::opaque(f));
+  add_fixed_rows(spill, rows, from, read, acc, step, overflow, tile_vec::opaque(f));
 #else
   add_fixed_rows(tile_product_rows_step(a, row_step, rows, a_at, b_at, K, read), rows, from, read, acc, step, overflow,
                  f);
