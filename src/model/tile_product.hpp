@@ -277,13 +277,17 @@ inline void store_first(const v4& v, real* p) {
   if (N >= 2) __builtin_memcpy(p, &v, 2 * sizeof(real));
   if (N == 1 || N == 3) p[N - 1] = v[N - 1];
 }
+// load_first joins two 2-wide halves in registers: written into a zeroed v4 (a 16-byte store
+// into a 32-byte stack slot read back whole), every load stalled on store forwarding, a
+// third of backward's time.
+typedef double v2 __attribute__((vector_size(16)));
 template <int N>
 inline v4 load_first(const real* p) {
   if (N == 4) return load(p);
-  v4 v = {};
-  if (N >= 2) __builtin_memcpy(&v, p, 2 * sizeof(real));
-  if (N == 1 || N == 3) v[N - 1] = p[N - 1];
-  return v;
+  v2 lo = {p[0], 0.0}, hi = {};
+  if (N >= 2) __builtin_memcpy(&lo, p, sizeof lo);
+  if (N == 3) hi[0] = p[2];
+  return __builtin_shufflevector(lo, hi, 0, 1, 2, 3);
 }
 
 // f(m, e, C(m, e .. e+3), n) with n (a std::integral_constant) of its values wanted: 4, and
