@@ -217,6 +217,7 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows, const Tree
   const auto pre = act.pre;
   const auto wb = act.wb;
   const int hid = t.hid, stride = pad.stride, a_tiles = node_col_tile_count(hid);
+  const real* const root_rows = act.wt.data() + pad.forward_offset(0);  // B(i, a) = W_root(a, i), padded
   Kokkos::parallel_for(
       "stats::jacobians", teams(rows), KOKKOS_LAMBDA(const Team& team) {
         const std::int64_t r = team.league_rank();
@@ -235,8 +236,21 @@ void CovopStats::jacobians(const Activations& act, std::int64_t rows, const Tree
             if (parent == 0) {
               // Below the root, J_root^T = I: the product's sum for (e, a) is W_root(a, block q, e)
               // plus exact zeros, which rounds it as + 0.0 does (-0 becomes +0); 0 in the padding.
-              for (int k = 0; k < nc; ++k)
-                for (int a = 0; a < stride; ++a) out[k * stride + a] = a < hid ? w[a * row + gates[k]] + 0.0 : 0.0;
+              // Row e is forward's row q*hid + e of the root, W_root(., q*hid + e), contiguous (a
+              // column of backward's copy was a strided gather, 8 instructions per value).
+              for (int k = 0; k < nc; ++k) {
+                const real* const src = root_rows + static_cast<std::int64_t>(q * hid + gates[k]) * stride;
+                real* const dst = out + k * stride;
+#ifdef DUALNET_TILE_VECTORS
+                if (stride % 4 == 0) {  // whole vectors (a scalar loop here became a memset call per row)
+                  const tile_vec::i4 lane = {0, 1, 2, 3};
+                  for (int a = 0; a < stride; a += 4)
+                    tile_vec::store(lane + a < hid ? tile_vec::load(src + a) + 0.0 : tile_vec::v4{}, dst + a);
+                  continue;
+                }
+#endif
+                for (int a = 0; a < stride; ++a) dst[a] = a < hid ? src[a] + 0.0 : 0.0;
+              }
               return;
             }
             const int np = count(ps, r);
