@@ -35,6 +35,15 @@ KOKKOS_INLINE_FUNCTION std::uint64_t get_lane(RowLanes v, int) { return v; }
 KOKKOS_INLINE_FUNCTION void set_lane(RowLanes& v, int, std::uint64_t x) { v = x; }
 KOKKOS_INLINE_FUNCTION RowLanes mul_lo32(RowLanes a, std::uint64_t m) { return (a & 0xFFFFFFFFu) * m; }
 #endif
+// f(l) for the lanes l < n of a group of rows: a constant count (unrolled) for a whole group.
+template <class F>
+KOKKOS_FORCEINLINE_FUNCTION void each_lane(int n, const F& f) {
+  if (n == kRowLanes) {
+    for (int l = 0; l < kRowLanes; ++l) f(l);
+  } else {
+    for (int l = 0; l < n; ++l) f(l);
+  }
+}
 struct MulLo32 {
   KOKKOS_INLINE_FUNCTION RowLanes operator()(RowLanes a, std::uint64_t m) const { return mul_lo32(a, m); }
 };
@@ -113,6 +122,8 @@ void sample_views(const TreeShape& tree, const View1<std::uint64_t>& keep, std::
   // are most of the work); the rest is per row, as before.
   const std::int64_t rows = items * views;
   const MulLo32 mul;
+  const std::int64_t z_step = static_cast<std::int64_t>(latent.stride_0()),
+                     x_step = static_cast<std::int64_t>(leaves.stride_0());
   Kokkos::parallel_for(
       "hltm::sample_views", range((rows + kRowLanes - 1) / kRowLanes), KOKKOS_LAMBDA(const std::int64_t grp) {
         const std::int64_t r0 = grp * kRowLanes;
@@ -150,15 +161,21 @@ void sample_views(const TreeShape& tree, const View1<std::uint64_t>& keep, std::
               sibling = 0;
               ++parent;
             }
-            for (int l = 0; l < n; ++l) {
-              const std::int64_t row = r0 + l;
-              const std::uint8_t below = get_lane(d[s], l) < bound ? 1 : 0;
-              // The root is 1 when below; a node keeps its parent's value when below.
-              const std::uint8_t z = node == 0 ? below : latent(row, parent) ^ static_cast<std::uint8_t>(1 - below);
-              if (node < tree.n_latent)
-                latent(row, node) = z;
-              else
-                leaves(row, node - tree.n_latent) = static_cast<real>(z);
+            // The root is 1 when below; a node keeps its parent's value when below: z = up xor
+            // (not below), with up the parent's value (1 for the root). Per lane: the lanes of a
+            // whole group unrolled, the node's kind and the root tested once per node, not per lane.
+            const std::uint8_t* const up = &latent(r0, parent);
+            const std::uint8_t root = node == 0 ? 1 : 0;
+            const auto z = [&](int l) {
+              const std::uint8_t not_below = get_lane(d[s], l) < bound ? 0 : 1;
+              return static_cast<std::uint8_t>((root | up[l * z_step]) ^ not_below);
+            };
+            if (node < tree.n_latent) {
+              std::uint8_t* const out_z = &latent(r0, node);
+              each_lane(n, [&](int l) { out_z[l * z_step] = z(l); });
+            } else {
+              real* const out_x = &leaves(r0, node - tree.n_latent);
+              each_lane(n, [&](int l) { out_x[l * x_step] = static_cast<real>(z(l)); });
             }
           }
         }
