@@ -17,6 +17,7 @@
 #include "comm/world.hpp"
 #include "config/config.hpp"
 #include "io/run_dir.hpp"
+#include "model/tile_product.hpp"
 #include "train/trainer.hpp"
 #include "util/error.hpp"
 #include "util/fixed_point.hpp"
@@ -143,6 +144,49 @@ TEST(FixedPoint, OverflowIsFlaggedExactlyAtTheLimitAndValueIsZero) {
     fixed(f.limit, &o, f);
     fixed(1.0, &o, f);
     EXPECT_TRUE(o);
+  }
+}
+
+// A tile product joining fixed-point sums (tile_product_add_fixed_rows, the kernels' one path
+// into exact sums) gives to_fixed's integers whichever way a tile goes: the host's vector path
+// (a tile whose magnitudes sum below 2^51 / scale), the exact fallback for a tile whose values
+// each fit but whose magnitudes sum past it, a value past the vector range but within the
+// limit, and a NaN or a value past the limit (flagged, the others still added). Every product
+// here is exact, so the expected integers are to_fixed of the products.
+TEST(FixedPoint, TileSumsAreToFixedOfEveryValueOnEveryPath) {
+  constexpr int K = 3, kCols = 12;
+  for (const FixedPoint f : {kGradFixed, kStatFixed}) {
+    const double vector_bound = std::ldexp(1.0, 51) / f.scale;
+    struct Case {
+      const char* what;
+      double big;   // B(0, 2)
+      double each;  // B(0, e) = each * (1 + e % 3) for the other e
+      bool overflow;
+    };
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    for (const Case& c : {Case{"small values", 0.375, -0.25, false},
+                          Case{"each fits, sum past the bound", 0.75 * vector_bound, -0.25 * vector_bound, false},
+                          Case{"past the vector range, below the limit", 4 * vector_bound, 1.0, false},
+                          Case{"NaN", nan, 1.0, true}, Case{"past the limit", 2 * f.limit, 1.0, true}}) {
+      for (const int read : {4, 8, 12}) {
+        // A(m, k) = a[m * 5 + 2 k]: rows 0..3 scale row 0 of B by 1, -1, 0.5, 0.25 (k = 0
+        // only); B(1, e) and B(2, e) meet zeros in A.
+        std::vector<double> a(4 * 5, 0.0), b(K * kCols, 3.0);
+        const double row_scale[4] = {1.0, -1.0, 0.5, 0.25};
+        for (int m = 0; m < 4; ++m) a[m * 5] = row_scale[m];
+        for (int e = 0; e < kCols; ++e) b[e] = e == 2 ? c.big : c.each * (1 + e % 3);
+        const std::int64_t step = 16;
+        std::vector<std::int64_t> acc(4 * step, 7), want(4 * step, 7);
+        bool overflow = false, want_overflow = false;
+        tile_product_add_fixed_rows(a.data(), 5, 4, StridedK{2}, StridedB{b.data(), kCols}, K, 0, read, acc.data(),
+                                    step, &overflow, f);
+        for (int m = 0; m < 4; ++m)
+          for (int e = 0; e < read; ++e) want[m * step + e] += to_fixed(row_scale[m] * b[e], &want_overflow, f);
+        EXPECT_EQ(overflow, c.overflow) << c.what << ", " << read << " columns";
+        EXPECT_EQ(overflow, want_overflow);
+        EXPECT_EQ(acc, want) << c.what << ", " << read << " columns";
+      }
+    }
   }
 }
 
