@@ -205,10 +205,11 @@ void forward(const NetworkShape& net, const View2<real>& leaves, std::int64_t ro
               real* h = &pre(rb.first, node * hid + ct.start);
               real* r = &post(rb.first, node * hid + ct.start);
 #ifdef DUALNET_TILE_VECTORS
-              // The same epilogue on whole vectors (the bias row is `stride` long: padding past hid)
+              // The same epilogue on whole vectors (the bias row is `stride` long: padding past hid);
+              // the steps by value: the stores (memcpy) may alias a reference, and GCC reloaded them
               if (tile_vec::product_rows_step_each(
-                      x, x_step, rb.count, StridedK{1}, StridedB{w, stride}, in, ct.read,
-                      ct.width, [&](int m, int e, tile_vec::v4 v, auto n) __attribute__((always_inline)) {
+                      x, x_step, rb.count, StridedK{1}, StridedB{w, stride}, in, ct.read, ct.width,
+                      [&, pre_step ](int m, int e, tile_vec::v4 v, auto n) __attribute__((always_inline)) {
                         const tile_vec::v4 he = v + tile_vec::load(bias + e);
                         tile_vec::store_first<n>(he, h + m * pre_step + e);
                         tile_vec::store_first<n>(tile_vec::relu(he), r + m * pre_step + e);
@@ -283,10 +284,10 @@ void backward(const NetworkShape& net, const Activations& act, const View2<real>
               const real* h = &pre(rb.first, node * hid + ct.start);
               real* d = &delta(rb.first, node * stride + ct.start);
 #ifdef DUALNET_TILE_VECTORS
-              // The same gate on whole vectors
+              // The same gate on whole vectors (the steps by value, as in forward)
               if (tile_vec::product_rows_step_each(
-                      dp, delta_step, rb.count, StridedK{1}, StridedB{w, pad.backward_row()}, hid, ct.read,
-                      ct.width, [&](int m, int e, tile_vec::v4 v, auto n) __attribute__((always_inline)) {
+                      dp, delta_step, rb.count, StridedK{1}, StridedB{w, pad.backward_row()}, hid, ct.read, ct.width,
+                      [&, pre_step, delta_step ](int m, int e, tile_vec::v4 v, auto n) __attribute__((always_inline)) {
                         const tile_vec::v4 open = tile_vec::load_first<n>(h + m * pre_step + e);
                         tile_vec::store_first<n>(open > 0.0 ? v : tile_vec::v4{}, d + m * delta_step + e);
                       }))
