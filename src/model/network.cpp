@@ -205,8 +205,9 @@ void forward(const NetworkShape& net, const View2<real>& leaves, std::int64_t ro
               real* h = &pre(rb.first, node * hid + ct.start);
               real* r = &post(rb.first, node * hid + ct.start);
 #ifdef DUALNET_TILE_VECTORS
-              // The same epilogue on whole vectors (the bias row is `stride` long: padding past hid);
-              // the steps by value: the stores (memcpy) may alias a reference, and GCC reloaded them
+              // The same epilogue on whole vectors (the bias row is `stride` long: padding past hid).
+              // The steps are captured by value: the stores go through memcpy, which may alias a
+              // captured reference, and GCC reloaded the steps after every store.
               if (tile_vec::product_rows_step_each(
                       x, x_step, rb.count, StridedK{1}, StridedB{w, stride}, in, ct.read, ct.width,
                       [&, pre_step ](int m, int e, tile_vec::v4 v, auto n) __attribute__((always_inline)) {
