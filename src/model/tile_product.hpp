@@ -419,21 +419,26 @@ inline v4 magnitude(v4 v) {
   __builtin_memcpy(&v, &bits, sizeof v);
   return v;
 }
+// A comparison's 4 lanes as bits 0..3 (lane j true: bit j set). On x86 one movemask of the
+// lanes' sign bits (_mm256_movemask_pd); GCC's own reduction of the lanes, on CPUs with
+// AVX-512, moved them through mask and general registers one by one.
+inline int lane_bits(i4 mask) {
+#ifdef __AVX__
+  v4 m;
+  __builtin_memcpy(&m, &mask, sizeof m);
+  return __builtin_ia32_movmskpd256(m);
+#else
+  return static_cast<int>((mask[0] & 1) | (mask[1] & 2) | (mask[2] & 4) | (mask[3] & 8));
+#endif
+}
 // Whether every value whose magnitude() went into `sum` is within to_fixed4's range: a sum
 // of magnitudes, rounding included, is at least the largest of them, so below the bound
 // every one is; NaN and infinities fail. (One add per 4 values instead of two compares and
-// an AND, whose masks GCC moved through general registers on CPUs with AVX-512.) A tile that
-// fails for a large sum alone takes its caller's exact path: the same integers, slower.
+// an AND per vector.) A tile that fails for a large sum alone takes its caller's exact path:
+// the same integers, slower.
 inline bool fits_fixed4(v4 sum, FixedPoint f) {
   const double bound = 2251799813685248.0 / f.scale;  // 2^51 / scale
-  const i4 below = sum < bound;
-#ifdef __AVX__
-  v4 mask;
-  __builtin_memcpy(&mask, &below, sizeof mask);
-  return __builtin_ia32_movmskpd256(mask) == 0xF;  // _mm256_movemask_pd: the 4 sign bits
-#else
-  return (below[0] & below[1] & below[2] & below[3]) != 0;
-#endif
+  return lane_bits(sum < bound) == 0xF;
 }
 
 // acc += to_fixed(tile) when every value is within to_fixed4's range; returns false, adding

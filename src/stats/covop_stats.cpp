@@ -111,13 +111,7 @@ KOKKOS_FUNCTION DUALNET_LIST_NOINLINE int list_open_gates(const real* h, int hid
   int n = 0, e = 0;
 #ifdef DUALNET_TILE_VECTORS
   for (; e + 4 <= hid; e += 4) {
-    const tile_vec::v4 x = tile_vec::load(h + e);
-#ifdef __AVX__
-    const int mask = __builtin_ia32_movmskpd256(reinterpret_cast<tile_vec::v4>(x > tile_vec::v4{}));  // sign bits
-#else
-    const tile_vec::i4 open = x > tile_vec::v4{};
-    const int mask = static_cast<int>((open[0] & 1) | (open[1] & 2) | (open[2] & 4) | (open[3] & 8));
-#endif
+    const int mask = tile_vec::lane_bits(tile_vec::load(h + e) > tile_vec::v4{});
     for (int j = 0; j < 4; ++j) gates[n + j] = e + kOpenPlaces[mask][j];
     n += kOpenPlaces[mask][4];
   }
