@@ -59,7 +59,9 @@ int print_kokkos_help(const std::string& argv0, const dualnet::KokkosOptions& op
 }  // namespace
 
 int main(int argc, char* argv[]) {
-  MPI_Init(&argc, &argv);
+  // Funneled: rank 0 writes its files on a second thread that never calls MPI (io/write_behind.hpp).
+  int provided = MPI_THREAD_SINGLE;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   int rc = 0;
   {
     const dualnet::World world = dualnet::World::from_mpi();

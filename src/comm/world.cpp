@@ -13,6 +13,9 @@ World World::from_mpi() {
   World w;
   DUALNET_MPI_CHECK(MPI_Comm_rank(w.comm, &w.rank));
   DUALNET_MPI_CHECK(MPI_Comm_size(w.comm, &w.size));
+  int level = MPI_THREAD_SINGLE;
+  DUALNET_MPI_CHECK(MPI_Query_thread(&level));
+  w.threads = level >= MPI_THREAD_FUNNELED;
   MPI_Comm local;
   DUALNET_MPI_CHECK(MPI_Comm_split_type(w.comm, MPI_COMM_TYPE_SHARED, w.rank, MPI_INFO_NULL, &local));
   DUALNET_MPI_CHECK(MPI_Comm_rank(local, &w.local_rank));

@@ -25,6 +25,9 @@ struct World {
   // records them so that a test can check the local-rank detection across nodes.
   std::vector<std::string> hosts{""};
   std::vector<int> local_ranks{0};
+  // Whether MPI was started for a process with other threads, all MPI calls on the main one
+  // (MPI_THREAD_FUNNELED or more): rank 0's write-behind thread needs it (io/write_behind.hpp).
+  bool threads = false;
   static World from_mpi();
   bool root() const { return rank == 0; }
 };

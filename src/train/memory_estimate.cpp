@@ -119,7 +119,11 @@ MemoryEstimate estimate_memory(const Config& c, int world_size) {
   // the checkpoint's (two host copies).
   const double resume =
       c.resume.empty() ? 0.0 : reopened_file_images(kFileBaseBytes + checkpoint) + 2.0 * kDouble * nodes;
-  m.transient = std::max({start, eval, save, step, resume});
+  // Rank 0 writes behind (io/write_behind.hpp): a metrics row's or a checkpoint's write may
+  // still hold its copies and images while the next training pass, checkpoint or evaluation
+  // makes its own, so the peak of one write adds to those of the rest.
+  const double behind = std::max(write_row, checkpoint + new_file_images(kFileBaseBytes + checkpoint));
+  m.transient = std::max({start, resume, std::max({eval, save, step}) + behind});
   return m;
 }
 

@@ -77,6 +77,7 @@ Trainer::Trainer(const Config& cfg, const World& world, const Checkpoint* resume
   evaluator_ = std::make_unique<Evaluator>(net_, cfg.eval_chunk, corr_full_enabled(cfg, t));
   eval_samples_.allocate(t, evaluator_->chunk());
   eval_act_.allocate(t, evaluator_->chunk(), &train_act_);  // one copy of the padded weights
+  writer_ = std::make_unique<WriteBehind>(world_.root() && world_.threads);
 
   if (resume) {
     const auto load = [](const std::vector<double>& from, const View1<real>& to, const char* what) {
@@ -214,7 +215,7 @@ Trainer::Poll Trainer::poll() const {
   return all == 2 ? Poll::stop : all == 1 ? Poll::checkpoint : Poll::go_on;
 }
 
-void Trainer::save_checkpoint(std::int64_t epoch, std::int64_t step) {
+void Trainer::save_checkpoint(std::int64_t epoch, std::int64_t step, bool wait) {
   Checkpoint c;
   c.config = cfg_;
   c.epoch = epoch;
@@ -229,20 +230,23 @@ void Trainer::save_checkpoint(std::int64_t epoch, std::int64_t step) {
     c.step_losses = host_vector(step_losses_);
     c.polarity = host_vector(polarity_);
     c.row_params = host_vector(row_params_);
-    write_checkpoint(cfg_.out, c, cfg_.keep_checkpoints);
+    writer_->submit(
+        [c = std::move(c), out = cfg_.out, keep = cfg_.keep_checkpoints] { write_checkpoint(out, c, keep); });
+    if (wait) writer_->wait();
     timer_.stop();
   });
   last_checkpoint_ = std::chrono::steady_clock::now();
 }
 
-void Trainer::write_row(std::int64_t epoch, const EvalResult& r, double loss_mean, double loss_sem, double rate) {
-  // Every rank waits for rank 0's write: a failure (a full disk) ends every rank together.
+void Trainer::write_row(std::int64_t epoch, EvalResult r, double loss_mean, double loss_sem, double rate,
+                        double eval_rate, double eta_s) {
+  // Every rank waits for rank 0's hand-over: a failure of this write or of the one before (a
+  // full disk) ends every rank together.
   on_all_ranks(world_, [&] {
     if (!world_.root()) return;
     timer_.start(kIo);
     MetricsRow row;
     row.epoch = epoch;
-    row.eval = &r;
     row.weight_norm = host_vector(weight_norms(net_, params_));
     row.weight_change = epoch == 0
                             ? std::vector<double>(row.weight_norm.size(), std::numeric_limits<double>::quiet_NaN())
@@ -250,8 +254,13 @@ void Trainer::write_row(std::int64_t epoch, const EvalResult& r, double loss_mea
     row.train_loss_mean = loss_mean;
     row.train_loss_sem = loss_sem;
     row.samples_per_s = rate;
-    append_metrics_row(metrics_path(cfg_), row);
-    warn_if_collapsed(epoch, row);
+    // The epoch's line once its row is on disk: a reader who sees it finds the row.
+    writer_->submit([this, row = std::move(row), r = std::move(r), eval_rate, eta_s]() mutable {
+      row.eval = &r;
+      append_metrics_row(metrics_path(cfg_), row);
+      warn_if_collapsed(row.epoch, row);
+      print_epoch(row.epoch, r, row.train_loss_mean, row.train_loss_sem, row.samples_per_s, eval_rate, eta_s);
+    });
     timer_.stop();
   });
   Kokkos::deep_copy(row_params_, params_);
@@ -290,21 +299,18 @@ bool Trainer::run() {
   const auto evaluate_and_write = [&](std::int64_t epoch, double loss_mean, double loss_sem, double rate) {
     const auto t0 = std::chrono::steady_clock::now();
     timer_.start(kEval);
-    const EvalResult r = evaluate(epoch);
+    EvalResult r = evaluate(epoch);
     timer_.stop();
     const double eval_s = seconds_since(t0);
     eval_s_ += eval_s;
     ++evals_run_;
-    write_row(epoch, r, loss_mean, loss_sem, rate);
-    if (world_.root()) {
-      const double per_step = steps_run_ > 0 ? train_s_ / steps_run_ : nan;
-      const double left = static_cast<double>(cfg_.epochs - epoch);
-      print_epoch(epoch, r, loss_mean, loss_sem, rate, cfg_.samples_per_pass / eval_s,
-                  left * (per_step * steps_per_pass() + eval_s));
-    }
+    const double per_step = steps_run_ > 0 ? train_s_ / steps_run_ : nan;
+    const double left = static_cast<double>(cfg_.epochs - epoch);
+    write_row(epoch, std::move(r), loss_mean, loss_sem, rate, cfg_.samples_per_pass / eval_s,
+              left * (per_step * steps_per_pass() + eval_s));
   };
   const auto stop_here = [&](std::int64_t epoch, std::int64_t step) {
-    save_checkpoint(epoch, step);
+    save_checkpoint(epoch, step, true);
     if (world_.root()) {
       std::printf(
           "dualnet: stopped by %s at epoch %lld, step %lld; checkpoint written. Continue with:\n"
@@ -362,7 +368,11 @@ bool Trainer::run() {
     if (epoch + 1 < cfg_.epochs && poll() == Poll::stop) return stop_here(epoch + 1, 0);
   }
   on_all_ranks(world_, [&] {
-    if (world_.root()) write_timing(seconds_since(start_), train_s_, eval_s_, steps_run_, evals_run_);
+    if (!world_.root()) return;
+    timer_.start(kIo);
+    writer_->wait();  // timing.json last, once every row and checkpoint is on disk
+    timer_.stop();
+    write_timing(seconds_since(start_), train_s_, eval_s_, steps_run_, evals_run_);
   });
   return true;
 }
@@ -439,7 +449,10 @@ void Trainer::write_timing(double wall_s, double train_s, double eval_s, std::in
   j["compute_per_step_s"] = compute;
   j["allreduce_per_step_s"] = timer_.seconds(kAllreduce) / timed;
   j["eval_s"] = timer_.seconds(kEval);
+  // io_s: what rank 0's computing thread spent on its files (host copies, handing writes
+  // over, waiting for the one before); io_behind_s: the writes themselves, on the thread.
   j["io_s"] = timer_.seconds(kIo);
+  j["io_behind_s"] = writer_->busy_seconds();
   j["wall_s"] = wall_s;
   write_text_atomic((std::filesystem::path(cfg_.out) / "timing.json").string(), j.dump(2) + "\n");
 }

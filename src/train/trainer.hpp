@@ -14,6 +14,7 @@
 #include "hltm/hltm.hpp"
 #include "io/checkpoint.hpp"
 #include "io/metrics_file.hpp"
+#include "io/write_behind.hpp"
 #include "loss/loss.hpp"
 #include "model/network.hpp"
 #include "stats/evaluator.hpp"
@@ -49,10 +50,13 @@ class Trainer {
   void check_overflow(std::int64_t epoch) const;
   enum class Poll { go_on, checkpoint, stop };
   Poll poll() const;  // agreed by all ranks
-  void save_checkpoint(std::int64_t epoch, std::int64_t step);
-  void write_row(std::int64_t epoch, const EvalResult& r, double loss_mean, double loss_sem, double rate);
+  // wait: return once the checkpoint is on disk (else it is written behind).
+  void save_checkpoint(std::int64_t epoch, std::int64_t step, bool wait = false);
+  // Hands the row over to writer_, which writes it and then prints the epoch's line.
+  void write_row(std::int64_t epoch, EvalResult r, double loss_mean, double loss_sem, double rate, double eval_rate,
+                 double eta_s);
   void warn_if_collapsed(std::int64_t epoch, const MetricsRow& row);
-  bool collapse_reported_ = false;
+  bool collapse_reported_ = false;  // read and set by writer_'s jobs only
 
   Config cfg_;
   World world_;
@@ -101,6 +105,10 @@ class Trainer {
   double train_s_ = 0.0, eval_s_ = 0.0;
   std::int64_t steps_run_ = 0;  // training steps and evaluation passes this process ran
   std::int64_t evals_run_ = 0;
+
+  // Rank 0's writes of metrics rows and checkpoints, behind the computation. Last: it is
+  // destroyed first, finishing its job while the members that job reads still exist.
+  std::unique_ptr<WriteBehind> writer_;
 };
 
 }  // namespace dualnet

@@ -3,7 +3,7 @@
 # read throughout by h5py (default file locking) and xarray holding metrics.h5 open, and by
 # repeated h5py/xarray/dualnet-analyze reads (tests/integrity/live_reader.py); the run must
 # finish (exit 0) with metrics bit-identical to an unread run, and every read must have
-# seen whole rows only.
+# seen whole rows only. The run's epoch lines never run ahead of its file.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -32,6 +32,24 @@ wait "$pid" || run_rc=$?
 [[ $run_rc == 0 ]] || fail "the run read live exited $run_rc: $(tail -3 "$logs/run")"
 [[ $rc == 0 ]] || fail "the live reader failed"
 same_metrics quiet read
+# An epoch's line is printed once its row is on disk (rank 0 writes behind the computation:
+# io/write_behind.hpp), so whoever sees "epoch N/" finds rows 0 .. N in metrics.h5.
+dualnet_np 2 train "${cfg[@]}" epochs=40 out=lines 2>"$logs/lines.err" | "$py" -c '
+import re, sys, h5py
+seen = 0
+for line in sys.stdin:
+    m = re.match(r"epoch +([0-9]+)/", line)
+    if not m:
+        continue
+    n = int(m.group(1))
+    with h5py.File("lines/metrics.h5", "r") as f:
+        rows = f["metrics/epoch"].shape[0]
+    if rows < n + 1:
+        sys.exit(f"FAIL: the line of epoch {n} was printed with {rows} rows in metrics.h5")
+    seen += 1
+if seen != 41:
+    sys.exit(f"FAIL: {seen} epoch lines read, 41 expected")
+' || fail "epoch lines ahead of metrics.h5 (run: $(tail -2 "$logs/lines.err"))"
 # dualnet-analyze on the finished run while a reader still holds it open.
 "$py" - <<'PY'
 import h5py, subprocess, sys, os
