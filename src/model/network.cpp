@@ -95,13 +95,6 @@ constexpr int kWgTilesPerTeam = 8;
 #endif
 
 #ifdef DUALNET_TILE_VECTORS
-// The host: every cache line of `rows` rows of n values, `step` apart, requested ahead.
-inline void prefetch_rows(const real* p, std::int64_t step, int rows, int n) {
-  for (int r = 0; r < rows; ++r, p += step) {
-    for (int i = 0; i < n; i += 8) __builtin_prefetch(p + i);
-    __builtin_prefetch(p + n - 1);
-  }
-}
 // The weight gradient requests each next chunk's rows ahead when a step's rows of delta and
 // activations exceed this (measured on a Zen 4 host, 1 MiB of L2: the reference's 2 MB lost
 // 5-9 % to the extra instructions; k = 4 at 5.7 MB gained 9-16 %, depth 7 and 8 at 8.6 and

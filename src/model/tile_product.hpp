@@ -129,6 +129,18 @@ struct ListedB {
   KOKKOS_FORCEINLINE_FUNCTION const real* operator()(int k) const { return b + at[k]; }
 };
 
+#ifdef DUALNET_TILE_VECTORS
+// The host: every cache line of `rows` rows of n values, `step` apart, requested ahead. For
+// rows that large trees put far apart (a new page each, where the hardware prefetchers
+// stop), read from L3 or memory: the weight gradient's and the conn sums' inputs.
+inline void prefetch_rows(const real* p, std::int64_t step, std::int64_t rows, int n) {
+  for (std::int64_t r = 0; r < rows; ++r, p += step) {
+    for (int i = 0; i < n; i += 8) __builtin_prefetch(p + i);
+    __builtin_prefetch(p + n - 1);
+  }
+}
+#endif
+
 // f(i) for from <= i < to, to <= W: a loop over the rows or columns of a tile (or another
 // array of W entries, a row of sums) whose index is a constant on a GPU.
 template <int W, class F>
