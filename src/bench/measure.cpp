@@ -14,11 +14,10 @@
 #include "io/metrics_file.hpp"
 #include "train/trainer.hpp"
 #include "util/error.hpp"
+#include "util/wall_clock.hpp"
 
 namespace dualnet {
 namespace {
-
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 double peak_rss_mb() {
   rusage u{};

@@ -2,14 +2,26 @@
 
 #include <pthread.h>
 
-#include <chrono>
 #include <csignal>
 #include <utility>
+
+#include "util/wall_clock.hpp"
 
 namespace dualnet {
 
 namespace {
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+// Runs `job`, adding its seconds to *seconds; returns its failure (null if none).
+std::exception_ptr run_timed(const std::function<void()>& job, double* seconds) {
+  const double t0 = now_s();
+  std::exception_ptr failure;
+  try {
+    job();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  *seconds += now_s() - t0;
+  return failure;
+}
 }  // namespace
 
 WriteBehind::WriteBehind(bool background) {
@@ -43,15 +55,8 @@ void WriteBehind::submit(std::function<void()> job) {
   std::unique_lock<std::mutex> lock(mutex_);
   wait_idle(lock);
   if (!thread_.joinable()) {
-    const double t0 = now_s();
-    try {
-      job();
-    } catch (...) {
-      failure_ = std::current_exception();
-      busy_s_ += now_s() - t0;
-      throw;
-    }
-    busy_s_ += now_s() - t0;
+    failure_ = run_timed(job, &busy_s_);
+    if (failure_) std::rethrow_exception(failure_);
     return;
   }
   job_ = std::move(job);
@@ -78,15 +83,10 @@ void WriteBehind::loop() {
     const std::function<void()> job = std::move(job_);
     job_ = nullptr;
     lock.unlock();
-    const double t0 = now_s();
-    std::exception_ptr failure;
-    try {
-      job();
-    } catch (...) {
-      failure = std::current_exception();
-    }
+    double seconds = 0.0;
+    const std::exception_ptr failure = run_timed(job, &seconds);
     lock.lock();
-    busy_s_ += now_s() - t0;
+    busy_s_ += seconds;
     if (failure) failure_ = failure;
     pending_ = false;
     changed_.notify_all();
