@@ -79,9 +79,11 @@ const std::vector<KeySpec>& config_keys() {
        &Config::reducer,
        0,
        0,
-       {"auto", "mpi", "nccl"},
+       {"auto", "mpi", "shm", "nccl"},
        false,
-       "gradient all-reduce: auto = nccl on a CUDA build with 2 or more ranks, else mpi (none on one rank)"},
+       "gradient all-reduce: auto = nccl on a CUDA build with 2 or more ranks, shm when the ranks share one "
+       "host, else mpi (none on one rank); shm: MPI for every sum but the gradient's, which goes through a "
+       "shared-memory window"},
       {"progress_every",
        &Config::progress_every,
        0,

@@ -3,8 +3,8 @@
 // launch, deep copy and (Kokkos 4) fence; util/device_sync.hpp counts the waits dualnet
 // makes itself. A host build counts what a GPU build of the same code launches and waits
 // for, so a change that adds a launch or a host synchronisation to the step fails here,
-// without a GPU. Run at 1 and 2 ranks (the MPI reducer's two copies through host memory,
-// there and back, are host waits on a GPU).
+// without a GPU. Run at 1 and 2 ranks (the MPI reducer's copies through host memory are host
+// waits on a GPU).
 #include <gtest/gtest.h>
 
 #include <Kokkos_Core.hpp>
@@ -103,11 +103,14 @@ Config reference(const char* loss, int ranks) {
 }
 
 // The host waits of one step's all-reduces: none on one rank; across ranks the MPI
-// reducer copies through host memory and back (2 waits) for the gradient, and first for
-// the batch sums of the losses that couple the batch. NCCL's sums are stream-ordered: none.
-int allreduce_waits(const Config& cfg, int ranks) {
-  if (ranks == 1) return 0;
-  return 2 * (cfg.loss == "ref_nce" || cfg.loss == "ref_subtract" ? 2 : 1);
+// reducer copies through host memory and back (2 waits) for the batch sums of the losses
+// that couple the batch and for the gradient — or, with the ranks on one host and host
+// memory (reducer=auto: the gradient through shared memory, comm/shared_memory_sum.hpp),
+// one copy into its window (the sum itself is a kernel). NCCL's sums are stream-ordered: none.
+int allreduce_waits(const Config& cfg, const World& w) {
+  if (w.size == 1) return 0;
+  const bool shared = w.local_size == w.size && Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible;
+  return (shared ? 1 : 2) + (cfg.loss == "ref_nce" || cfg.loss == "ref_subtract" ? 2 : 0);
 }
 
 TEST(StepBudget, TrainingStepLaunchesAndWaits) {
@@ -124,7 +127,7 @@ TEST(StepBudget, TrainingStepLaunchesAndWaits) {
     EXPECT_LE(launches, kStepLaunches) << loss << ": per step\n" << seen.names();
     for (const auto& [name, n] : seen.launches) EXPECT_EQ(n, steps) << loss << ": " << name << " not once per step";
     // On one rank no host wait at all; across ranks only the MPI reducer's.
-    EXPECT_EQ(count.waits(), steps * allreduce_waits(cfg, w.size))
+    EXPECT_EQ(count.waits(), steps * allreduce_waits(cfg, w))
         << loss << ": " << seen.copies << " copies, " << seen.fences << " Kokkos fences";
     if (w.size == 1) {
       EXPECT_LE(count.waits() / steps, kStepWaits);
@@ -147,7 +150,7 @@ TEST(StepBudget, OnlyTimedStepsWait) {
   count.reset();
   t.train_step(0, 1);
   const std::int64_t timed = count.waits();
-  EXPECT_EQ(untimed, allreduce_waits(cfg, w.size)) << seen.copies << " copies, " << seen.fences << " Kokkos fences";
+  EXPECT_EQ(untimed, allreduce_waits(cfg, w)) << seen.copies << " copies, " << seen.fences << " Kokkos fences";
   EXPECT_GE(timed, 6) << "a timed step waits after each of its phases";
   for (int p = kSample; p <= kUpdate; ++p)
     if (p != kAllreduce || w.size > 1) {

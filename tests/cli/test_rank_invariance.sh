@@ -3,7 +3,8 @@
 # give bit-identical weights, metrics and tree at 1, 2 and 4 ranks, for every loss — the
 # batch-coupled ones (ref_nce, ref_subtract) and the per-item ones (infonce, simp) — with
 # momentum and weight decay, and an eval_chunk that splits the evaluation differently at each
-# rank count. (tests/unit/test_mpi_invariance.cpp: the sample stream's slicing and that all
+# rank count, and with either gradient transport on one host (shared memory, MPI's
+# all-reduce). (tests/unit/test_mpi_invariance.cpp: the sample stream's slicing and that all
 # ranks hold the same weights; tests/e2e: a 2-rank run's file layout.)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -16,12 +17,14 @@ for loss in "loss=ref_nce" "loss=infonce negatives=3" "loss=simp" "loss=ref_subt
   for np in 1 2 4; do
     dualnet_np "$np" train "${cfg[@]}" out="$work/np$np" overwrite=true >/dev/null
   done
-  for np in 2 4; do
-    same_metrics "$work/np1" "$work/np$np"
-    same_weights "$work/np1" "$work/np$np"
-    h5diff -q "$work/np1/metrics.h5" "$work/np$np/metrics.h5" /hltm /hltm ||
-      fail "$loss: /hltm differs between 1 and $np ranks"
+  # On one host reducer=auto sums the gradient through shared memory; MPI's all-reduce too.
+  dualnet_np 2 train "${cfg[@]}" reducer=mpi out="$work/np2mpi" overwrite=true >/dev/null
+  for run in np2 np4 np2mpi; do
+    same_metrics "$work/np1" "$work/$run"
+    same_weights "$work/np1" "$work/$run"
+    h5diff -q "$work/np1/metrics.h5" "$work/$run/metrics.h5" /hltm /hltm ||
+      fail "$loss: /hltm differs between 1 rank and $run"
   done
-  echo "$loss: 1, 2 and 4 ranks bit-identical"
+  echo "$loss: 1, 2 and 4 ranks (2 also with reducer=mpi) bit-identical"
 done
 echo "PASS: rank-count invariance"
