@@ -85,8 +85,11 @@ MemoryEstimate estimate_memory(const Config& c, int world_size) {
                  + kInt64 * (P + 2 + kBatchSums + 1)  // grad, batch_sums, overflows
                  + kDouble * steps                    // step_losses
                  + Evaluator::workspace_bytes(net, chunk, all_pairs) + SampleBatch::bytes(t, chunk) +
-                 Activations::bytes(t, chunk, false)                  // eval_samples, eval_act (train_act's weights)
-                 + (mirrored && ranks > 1 ? kInt64 * (P + 2) : 0.0);  // the reducer's host copy of the gradient
+                 Activations::bytes(t, chunk, false)                 // eval_samples, eval_act (train_act's weights)
+                 + (mirrored && ranks > 1 ? kInt64 * (P + 2) : 0.0)  // the reducer's host copy of the gradient
+                 // or, on one host, this rank's two slots of the gradient's shared-memory window
+                 // (comm/shared_memory_sum.hpp; the others' slots are their own ranks' memory)
+                 + (!mirrored && ranks > 1 ? 2.0 * kInt64 * (P + 2) : 0.0);
   // A resumed run keeps the checkpoint it read (commands/train.cpp holds it all run).
   const double checkpoint = kDouble * (3.0 * P + steps + nodes);  // params, velocity, row_params, losses, polarity
   if (!c.resume.empty()) m.persistent += checkpoint;
