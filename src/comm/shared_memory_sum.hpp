@@ -5,7 +5,7 @@
 // process); on a virtual machine the gradient's 53 KB took 15 us that way, a quarter of a
 // 2-rank training step's spare time. Here each rank copies its buffer into its own slot of
 // one window, the ranks meet at a barrier, and each adds every rank's slot, in rank order,
-// in one kernel (6 us). The sums are of integers (fixed point), so they are the bits
+// in one kernel (6-8 us). The sums are of integers (fixed point), so they are the bits
 // MPI_Allreduce gives.
 // Each rank's part of the window holds two slots that alternate from one sum to the next:
 // a rank can write a slot again only two sums later, after the barrier of the sum between,
