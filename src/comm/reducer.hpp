@@ -1,7 +1,8 @@
 #pragma once
 // Sums device buffers over all ranks, in place. One small interface, several transports:
-// serial (one rank: nothing to do), MPI (through host memory), NCCL (device buffers, in
-// comm/nccl_reducer.cpp when built with DUALNET_ENABLE_NCCL).
+// serial (one rank: nothing to do), MPI (through host memory; with every rank on one host,
+// the gradient's sum through a shared-memory window, comm/shared_memory_sum.hpp), NCCL
+// (device buffers, in comm/nccl_reducer.cpp when built with DUALNET_ENABLE_NCCL).
 // Every sum dualnet makes (gradients, losses, evaluation statistics, covop checks) travels
 // as int64 fixed point (util/fixed_point.hpp), so it is exact and independent of the
 // transport's order. The double overload has no caller in dualnet; only
