@@ -139,6 +139,13 @@ inline void prefetch_rows(const real* p, std::int64_t step, std::int64_t rows, i
     __builtin_prefetch(p + n - 1);
   }
 }
+
+// The host: every cache line of `bytes` contiguous bytes requested into L2 ahead, to be
+// read and written: sums a kernel adds into in place (the conn sums' totals).
+inline void prefetch_span_for_write(const void* p, std::int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (std::int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b, 1, 2);
+}
 #endif
 
 // f(i) for from <= i < to, to <= W: a loop over the rows or columns of a tile (or another

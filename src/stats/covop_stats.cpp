@@ -87,6 +87,9 @@ struct ConnGroups {
 // (measured on a Zen 4 host, 1 MiB of L2: depth 10 at 5 MB gained 4-13 %, depth 5 at 0.3 MB
 // lost 1-4 %).
 constexpr std::int64_t kConnPrefetchBytes = std::int64_t(1) << 20;
+// ... and the next team's totals when the tree's conn totals exceed this (the same host: 1.08-1.09x
+// at depth 9 and 10, paired medians of 8 rounds; depth 6 at 1.2 MB 0.97-0.99x).
+constexpr std::int64_t kConnTotalsPrefetchBytes = std::int64_t(2) << 20;
 #endif
 
 // What a conn-sums team works on (conn_sums).
@@ -343,6 +346,8 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
   // Where a chunk's activation rows outgrow L2, a team's reads of its inputs, rows
   // 10 KB and more apart, miss: each team then requests the next team's inputs ahead.
   const bool prefetch = rows * post_step * static_cast<std::int64_t>(sizeof(real)) > kConnPrefetchBytes;
+  const bool prefetch_totals =
+      2 * (l.conn1 - l.conn0) * static_cast<std::int64_t>(sizeof(std::int64_t)) > kConnTotalsPrefetchBytes;
 #endif
   using ScratchSpace = ExecSpace::scratch_memory_space;
   using ScratchI = Kokkos::View<std::int64_t*, ScratchSpace, Kokkos::MemoryUnmanaged>;
@@ -379,6 +384,15 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
         if (prefetch && team.league_rank() + 1 < group_teams) {
           const ConnTeam next = team_of(team.league_rank() + 1);
           prefetch_rows(next.x0, next.x_step, rows, next.inputs);
+        }
+        // ... and its totals, both classes, to be added into: a chunk of one block visits each
+        // node's totals once per 64 anchors, from L3 in large trees.
+        if (prefetch_totals && team.league_rank() + 1 < group_teams) {
+          const ConnTeam next = team_of(team.league_rank() + 1);
+          const std::int64_t at = l.conn_at(l.conn_row(t.conn_offset(next.node)) + next.i0, 0, 0),
+                             bytes = static_cast<std::int64_t>(next.inputs) * hid * stride * sizeof(std::int64_t);
+          prefetch_span_for_write(&total(l.conn0 + at), bytes);
+          prefetch_span_for_write(&total(l.conn1 + at), bytes);
         }
 #endif
         // Each View from its layout: the constructor from extents counts them at run time, and
