@@ -97,6 +97,7 @@ struct ConnTeam {
   int node, slot, i0, inputs;
   const real* x0;
   std::int64_t x_step;
+  std::int64_t conn_row;  // its first input's row of conn totals (EvalLayout::conn_row)
 };
 
 // A conn-sums team's scratch: for one block and class, per gate b the anchors where b is
@@ -357,7 +358,8 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
       KOKKOS_LAMBDA(const Team& team) {
         // Team q's node and window slot, its group's first input and their count, and where
         // the group's inputs start in each anchor's row: the ReLU of the node's children's
-        // neurons (as forward stored them) or its leaves, adjacent in memory.
+        // neurons (as forward stored them) or its leaves, adjacent in memory; and the row of
+        // conn totals its first input adds into.
         const auto team_of = [&](const int q) {
           ConnTeam c;
           const bool on_inner = q < inner * g.groups_inner;
@@ -373,26 +375,26 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
           c.x0 = on_leaves ? &leaves(0, t.first_child(c.node) - t.n_latent + c.i0)
                            : &post(0, t.first_child(c.node) * hid + c.i0);
           c.x_step = on_leaves ? leaves_step : post_step;
+          c.conn_row = l.conn_row(t.conn_offset(c.node)) + c.i0;
           return c;
         };
         const ConnTeam me = team_of(team.league_rank());
-        const int node = me.node, slot = me.slot, i0 = me.i0, inputs = me.inputs;
+        const int slot = me.slot, inputs = me.inputs;
         const real* const x0 = me.x0;
         const std::int64_t x_step = me.x_step;
 #ifdef DUALNET_TILE_VECTORS
         // The next team's input rows requested while this one works.
-        if (prefetch && team.league_rank() + 1 < group_teams) {
+        if ((prefetch || prefetch_totals) && team.league_rank() + 1 < group_teams) {
           const ConnTeam next = team_of(team.league_rank() + 1);
-          prefetch_rows(next.x0, next.x_step, rows, next.inputs);
-        }
-        // ... and its totals, both classes, to be added into: a chunk of one block visits each
-        // node's totals once per 64 anchors, from L3 in large trees.
-        if (prefetch_totals && team.league_rank() + 1 < group_teams) {
-          const ConnTeam next = team_of(team.league_rank() + 1);
-          const std::int64_t at = l.conn_at(l.conn_row(t.conn_offset(next.node)) + next.i0, 0, 0),
-                             bytes = static_cast<std::int64_t>(next.inputs) * hid * stride * sizeof(std::int64_t);
-          prefetch_span_for_write(&total(l.conn0 + at), bytes);
-          prefetch_span_for_write(&total(l.conn1 + at), bytes);
+          if (prefetch) prefetch_rows(next.x0, next.x_step, rows, next.inputs);
+          // ... and its totals, both classes, to be added into: a chunk of one block visits
+          // each node's totals once per 64 anchors, from L3 in large trees.
+          if (prefetch_totals) {
+            const std::int64_t at = l.conn_at(next.conn_row, 0, 0),
+                               bytes = static_cast<std::int64_t>(next.inputs) * hid * stride * sizeof(std::int64_t);
+            prefetch_span_for_write(&total(l.conn0 + at), bytes);
+            prefetch_span_for_write(&total(l.conn1 + at), bytes);
+          }
         }
 #endif
         // Each View from its layout: the constructor from extents counts them at run time, and
@@ -403,7 +405,7 @@ void CovopStats::conn_sums(const SampleBatch& samples, const Activations& act, s
         const ScratchN listed(team.team_scratch(1), ScratchN::array_layout(hid));
         const int i_tiles = tile_count(inputs, kTileRows);
         const FastDiv by_tiles(i_tiles);  // idx -> (gate, input tile)
-        const std::int64_t conn_row = l.conn_row(t.conn_offset(node)) + i0;
+        const std::int64_t conn_row = me.conn_row;
         for (std::int64_t r0 = 0; r0 < rows; r0 += kEvalBlock) {
           const int n = static_cast<int>(rows - r0 < kEvalBlock ? rows - r0 : kEvalBlock);
           const int n0 = class0(r0 / kEvalBlock);
