@@ -6,6 +6,7 @@
 
 #include "config/key_table.hpp"
 #include "loss/loss_names.hpp"
+#include "train/work_split.hpp"
 #include "util/error.hpp"
 #include "util/regular_file.hpp"
 #include "util/text.hpp"
@@ -84,6 +85,16 @@ const std::vector<KeySpec>& config_keys() {
        "gradient all-reduce: auto = nccl on a CUDA build with 2 or more ranks, shm when the ranks share one "
        "host, else mpi (none on one rank); shm: MPI for every sum but the gradient's, which goes through a "
        "shared-memory window"},
+      {"balance",
+       &Config::balance,
+       0,
+       0,
+       {},
+       false,
+       "how each step's micro-batches and each evaluation pass's blocks are shared among ranks: auto = steps even, "
+       "the evaluation's blocks after every pass in inverse proportion to each rank's measured time per block "
+       "(kernels on the host, 2 or more ranks); even; or one positive share per rank, comma-separated (a fixed "
+       "split of both, a rank given at most 1.5 times its even share of a step); every split gives the same bits"},
       {"progress_every",
        &Config::progress_every,
        0,
@@ -284,6 +295,7 @@ void validate(const Config& c, int world_size) {
   if (local % c.micro_batch != 0)
     fail("micro_batch (" + std::to_string(c.micro_batch) + ") must divide batch/ranks = " + std::to_string(local) +
          "; choose micro_batch dividing " + std::to_string(local));
+  balance_shares(c.balance, world_size);
   if (c.samples_per_pass % c.batch != 0)
     fail("samples_per_pass (" + std::to_string(c.samples_per_pass) + ") must be a multiple of batch (" +
          std::to_string(c.batch) + ")");

@@ -46,6 +46,7 @@ struct Config {
   std::string out = "dualnet-run";
   bool overwrite = false;
   std::string reducer = "auto";
+  std::string balance = "auto";
   std::int64_t progress_every = 0;
   std::int64_t profile_every = 10;
   // checkpoints and restart (io/checkpoint.hpp)

@@ -52,7 +52,20 @@ Trainer::Trainer(const Config& cfg, const World& world, const Checkpoint* resume
   sgd_ = SgdParams{cfg.lr, cfg.momentum, cfg.weight_decay};
   reducer_ = make_reducer(world, cfg.reducer);
   views_ = static_cast<int>(cfg.negatives) + 2;
-  local_items_ = cfg.batch / world.size;
+  // The ranks' shares of a step's micro-batches (held at what the buffers below hold) and of
+  // an evaluation pass's blocks.
+  const std::vector<double> shares = balance_shares(cfg.balance, world.size);
+  const std::int64_t units = cfg.batch / cfg.micro_batch;
+  const std::int64_t most_items = most_step_units(units, world.size, !shares.empty()) * cfg.micro_batch;
+  train_split_ = WorkSplit(units, world.size, 1, most_items / cfg.micro_batch, shares);
+  const std::int64_t blocks = (cfg.samples_per_pass + kEvalBlock - 1) / kEvalBlock;
+  eval_split_ = WorkSplit(blocks, world.size, 0, blocks, shares);
+  // balance=auto moves the evaluation's blocks only, and only where the kernels run on the
+  // host: there they have ended when the host reads the clock. Not a step's micro-batches: a
+  // step takes a quarter of a millisecond and the operating system shares a core in slices of
+  // milliseconds, so a rank's last pass predicts its next steps badly (docs/performance.md).
+  balance_eval_ =
+      cfg.balance == "auto" && world.size > 1 && Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible;
 
   const TreeShape& t = net_.tree;
   polarity_ = draw_polarities(t, static_cast<std::uint64_t>(cfg.seed), cfg.delta_lower, cfg.delta_upper);
@@ -60,13 +73,13 @@ Trainer::Trainer(const Config& cfg, const World& world, const Checkpoint* resume
   velocity_ = View1<real>("train.velocity", t.n_params());
   row_params_ = View1<real>("train.row_params", t.n_params());
 
-  const std::int64_t rows = local_items_ * views_;
+  const std::int64_t rows = most_items * views_;
   train_samples_.allocate(t, rows);
   next_samples_.allocate(t, rows);
   train_act_.allocate(t, rows);
-  dist_ = View2<real>("loss.dist", local_items_, views_ - 1);
-  coef_ = View2<real>("loss.coef", local_items_, views_ - 1);
-  item_loss_ = View1<real>("loss.item_loss", local_items_);
+  dist_ = View2<real>("loss.dist", most_items, views_ - 1);
+  coef_ = View2<real>("loss.coef", most_items, views_ - 1);
+  item_loss_ = View1<real>("loss.item_loss", most_items);
   grad_out_ = View2<real>("loss.grad_out", rows, t.hid);
   delta_ = View2<real>("model.delta", rows, PaddedLayout(t).delta_columns());
   grad_ = View1<std::int64_t>("train.grad_fixed", t.n_params() + 2);
@@ -112,9 +125,13 @@ Trainer::Trainer(const Config& cfg, const World& world, const Checkpoint* resume
 }
 
 EvalResult Trainer::evaluate(std::int64_t epoch) {
+  const auto t0 = std::chrono::steady_clock::now();
   evaluator_->reset();
-  std::int64_t begin, end;
-  Evaluator::rank_range(cfg_.samples_per_pass, world_.rank, world_.size, &begin, &end);
+  // This rank's blocks of the pass's anchors.
+  const std::int64_t n = cfg_.samples_per_pass;
+  const std::int64_t first = eval_split_.first(world_.rank);
+  const std::int64_t begin = std::min(n, first * kEvalBlock);
+  const std::int64_t end = std::min(n, (first + eval_split_.count(world_.rank)) * kEvalBlock);
   const std::int64_t base = pass_first_item(cfg_, epoch, false);
   // The pass's first anchor is every rank's reference for the shifted moment sums.
   sample_views(net_.tree, keep_bound_, static_cast<std::uint64_t>(cfg_.seed), static_cast<int>(cfg_.share_levels), base,
@@ -128,7 +145,9 @@ EvalResult Trainer::evaluate(std::int64_t epoch) {
     forward(net_, eval_samples_.leaves, rows, eval_act_);
     evaluator_->accumulate(eval_samples_, eval_act_, rows);
   }
+  const double busy_s = seconds_since(t0);
   reducer_->sum(evaluator_->totals());
+  if (balance_eval_) rebalance(eval_split_, busy_s);
   return evaluator_->finish(params_);
 }
 
@@ -136,14 +155,15 @@ EvalResult Trainer::evaluate(std::int64_t epoch) {
 // phases are timed (fenced) on every profile_every-th step only.
 void Trainer::train_step(std::int64_t epoch, std::int64_t step) {
   const TreeShape& t = net_.tree;
-  const std::int64_t rows = local_items_ * views_;
+  const std::int64_t items = step_items();
+  const std::int64_t rows = items * views_;
   const std::int64_t n_params = t.n_params();
   // This rank's items of a step: a pure function of (epoch, step), so a batch sampled ahead
   // is the same batch.
   const auto sample_step = [&](std::int64_t s, const SampleBatch& out) {
-    const std::int64_t first = step_first_item(cfg_, epoch, s) + world_.rank * local_items_;
+    const std::int64_t first = step_first_item(cfg_, epoch, s) + train_split_.first(world_.rank) * cfg_.micro_batch;
     sample_views(t, keep_bound_, static_cast<std::uint64_t>(cfg_.seed), static_cast<int>(cfg_.share_levels), first,
-                 local_items_, views_, out);
+                 items, views_, out);
   };
   const bool timed = cfg_.profile_every > 0 && (steps_taken_ + 1) % cfg_.profile_every == 0;
   ++steps_taken_;
@@ -163,15 +183,14 @@ void Trainer::train_step(std::int64_t epoch, std::int64_t step) {
   phase(kLoss);
   // grad_ and batch_sums_ hold 0 here: the previous step's update zeroed them.
   const bool coupled = loss_.batch_coupled();
-  pair_distances(train_act_.out, local_items_, views_, cfg_.micro_batch, dist_,
-                 coupled ? batch_sums_ : View1<std::int64_t>());
+  pair_distances(train_act_.out, items, views_, cfg_.micro_batch, dist_, coupled ? batch_sums_ : View1<std::int64_t>());
   if (coupled) {
     phase(kAllreduce);
     reducer_->sum(batch_sums_);
     phase(kLoss);
   }
-  loss_gradient(loss_, train_act_.out, dist_, local_items_, cfg_.micro_batch, batch_sums_, coef_, item_loss_, grad_out_,
-                grad_, n_params);
+  loss_gradient(loss_, train_act_.out, dist_, items, cfg_.micro_batch, batch_sums_, coef_, item_loss_, grad_out_, grad_,
+                n_params);
   phase(kBackward);
   backward(net_, train_act_, grad_out_, rows, delta_);
   weight_gradient(net_, train_act_, train_samples_.leaves, delta_, rows, cfg_.micro_batch * views_, grad_,
@@ -195,6 +214,18 @@ void Trainer::train_step(std::int64_t epoch, std::int64_t step) {
     timer_.stop();
     ++timed_steps_;
   }
+}
+
+void Trainer::rebalance(WorkSplit& split, double seconds) {
+  std::vector<double> all(static_cast<std::size_t>(world_.size));
+  DUALNET_MPI_CHECK(MPI_Gather(&seconds, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, 0, world_.comm));
+  std::vector<std::int64_t> counts = split.counts();
+  if (world_.root() && split.rebalance(all)) {
+    counts = split.counts();
+    ++rebalances_;
+  }
+  DUALNET_MPI_CHECK(MPI_Bcast(counts.data(), world_.size, MPI_INT64_T, 0, world_.comm));
+  split.set_counts(counts);
 }
 
 void Trainer::check_overflow(std::int64_t epoch) const {
@@ -390,8 +421,11 @@ void Trainer::print_header() const {
   std::printf("%-18s %s\n", "reducer", reducer_->name().c_str());
   std::printf("%-18s %d latents, %d leaves, %d neurons, %lld parameters\n", "tree", t.n_latent, t.n_leaf, t.n_neuron(),
               static_cast<long long>(t.n_params()));
-  std::printf("%-18s %lld items x %d views per rank and step\n", "local batch", static_cast<long long>(local_items_),
-              views_);
+  std::string split;
+  for (std::int64_t c : train_split_.counts())
+    split += (split.empty() ? "" : "+") + std::to_string(c * cfg_.micro_batch);
+  std::printf("%-18s %s items x %d views per step (ranks' shares; balance=%s%s)\n", "local batch", split.c_str(),
+              views_, cfg_.balance.c_str(), balance_eval_ ? ": the evaluation's blocks follow the ranks' speeds" : "");
   std::printf("%-18s %.1f MB per rank (upper bound)\n", "memory estimate",
               static_cast<double>(estimate_memory_bytes(cfg_, world_.size)) / 1e6);
   std::istringstream keys(cfg_.to_toml());
@@ -430,7 +464,15 @@ void Trainer::write_timing(double wall_s, double train_s, double eval_s, std::in
   j["hosts"] = world_.hosts;              // by rank
   j["local_ranks"] = world_.local_ranks;  // by rank: what GPU selection and the NCCL reducer use
   j["global_batch"] = cfg_.batch;
-  j["per_rank_batch"] = local_items_;
+  j["per_rank_batch"] = cfg_.batch / world_.size;  // the even share
+  // The last splits (train/work_split.hpp): items of a step and blocks of an evaluation pass
+  // per rank, and how often balancing moved them.
+  std::vector<std::int64_t> items;
+  for (std::int64_t c : train_split_.counts()) items.push_back(c * cfg_.micro_batch);
+  j["balance"] = cfg_.balance;
+  j["step_items_by_rank"] = items;
+  j["eval_blocks_by_rank"] = eval_split_.counts();
+  j["rebalances"] = rebalances_;
   j["steps"] = steps_run;
   j["train_samples_per_s"] = static_cast<double>(steps_run * cfg_.batch) / train_s;
   // The evaluation passes this process ran (a resumed run runs fewer than epochs + 1).

@@ -20,6 +20,7 @@
 #include "stats/evaluator.hpp"
 #include "train/phase_timer.hpp"
 #include "train/sgd.hpp"
+#include "train/work_split.hpp"
 
 namespace dualnet {
 
@@ -65,7 +66,15 @@ class Trainer {
   SgdParams sgd_;
   std::unique_ptr<Reducer> reducer_;
   int views_;
-  std::int64_t local_items_;  // items of one step on this rank
+  // How a step's micro-batches and an evaluation pass's blocks of anchors are shared among
+  // ranks (train/work_split.hpp); the blocks rebalanced after each pass where balance_eval_.
+  WorkSplit train_split_, eval_split_;
+  bool balance_eval_ = false;
+  std::int64_t rebalances_ = 0;
+  std::int64_t step_items() const { return train_split_.count(world_.rank) * cfg_.micro_batch; }
+  // Every rank's `seconds` for its units of `split` -> rank 0 decides the next split, and every
+  // rank takes it (one decision, whatever each rank's arithmetic). Collective.
+  void rebalance(WorkSplit& split, double seconds);
 
   View1<real> polarity_;  // [latents + leaves]
   View1<real> params_;
