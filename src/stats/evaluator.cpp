@@ -64,9 +64,14 @@ double Evaluator::result_bytes(const NetworkShape& net, bool all_pairs) {
 void Evaluator::reset() { Kokkos::deep_copy(total_, std::int64_t(0)); }
 
 void Evaluator::rank_range(std::int64_t n, int rank, int size, std::int64_t* begin, std::int64_t* end) {
-  const std::int64_t blocks = (n + kEvalBlock - 1) / kEvalBlock;
-  *begin = std::min(n, blocks * rank / size * kEvalBlock);
-  *end = std::min(n, blocks * (rank + 1) / size * kEvalBlock);
+  const std::int64_t blocks = (n + kEvalBlock - 1) / kEvalBlock, first = blocks * rank / size;
+  block_range(n, first, blocks * (rank + 1) / size - first, begin, end);
+}
+
+void Evaluator::block_range(std::int64_t n, std::int64_t first, std::int64_t count, std::int64_t* begin,
+                            std::int64_t* end) {
+  *begin = std::min(n, first * kEvalBlock);
+  *end = std::min(n, (first + count) * kEvalBlock);
 }
 
 void Evaluator::accumulate(const SampleBatch& samples, const Activations& act, std::int64_t rows) {

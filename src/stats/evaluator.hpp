@@ -55,6 +55,9 @@ class Evaluator {
   void class_mean_difference(const View1<real>& delta, double* p0, double* p1, std::int64_t first = 0) const;
   // Which anchors [begin, end) of a pass of n this rank evaluates: whole blocks.
   static void rank_range(std::int64_t n, int rank, int size, std::int64_t* begin, std::int64_t* end);
+  // The anchors [begin, end) of `count` blocks from block `first` of a pass of n.
+  static void block_range(std::int64_t n, std::int64_t first, std::int64_t count, std::int64_t* begin,
+                          std::int64_t* end);
 
  private:
   NetworkShape net_;

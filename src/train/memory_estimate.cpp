@@ -70,8 +70,8 @@ MemoryEstimate estimate_memory(const Config& c, int world_size) {
   const double P = static_cast<double>(t.n_params());
   // The most items a rank's step may hold (train/work_split.hpp: fixed shares may give more).
   const std::int64_t micro = std::max<std::int64_t>(1, c.micro_batch);
-  const bool fixed_shares = c.balance != "auto" && c.balance != "even";
-  const std::int64_t items = most_step_units(c.batch / micro, ranks, fixed_shares) * micro, views = c.negatives + 2;
+  const std::int64_t items = most_step_units(c.batch / micro, ranks, balance_is_fixed(c.balance)) * micro,
+                     views = c.negatives + 2;
   const std::int64_t rows = items * views;
   const double steps = static_cast<double>(steps_per_pass(c));
   const bool all_pairs = corr_full_enabled(c, t);

@@ -56,8 +56,9 @@ Trainer::Trainer(const Config& cfg, const World& world, const Checkpoint* resume
   // an evaluation pass's blocks.
   const std::vector<double> shares = balance_shares(cfg.balance, world.size);
   const std::int64_t units = cfg.batch / cfg.micro_batch;
-  const std::int64_t most_items = most_step_units(units, world.size, !shares.empty()) * cfg.micro_batch;
-  train_split_ = WorkSplit(units, world.size, 1, most_items / cfg.micro_batch, shares);
+  const std::int64_t most_units = most_step_units(units, world.size, balance_is_fixed(cfg.balance));
+  const std::int64_t most_items = most_units * cfg.micro_batch;
+  train_split_ = WorkSplit(units, world.size, 1, most_units, shares);
   const std::int64_t blocks = (cfg.samples_per_pass + kEvalBlock - 1) / kEvalBlock;
   eval_split_ = WorkSplit(blocks, world.size, 0, blocks, shares);
   // balance=auto moves the evaluation's blocks only, and only where the kernels run on the
@@ -127,11 +128,9 @@ Trainer::Trainer(const Config& cfg, const World& world, const Checkpoint* resume
 EvalResult Trainer::evaluate(std::int64_t epoch) {
   const auto t0 = std::chrono::steady_clock::now();
   evaluator_->reset();
-  // This rank's blocks of the pass's anchors.
-  const std::int64_t n = cfg_.samples_per_pass;
-  const std::int64_t first = eval_split_.first(world_.rank);
-  const std::int64_t begin = std::min(n, first * kEvalBlock);
-  const std::int64_t end = std::min(n, (first + eval_split_.count(world_.rank)) * kEvalBlock);
+  std::int64_t begin, end;  // this rank's blocks of the pass's anchors
+  Evaluator::block_range(cfg_.samples_per_pass, eval_split_.first(world_.rank), eval_split_.count(world_.rank), &begin,
+                         &end);
   const std::int64_t base = pass_first_item(cfg_, epoch, false);
   // The pass's first anchor is every rank's reference for the shifted moment sums.
   sample_views(net_.tree, keep_bound_, static_cast<std::uint64_t>(cfg_.seed), static_cast<int>(cfg_.share_levels), base,
@@ -214,6 +213,12 @@ void Trainer::train_step(std::int64_t epoch, std::int64_t step) {
     timer_.stop();
     ++timed_steps_;
   }
+}
+
+std::vector<std::int64_t> Trainer::step_items_by_rank() const {
+  std::vector<std::int64_t> items;
+  for (std::int64_t units : train_split_.counts()) items.push_back(units * cfg_.micro_batch);
+  return items;
 }
 
 void Trainer::rebalance(WorkSplit& split, double seconds) {
@@ -422,8 +427,7 @@ void Trainer::print_header() const {
   std::printf("%-18s %d latents, %d leaves, %d neurons, %lld parameters\n", "tree", t.n_latent, t.n_leaf, t.n_neuron(),
               static_cast<long long>(t.n_params()));
   std::string split;
-  for (std::int64_t c : train_split_.counts())
-    split += (split.empty() ? "" : "+") + std::to_string(c * cfg_.micro_batch);
+  for (std::int64_t items : step_items_by_rank()) split += (split.empty() ? "" : "+") + std::to_string(items);
   std::printf("%-18s %s items x %d views per step (ranks' shares; balance=%s%s)\n", "local batch", split.c_str(),
               views_, cfg_.balance.c_str(), balance_eval_ ? ": the evaluation's blocks follow the ranks' speeds" : "");
   std::printf("%-18s %.1f MB per rank (upper bound)\n", "memory estimate",
@@ -467,10 +471,8 @@ void Trainer::write_timing(double wall_s, double train_s, double eval_s, std::in
   j["per_rank_batch"] = cfg_.batch / world_.size;  // the even share
   // The last splits (train/work_split.hpp): items of a step and blocks of an evaluation pass
   // per rank, and how often balancing moved them.
-  std::vector<std::int64_t> items;
-  for (std::int64_t c : train_split_.counts()) items.push_back(c * cfg_.micro_batch);
   j["balance"] = cfg_.balance;
-  j["step_items_by_rank"] = items;
+  j["step_items_by_rank"] = step_items_by_rank();
   j["eval_blocks_by_rank"] = eval_split_.counts();
   j["rebalances"] = rebalances_;
   j["steps"] = steps_run;

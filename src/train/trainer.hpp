@@ -72,6 +72,7 @@ class Trainer {
   bool balance_eval_ = false;
   std::int64_t rebalances_ = 0;
   std::int64_t step_items() const { return train_split_.count(world_.rank) * cfg_.micro_batch; }
+  std::vector<std::int64_t> step_items_by_rank() const;
   // Every rank's `seconds` for its units of `split` -> rank 0 decides the next split, and every
   // rank takes it (one decision, whatever each rank's arithmetic). Collective.
   void rebalance(WorkSplit& split, double seconds);

@@ -102,8 +102,10 @@ std::int64_t most_step_units(std::int64_t units, int ranks, bool movable) {
   return movable && ranks > 1 ? std::min(units, even + std::max<std::int64_t>(1, even / 2)) : even;
 }
 
+bool balance_is_fixed(const std::string& value) { return value != "auto" && value != "even"; }
+
 std::vector<double> balance_shares(const std::string& value, int ranks) {
-  if (value == "auto" || value == "even") return {};
+  if (!balance_is_fixed(value)) return {};
   const std::string allowed = "balance must be auto, even, or " + std::to_string(ranks) +
                               " comma-separated positive shares of at most 1e9 (one per rank), got '" + echo(value) +
                               "'";

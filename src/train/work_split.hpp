@@ -27,11 +27,9 @@ class WorkSplit {
   const std::vector<std::int64_t>& counts() const { return counts_; }
   void set_counts(const std::vector<std::int64_t>& counts);  // a split made elsewhere (checked)
 
-  // Every rank's seconds for its count() units in the last pass (per step, for a step's
-  // split) -> the split for the next pass: in inverse proportion to each rank's time per unit,
-  // smoothed over passes, taken only where it shortens the slowest rank's predicted time by
-  // more than kMinGain (a split that flips back and forth on noise helps no one). Returns
-  // whether the split changed.
+  // Every rank's seconds for its count() units in the last pass -> the split for the next pass: in inverse proportion
+  // to each rank's time per unit, smoothed over passes, taken only where it shortens the slowest rank's predicted time
+  // by more than kMinGain (a split that flips back and forth on noise helps no one). Returns whether the split changed.
   bool rebalance(const std::vector<double>& seconds);
   static constexpr double kMinGain = 0.01;
 
@@ -50,6 +48,10 @@ class WorkSplit {
 // The most micro-batches of a step one rank may be given, which its buffers hold: its even
 // share of `units`, and half as much again (at least one more) where the split can move.
 std::int64_t most_step_units(std::int64_t units, int ranks, bool movable);
+
+// Whether the `balance` key's value names fixed shares (anything but auto and even), which
+// may give a rank more than its even share of a step.
+bool balance_is_fixed(const std::string& value);
 
 // The `balance` key's value for `ranks` ranks: "auto" or "even" give no shares; a list of
 // comma-separated positive numbers, one per rank, gives them. Throws UsageError otherwise.

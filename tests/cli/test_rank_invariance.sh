@@ -4,8 +4,9 @@
 # batch-coupled ones (ref_nce, ref_subtract) and the per-item ones (infonce, simp) — with
 # momentum and weight decay, and an eval_chunk that splits the evaluation differently at each
 # rank count, with either gradient transport on one host (shared memory, MPI's all-reduce),
-# and with uneven splits of the work among the ranks (balance). (tests/unit/test_mpi_invariance.cpp: the sample stream's slicing and that all
-# ranks hold the same weights; tests/e2e: a 2-rank run's file layout.)
+# and with uneven splits of the work among the ranks (balance). (tests/unit/
+# test_mpi_invariance.cpp: the sample stream's slicing and that all ranks hold the same
+# weights; tests/e2e: a 2-rank run's file layout.)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
